@@ -1,0 +1,274 @@
+//! The command line: clap definitions and the typed parsers of its values.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use gobuildkey::keys::{Algorithm, Principal, PrincipalError};
+use gobuildkey::master::{self, MasterError, MasterSource};
+
+use crate::exit::Exit;
+
+/// Issue and check the keys a build farm's machines use to join it.
+///
+/// A build key is the lowercase hex of HMAC(master, principal), where the principal is a
+/// host type such as host-linux-arm-aws. Admins create a master (`init`) and mint keys
+/// (`mint`); anyone holding the master can check a key (`verify`). Keys are compatible with
+/// Go's build farm; `--alg hmac-md5` gives exactly the keys of Go's genbuilderkey.
+///
+/// Secrets never go on the command line: keys are read from standard input or a file.
+#[derive(Debug, Parser)]
+#[command(name = "gobuildkey", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new master secret (admins)
+    ///
+    /// Draws 32 bytes from the operating system's random generator and writes them as 64
+    /// hex digits and a newline to the master key file, mode 0600, creating missing folders
+    /// with mode 0700. An existing file is kept unless --force is given; then it is replaced
+    /// atomically. Prints the path and the master's fingerprint, never the secret.
+    #[command(after_help = "\
+Exit status: 0 created; 73 the file exists (use --force) or a link or folder is in the way;
+see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey init
+  gobuildkey init --master-key /etc/gobuildkey/master.key")]
+    Init(InitArgs),
+
+    /// Print the key of a principal (admins)
+    ///
+    /// Standard output is the key and a newline, nothing else, so `gobuildkey mint HOST >
+    /// FILE` makes a key file. The key's fingerprint goes to standard error: the machine's
+    /// owner can compare it with what `gobuildkey check` shows, without the key travelling
+    /// again.
+    #[command(after_help = "\
+Exit status: 0 minted; 66 no master (run `gobuildkey init`); 77 the master file is open to
+others; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey mint host-linux-arm-aws > host-linux-arm-aws.key
+  gobuildkey mint --alg hmac-md5 host-darwin-amd64-12_0    # a genbuilderkey-compatible key")]
+    Mint(MintArgs),
+
+    /// Check a key against the master (exit 0 valid, 1 invalid)
+    ///
+    /// The key is read from --key-file or standard input, never from the command line, and
+    /// the whitespace around it is trimmed. It is compared in constant time with the key
+    /// the master gives the principal. Any wrong, malformed, empty or wrong-length key is
+    /// "invalid build key", exit 1; the message never shows the key.
+    #[command(after_help = "\
+Exit status: 0 valid; 1 invalid; 2 usage; 66 no master; 77 the master file is open to others;
+see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey verify host-linux-arm-aws < host-linux-arm-aws.key
+  gobuildkey verify --key-file ~/.gobuildkey-host-linux-arm-aws host-linux-arm-aws")]
+    Verify(VerifyArgs),
+}
+
+/// `gobuildkey init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the master [default: ~/keys/gobuilder-master.key]
+    #[arg(long, value_name = "FILE", env = ENV_MASTER_FILE)]
+    pub master_key: Option<PathBuf>,
+
+    /// Replace an existing master file. Every key minted from it stops verifying.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl InitArgs {
+    /// The file to write.
+    pub fn path(&self) -> Result<PathBuf, MasterError> {
+        self.master_key
+            .clone()
+            .map_or_else(master::default_path, Ok)
+    }
+}
+
+/// The environment variable naming the master key file.
+pub const ENV_MASTER_FILE: &str = "GOBUILDKEY_MASTER_KEY_FILE";
+/// The environment variable holding the master key command.
+pub const ENV_MASTER_COMMAND: &str = "GOBUILDKEY_MASTER_KEY_COMMAND";
+
+/// Where the master comes from, for the commands that read it.
+///
+/// The environment is read by [`MasterArgs::source`], not by clap, so that a flag beats
+/// both variables: with clap's `env`, `GOBUILDKEY_MASTER_KEY_FILE` in the environment
+/// would conflict with an explicit `--master-key-command`.
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// The master key file [default: ~/keys/gobuilder-master.key]
+    ///
+    /// It must be a regular file that only its owner can read or write (chmod 600).
+    /// [env: GOBUILDKEY_MASTER_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub master_key: Option<PathBuf>,
+
+    /// A shell command whose standard output is the master
+    ///
+    /// For secret managers, e.g. 'pass show farm/master' or 'vault kv get -field=master
+    /// secret/farm'. It runs as `sh -c CMD` with standard input closed and standard error
+    /// shown; it must exit 0 and print at most 4096 bytes. Put no secret in the command
+    /// itself. [env: GOBUILDKEY_MASTER_KEY_COMMAND]
+    #[arg(long, value_name = "CMD", conflicts_with = "master_key")]
+    pub master_key_command: Option<OsString>,
+}
+
+impl MasterArgs {
+    /// The source: a flag, else one of the two environment variables (both set is an
+    /// error: which one was meant?), else the default file.
+    pub fn source(&self) -> Result<MasterSource, MasterError> {
+        if let Some(command) = &self.master_key_command {
+            return Ok(MasterSource::Command(command.clone()));
+        }
+        if let Some(path) = &self.master_key {
+            return Ok(MasterSource::File(path.clone()));
+        }
+        let from_env = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+        match (from_env(ENV_MASTER_COMMAND), from_env(ENV_MASTER_FILE)) {
+            (Some(_), Some(_)) => Err(MasterError::Ambiguous),
+            (Some(command), None) => Ok(MasterSource::Command(command)),
+            (None, Some(path)) => Ok(MasterSource::File(path.into())),
+            (None, None) => master::default_path().map(MasterSource::File),
+        }
+    }
+}
+
+/// `gobuildkey mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// The host type (host-linux-arm-aws), person (user-NAME) or builder name
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey
+    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
+    pub alg: Algorithm,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The principal the key should belong to
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Read the key from FILE instead of standard input
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// The MAC the key was minted with
+    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
+    pub alg: Algorithm,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// The whole command-line definition, with the exit-status table from [`Exit`].
+pub fn command() -> clap::Command {
+    Cli::command().after_help(Exit::help_table())
+}
+
+fn alg_parser() -> impl TypedValueParser<Value = Algorithm> {
+    PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).try_map(|name| name.parse())
+}
+
+/// Parses a principal, refusing any that breaks the rule with a usage error (exit 2) whose
+/// message states the rule and shows the value escaped.
+#[derive(Clone, Debug)]
+struct PrincipalParser;
+
+impl TypedValueParser for PrincipalParser {
+    type Value = Principal;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Principal, clap::Error> {
+        let parsed = match value.to_str() {
+            Some(text) => Principal::new(text),
+            None => Err(PrincipalError::new(&value.to_string_lossy())),
+        };
+        parsed.map_err(|e| {
+            // `Error::raw` keeps clap from echoing the raw value, which may hold escape codes.
+            let mut cmd = cmd.clone();
+            clap::Error::raw(ErrorKind::ValueValidation, e).format(&mut cmd)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use clap::FromArgMatches;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches = command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn alg_defaults_to_sha256() {
+        let Command::Mint(args) = parse(&["gobuildkey", "mint", "host-x"]).unwrap().command else {
+            panic!("not mint")
+        };
+        assert_eq!(args.alg, Algorithm::HmacSha256);
+        let Command::Mint(args) = parse(&["gobuildkey", "mint", "--alg", "hmac-md5", "host-x"])
+            .unwrap()
+            .command
+        else {
+            panic!("not mint")
+        };
+        assert_eq!(args.alg, Algorithm::HmacMd5);
+    }
+
+    #[test]
+    fn bad_principal_is_a_usage_error_stating_the_rule() {
+        let err = parse(&["gobuildkey", "mint", "Host/\u{1b}x"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(Exit::Usage.code()));
+        let text = err.to_string();
+        assert!(text.contains(Principal::RULE), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
+
+    #[test]
+    fn master_command_and_file_conflict() {
+        let err = parse(&[
+            "gobuildkey",
+            "mint",
+            "--master-key",
+            "f",
+            "--master-key-command",
+            "c",
+            "host-x",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+}

@@ -1,0 +1,237 @@
+//! The exit codes of the `gobuildkey` command: one enum, the only place they are defined.
+//!
+//! 0 and 1 answer the question a command asks (is the key valid, did the check pass);
+//! 2 is a usage error (clap's); everything from 65 on is an operational error, numbered
+//! after BSD's sysexits.h so that service managers and scripts can tell them apart.
+
+use std::io;
+use std::process::ExitCode;
+
+use gobuildkey::master::MasterError;
+use gobuildkey::secret_file::{ReadError, WriteError};
+
+/// How the command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; the key is valid.
+    Ok = 0,
+    /// The key is invalid, or a check failed.
+    Invalid = 1,
+    /// The command line is wrong (clap's code).
+    Usage = 2,
+    /// The master or an input is malformed: empty, too short, too long.
+    DataErr = 65,
+    /// A file that must exist does not: the master, a key file.
+    NoInput = 66,
+    /// The master key command could not be run or failed.
+    Unavailable = 69,
+    /// A bug in gobuildkey.
+    Software = 70,
+    /// A file was not written: it exists (use --force), or a link or folder is in the way.
+    CantCreate = 73,
+    /// Reading or writing failed.
+    IoErr = 74,
+    /// A secret file is readable or writable by others, or access was denied.
+    NoPerm = 77,
+    /// The environment is wrong: no home folder.
+    Config = 78,
+}
+
+impl Exit {
+    /// Every code, in order.
+    pub const ALL: [Self; 11] = [
+        Self::Ok,
+        Self::Invalid,
+        Self::Usage,
+        Self::DataErr,
+        Self::NoInput,
+        Self::Unavailable,
+        Self::Software,
+        Self::CantCreate,
+        Self::IoErr,
+        Self::NoPerm,
+        Self::Config,
+    ];
+
+    /// The number the process exits with.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What the code means, as `--help` and docs/design.md say it.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Self::Ok => "success; the key is valid",
+            Self::Invalid => "the key is invalid, or a check failed",
+            Self::Usage => "usage error: a wrong option, argument or principal",
+            Self::DataErr => {
+                "malformed master or input: empty, too short or long, not a regular file"
+            }
+            Self::NoInput => "a file that must exist does not (the master, a key file)",
+            Self::Unavailable => "the master key command could not be run or failed",
+            Self::Software => "internal error (a bug: please report it)",
+            Self::CantCreate => {
+                "refused to write a file (it exists, or a link or folder is in the way)"
+            }
+            Self::IoErr => "reading or writing failed",
+            Self::NoPerm => "a secret file is open to others, or access was denied",
+            Self::Config => {
+                "the environment is wrong: no usable HOME, or both master variables set"
+            }
+        }
+    }
+
+    /// The table for `--help`.
+    pub fn help_table() -> String {
+        let mut table = String::from("Exit status:\n");
+        for exit in Self::ALL {
+            table.push_str(&format!("  {:>2}  {}\n", exit.code(), exit.meaning()));
+        }
+        table
+    }
+
+    /// The code for an error, found by the first error in its chain that says.
+    pub fn for_error(err: &anyhow::Error) -> Self {
+        err.chain()
+            .find_map(|cause| {
+                if let Some(e) = cause.downcast_ref::<MasterError>() {
+                    Some(Self::for_master(e))
+                } else if let Some(e) = cause.downcast_ref::<ReadError>() {
+                    Some(Self::for_read(e))
+                } else if let Some(e) = cause.downcast_ref::<WriteError>() {
+                    Some(Self::for_write(e))
+                } else {
+                    cause.downcast_ref::<io::Error>().map(Self::for_io)
+                }
+            })
+            .unwrap_or(Self::Software)
+    }
+
+    fn for_master(err: &MasterError) -> Self {
+        match err {
+            MasterError::Missing { .. } => Self::NoInput,
+            MasterError::TooOpen { .. } => Self::NoPerm,
+            MasterError::Read(e) => Self::for_read(e),
+            MasterError::Empty | MasterError::TooShort { .. } | MasterError::TooLong => {
+                Self::DataErr
+            }
+            MasterError::CommandStart(_) | MasterError::CommandFailed { .. } => Self::Unavailable,
+            MasterError::NoHome | MasterError::Ambiguous => Self::Config,
+            _ => Self::Software,
+        }
+    }
+
+    fn for_read(err: &ReadError) -> Self {
+        match err {
+            ReadError::Missing { .. } => Self::NoInput,
+            ReadError::NotAFile { .. } => Self::DataErr,
+            ReadError::Io { source, .. } => Self::for_io(source),
+            _ => Self::Software,
+        }
+    }
+
+    fn for_write(err: &WriteError) -> Self {
+        match err {
+            WriteError::CreateDir { source, .. } | WriteError::Io { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                Self::NoPerm
+            }
+            _ => Self::CantCreate,
+        }
+    }
+
+    fn for_io(err: &io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::PermissionDenied => Self::NoPerm,
+            _ => Self::IoErr,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn codes_are_distinct_and_classed() {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.dedup();
+        assert_eq!(codes, sorted, "ALL is in order without repeats");
+        assert_eq!(Exit::Ok.code(), 0);
+        assert_eq!(Exit::Invalid.code(), 1);
+        assert_eq!(Exit::Usage.code(), 2);
+        assert!(
+            codes[3..].iter().all(|&c| c >= 3),
+            "operational errors are >= 3"
+        );
+    }
+
+    #[test]
+    fn help_table_lists_every_code() {
+        let table = Exit::help_table();
+        for exit in Exit::ALL {
+            assert!(table.contains(&format!("{:>2}  {}", exit.code(), exit.meaning())));
+        }
+    }
+
+    #[test]
+    fn design_doc_lists_every_code() {
+        let doc = include_str!("../docs/design.md");
+        for exit in Exit::ALL {
+            let row = format!("| {} | {} |", exit.code(), exit.meaning());
+            assert!(doc.contains(&row), "docs/design.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_codes() {
+        let path = PathBuf::from("/x");
+        let cases: Vec<(anyhow::Error, Exit)> = vec![
+            (
+                MasterError::Missing { path: path.clone() }.into(),
+                Exit::NoInput,
+            ),
+            (
+                MasterError::TooOpen {
+                    path: path.clone(),
+                    mode: 0o644,
+                }
+                .into(),
+                Exit::NoPerm,
+            ),
+            (MasterError::Empty.into(), Exit::DataErr),
+            (MasterError::TooShort { len: 3 }.into(), Exit::DataErr),
+            (MasterError::NoHome.into(), Exit::Config),
+            (
+                WriteError::Exists { path: path.clone() }.into(),
+                Exit::CantCreate,
+            ),
+            (
+                WriteError::Symlink { path: path.clone() }.into(),
+                Exit::CantCreate,
+            ),
+            (ReadError::Missing { path }.into(), Exit::NoInput),
+            (
+                io::Error::from(io::ErrorKind::PermissionDenied).into(),
+                Exit::NoPerm,
+            ),
+            (anyhow::anyhow!("something else"), Exit::Software),
+        ];
+        for (err, want) in cases {
+            assert_eq!(Exit::for_error(&err), want, "{err}");
+        }
+        let wrapped = anyhow::Error::from(MasterError::Empty).context("loading the master");
+        assert_eq!(Exit::for_error(&wrapped), Exit::DataErr);
+    }
+}

@@ -1,0 +1,734 @@
+//! Principals, algorithms, key derivation, verification and fingerprints.
+//!
+//! A build key is the lowercase hex of HMAC(master, principal). [`Deriver`] holds the
+//! master's precomputed HMAC state for one [`Algorithm`]; its [`Deriver::derive`] (what
+//! `mint` prints) and [`Deriver::verify`] (what `verify` and every other verifier call)
+//! both compute the MAC through one private function, so they cannot drift apart.
+
+use std::fmt;
+use std::str::FromStr;
+
+use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::master::MasterSecret;
+
+/// Trims the whitespace that Go's `strings.TrimSpace` trims around ASCII text:
+/// space, `\t`, `\n`, `\v` (0x0B), `\f` and `\r`.
+///
+/// This is the one trimming rule of the project, applied to master files, key files and
+/// presented keys alike. Rust's [`u8::is_ascii_whitespace`] leaves out `\v`, which Go trims,
+/// hence this function.
+///
+/// ```
+/// assert_eq!(gobuildkey::keys::trim_space(b"\x0b\t key \r\n"), b"key");
+/// ```
+#[must_use]
+pub fn trim_space(text: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    &text[start..end]
+}
+
+/// The name a key is minted for: a host type (`host-linux-arm-aws`), a person's token
+/// (`user-relui`) or a bare builder name (`linux-amd64`).
+///
+/// A principal is 1 to 128 characters of `a-z`, `0-9`, `.`, `_` and `-`, starting with a
+/// letter or digit, with no `..`. The rule keeps principals safe as file-name parts
+/// (`~/.gobuildkey-PRINCIPAL`) and leaves `#` free as a separator.
+///
+/// ```
+/// use gobuildkey::keys::Principal;
+///
+/// let p: Principal = "host-darwin-amd64-12_0".parse()?;
+/// assert_eq!(p.as_str(), "host-darwin-amd64-12_0");
+/// assert!("Host-Linux".parse::<Principal>().is_err());
+/// assert!("host/../../etc".parse::<Principal>().is_err());
+/// # Ok::<(), gobuildkey::keys::PrincipalError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Principal(String);
+
+impl Principal {
+    /// The longest principal accepted, in characters.
+    pub const MAX_LEN: usize = 128;
+
+    /// The rule, in words, as error messages state it.
+    pub const RULE: &'static str = "a principal is 1 to 128 characters of a-z, 0-9, '.', '_' and '-', \
+         starting with a letter or digit, with no '..'";
+
+    /// Checks `name` against the rule.
+    ///
+    /// # Errors
+    /// [`PrincipalError`] when `name` breaks the rule; its message shows the name escaped,
+    /// so control characters cannot reach a terminal.
+    pub fn new(name: &str) -> Result<Self, PrincipalError> {
+        let bytes = name.as_bytes();
+        let allowed = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-');
+        let ok = !bytes.is_empty()
+            && bytes.len() <= Self::MAX_LEN
+            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+            && bytes.iter().all(allowed)
+            && !name.contains("..");
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(PrincipalError::new(name))
+        }
+    }
+
+    /// The principal's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Principal {
+    type Err = PrincipalError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Principal {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A name that breaks the principal rule ([`Principal::RULE`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid principal {shown}: {rule}", rule = Principal::RULE)]
+pub struct PrincipalError {
+    shown: String,
+}
+
+impl PrincipalError {
+    /// An error for `name`, which is shown escaped and cut to 64 characters.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Self {
+            shown: escape_for_terminal(name, 64),
+        }
+    }
+}
+
+/// Quotes `text` with every control, quote and non-ASCII character escaped, cut to `max`
+/// characters, so that an untrusted string cannot move the cursor or recolour a terminal.
+///
+/// ```
+/// assert_eq!(gobuildkey::keys::escape_for_terminal("a\x1b[2Jb", 64), r#""a\u{1b}[2Jb""#);
+/// ```
+#[must_use]
+pub fn escape_for_terminal(text: &str, max: usize) -> String {
+    let mut shown: String = text
+        .chars()
+        .take(max)
+        .flat_map(char::escape_default)
+        .collect();
+    if text.chars().count() > max {
+        shown.push_str("...");
+    }
+    format!("\"{shown}\"")
+}
+
+/// The MAC a key is computed with.
+///
+/// ```
+/// use gobuildkey::keys::Algorithm;
+///
+/// assert_eq!("hmac-md5".parse::<Algorithm>(), Ok(Algorithm::HmacMd5));
+/// assert_eq!(Algorithm::default().hex_len(), 64);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// HMAC-SHA256: 64 hex digits. The default.
+    #[default]
+    HmacSha256,
+    /// HMAC-MD5: 32 hex digits, what Go's `genbuilderkey` mints, for farms that migrate.
+    HmacMd5,
+}
+
+impl Algorithm {
+    /// Every algorithm, default first.
+    pub const ALL: [Self; 2] = [Self::HmacSha256, Self::HmacMd5];
+
+    /// The name used on the command line and in documents: `hmac-sha256`, `hmac-md5`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::HmacMd5 => "hmac-md5",
+        }
+    }
+
+    /// How many bytes the MAC has.
+    #[must_use]
+    pub const fn mac_len(self) -> usize {
+        match self {
+            Self::HmacSha256 => 32,
+            Self::HmacMd5 => 16,
+        }
+    }
+
+    /// How many hex digits a key of this algorithm has.
+    #[must_use]
+    pub const fn hex_len(self) -> usize {
+        self.mac_len() * 2
+    }
+
+    fn from_hex_len(len: usize) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.hex_len() == len)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.name() == s)
+            .ok_or(UnknownAlgorithm)
+    }
+}
+
+/// A name that is not `hmac-sha256` or `hmac-md5`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm: use hmac-sha256 or hmac-md5")]
+pub struct UnknownAlgorithm;
+
+/// The most bytes of a presented key that are read (from a file, standard input, a
+/// line): a key is 64 characters, so anything longer than this is refused unread.
+pub const MAX_KEY_INPUT: usize = 4096;
+
+/// A build key: lowercase hex digits, held in memory that is wiped on drop.
+///
+/// Its [`Debug`] shows only the fingerprint. Get one from [`Deriver::derive`] or by parsing
+/// a key someone handed over with [`BuildKey::parse`].
+pub struct BuildKey {
+    text: Zeroizing<String>,
+    alg: Algorithm,
+}
+
+impl BuildKey {
+    /// Parses a key as found in a key file or on standard input: surrounding whitespace is
+    /// trimmed ([`trim_space`]); what remains must be 64 (HMAC-SHA256) or 32 (HMAC-MD5)
+    /// lowercase hex digits.
+    ///
+    /// ```
+    /// use gobuildkey::keys::{Algorithm, BuildKey};
+    ///
+    /// let key = BuildKey::parse(b"1b9d4aa92ead7780b92e7de703aed11c\n")?;
+    /// assert_eq!(key.algorithm(), Algorithm::HmacMd5);
+    /// assert!(BuildKey::parse(b"1B9D4AA92EAD7780B92E7DE703AED11C").is_err());
+    /// # Ok::<(), gobuildkey::keys::KeyFormatError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeyFormatError`] when the text is not a well-formed key. The error never contains
+    /// the text.
+    pub fn parse(raw: &[u8]) -> Result<Self, KeyFormatError> {
+        let (text, alg) = key_text(raw)?;
+        let mut owned = Zeroizing::new(String::with_capacity(text.len()));
+        // `key_text` admits only ASCII hex digits, so every byte is a char.
+        owned.extend(text.iter().map(|&b| char::from(b)));
+        Ok(Self { text: owned, alg })
+    }
+
+    /// The algorithm the key's length says it was minted with.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key's text. It is a secret: write it only where the user asked for it.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.text
+    }
+
+    /// The key's fingerprint, safe to show and compare.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.text.as_bytes())
+    }
+}
+
+impl fmt::Debug for BuildKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuildKey")
+            .field("alg", &self.alg)
+            .field("fingerprint", &self.fingerprint().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one rule of what a well-formed key looks like: after trimming, 64 or 32 lowercase
+/// hex digits. Returns the trimmed text and the algorithm its length implies.
+fn key_text(raw: &[u8]) -> Result<(&[u8], Algorithm), KeyFormatError> {
+    let text = trim_space(raw);
+    if text.is_empty() {
+        return Err(KeyFormatError::Empty);
+    }
+    let alg =
+        Algorithm::from_hex_len(text.len()).ok_or(KeyFormatError::Length { found: text.len() })?;
+    if !text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(KeyFormatError::NotLowercaseHex);
+    }
+    Ok((text, alg))
+}
+
+/// Why a text is not a well-formed build key. Never carries the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFormatError {
+    /// Nothing but whitespace.
+    #[error(
+        "the key is empty: a build key is 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits"
+    )]
+    Empty,
+    /// Neither 64 nor 32 characters after trimming.
+    #[error(
+        "the key has {found} characters: a build key is 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits"
+    )]
+    Length {
+        /// How many characters were found after trimming.
+        found: usize,
+    },
+    /// A character other than `0-9` and `a-f`.
+    #[error("the key has characters other than 0-9 and a-f: a build key is lowercase hex digits")]
+    NotLowercaseHex,
+}
+
+/// The outcome of a verification.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The presented key is the principal's key.
+    Valid,
+    /// It is not; the reason may be shown to the presenter, it reveals nothing secret.
+    Invalid(Reason),
+}
+
+impl Verdict {
+    /// Whether the key was accepted.
+    #[must_use]
+    pub fn is_valid(self) -> bool {
+        self == Self::Valid
+    }
+}
+
+/// Why a presented key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Well-formed, but not the principal's key under this master.
+    Mismatch,
+    /// Not a key of the expected algorithm at all: empty, wrong length or not lowercase hex.
+    Malformed,
+}
+
+impl Reason {
+    /// A one-word name for logs and protocols: `invalid`, `malformed`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mismatch => "invalid",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The master's keyed HMAC state for one algorithm: derives keys and verifies them.
+///
+/// Build it once and reuse it: the keyed state is computed once, and every derivation or
+/// verification starts from a copy of it.
+///
+/// ```
+/// use gobuildkey::keys::{Algorithm, Deriver, Principal, Verdict};
+/// use gobuildkey::master::MasterSecret;
+///
+/// let master = MasterSecret::from_text(b"an example master, 32 bytes long\n")?;
+/// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+/// let host: Principal = "host-linux-arm-aws".parse()?;
+///
+/// let key = deriver.derive(&host);
+/// assert_eq!(key.expose_secret().len(), 64);
+/// assert_eq!(deriver.verify(&host, key.expose_secret().as_bytes()), Verdict::Valid);
+/// assert!(!deriver.verify(&"host-other".parse()?, key.expose_secret().as_bytes()).is_valid());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Deriver {
+    keyed: Keyed,
+}
+
+#[derive(Clone)]
+enum Keyed {
+    Sha256(Hmac<Sha256>),
+    Md5(Hmac<Md5>),
+}
+
+impl Deriver {
+    /// Keys the HMAC state with `master` for `alg`.
+    #[must_use]
+    pub fn new(master: &MasterSecret, alg: Algorithm) -> Self {
+        Self::from_key_bytes(master.expose_secret(), alg)
+    }
+
+    /// HMAC accepts keys of any length, so this cannot fail.
+    fn from_key_bytes(key: &[u8], alg: Algorithm) -> Self {
+        let keyed = match alg {
+            Algorithm::HmacSha256 => Keyed::Sha256(keyed_state(key)),
+            Algorithm::HmacMd5 => Keyed::Md5(keyed_state(key)),
+        };
+        Self { keyed }
+    }
+
+    /// The algorithm keys are derived with.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self.keyed {
+            Keyed::Sha256(_) => Algorithm::HmacSha256,
+            Keyed::Md5(_) => Algorithm::HmacMd5,
+        }
+    }
+
+    /// The key of `principal`: lowercase hex of HMAC(master, principal).
+    #[must_use]
+    pub fn derive(&self, principal: &Principal) -> BuildKey {
+        BuildKey {
+            text: self.keyed.hex_tag(message_of(principal)),
+            alg: self.algorithm(),
+        }
+    }
+
+    /// Whether `presented` is the key of `principal`.
+    ///
+    /// `presented` is the raw text as read from a file, standard input or a header: it is
+    /// trimmed here. Anything that is not a well-formed key of this algorithm is
+    /// [`Reason::Malformed`]; a well-formed key is compared with the expected MAC in
+    /// constant time ([`Mac::verify_slice`]), so the time taken does not tell how much of
+    /// a guess was right.
+    pub fn verify(&self, principal: &Principal, presented: &[u8]) -> Verdict {
+        let Ok((text, alg)) = key_text(presented) else {
+            return Verdict::Invalid(Reason::Malformed);
+        };
+        if alg != self.algorithm() {
+            return Verdict::Invalid(Reason::Malformed);
+        }
+        let mut tag = Zeroizing::new(vec![0u8; alg.mac_len()]);
+        if hex::decode_to_slice(text, &mut tag[..]).is_err() {
+            return Verdict::Invalid(Reason::Malformed);
+        }
+        if self.keyed.tag_matches(message_of(principal), &tag) {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid(Reason::Mismatch)
+        }
+    }
+}
+
+impl fmt::Debug for Deriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deriver")
+            .field("alg", &self.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
+    // `new_from_slice` fails only for MACs with a fixed key size; HMAC takes any length.
+    M::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+}
+
+/// What is MACed for a principal: its text. The one place that says so.
+fn message_of(principal: &Principal) -> &[u8] {
+    principal.as_str().as_bytes()
+}
+
+/// The derivation: a copy of the keyed state, fed the message. Deriving and verifying
+/// both start here, and nothing else computes a MAC.
+fn mac_of<M: Mac + Clone>(keyed: &M, message: &[u8]) -> M {
+    let mut mac = keyed.clone();
+    mac.update(message);
+    mac
+}
+
+impl Keyed {
+    /// Lowercase hex of the MAC of `message`.
+    fn hex_tag(&self, message: &[u8]) -> Zeroizing<String> {
+        // `finalize` returns a `CtOutput`, which wipes itself on drop.
+        match self {
+            Self::Sha256(state) => hex_of(&mac_of(state, message).finalize().as_bytes()[..]),
+            Self::Md5(state) => hex_of(&mac_of(state, message).finalize().as_bytes()[..]),
+        }
+    }
+
+    /// Whether `tag` is the MAC of `message`, compared in constant time.
+    fn tag_matches(&self, message: &[u8], tag: &[u8]) -> bool {
+        match self {
+            Self::Sha256(state) => mac_of(state, message).verify_slice(tag).is_ok(),
+            Self::Md5(state) => mac_of(state, message).verify_slice(tag).is_ok(),
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`, built in a buffer of the final size so no copy is left behind.
+pub(crate) fn hex_of(bytes: &[u8]) -> Zeroizing<String> {
+    let mut buf = Zeroizing::new(vec![0u8; bytes.len() * 2]);
+    // The buffer is exactly twice as long as the input, as `encode_to_slice` requires.
+    hex::encode_to_slice(bytes, &mut buf[..])
+        .unwrap_or_else(|_| unreachable!("buffer sized for the hex"));
+    let mut text = Zeroizing::new(String::with_capacity(buf.len()));
+    text.extend(buf.iter().map(|&b| char::from(b)));
+    text
+}
+
+/// A short, non-secret name for a secret: `SHA256:` and the first 16 hex digits of the
+/// SHA-256 of the secret's canonical text (for a key, its lowercase hex; for a master, its
+/// trimmed content).
+///
+/// Two people can compare fingerprints to know they hold the same key without the key
+/// travelling again. 64 bits of a hash of a 128- or 256-bit secret reveal nothing usable.
+///
+/// ```
+/// use gobuildkey::keys::Fingerprint;
+///
+/// let fp = Fingerprint::of(b"8421ea33f51fcab48011a06b390348dd7f542b628ffb0bf6b007ebbea45f1196");
+/// assert!(fp.as_str().starts_with("SHA256:"));
+/// assert_eq!(fp.as_str().len(), 7 + 16);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// How many hex digits of the hash a fingerprint shows.
+    pub const HEX_DIGITS: usize = 16;
+
+    /// The fingerprint of `canonical_text`.
+    #[must_use]
+    pub fn of(canonical_text: &[u8]) -> Self {
+        let digest = Sha256::digest(canonical_text);
+        let shown = hex::encode(&digest[..Self::HEX_DIGITS / 2]);
+        Self(format!("SHA256:{shown}"))
+    }
+
+    /// The fingerprint as text, e.g. `SHA256:5d41402abc4b2a76`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn p(name: &str) -> Principal {
+        Principal::new(name).unwrap()
+    }
+
+    #[test]
+    fn real_principals_are_accepted() {
+        for name in [
+            "host-linux-ppc64le-power9-osu",
+            "host-darwin-amd64-12_0",
+            "host-windows11-arm64-azure",
+            "host-plan9-386-0intro",
+            "user-relui",
+            "linux-amd64",
+            "h",
+            "0",
+            "a.b",
+            &"a".repeat(128),
+        ] {
+            assert!(Principal::new(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn principals_breaking_the_rule_are_refused() {
+        for name in [
+            "",
+            "Host-linux",
+            "host linux",
+            "host/linux",
+            "../etc",
+            "a..b",
+            "-host",
+            ".host",
+            "_host",
+            "host#1",
+            "host\n",
+            "host\0",
+            "hóst",
+            "host\u{1b}[2J",
+            &"a".repeat(129),
+        ] {
+            assert!(Principal::new(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn principal_errors_escape_and_cut_the_name() {
+        let msg = PrincipalError::new("a\u{1b}[31mb\nc").to_string();
+        assert!(!msg.contains('\u{1b}') && !msg.contains('\n'), "{msg}");
+        assert!(msg.contains(Principal::RULE));
+        let long = PrincipalError::new(&"X".repeat(1000)).to_string();
+        assert!(long.len() < 300, "{long}");
+    }
+
+    #[test]
+    fn trim_space_matches_go() {
+        assert_eq!(trim_space(b""), b"");
+        assert_eq!(trim_space(b" \t\n\x0b\x0c\r"), b"");
+        assert_eq!(trim_space(b"\x0bab c\x0c"), b"ab c");
+        // Go's TrimSpace trims ASCII whitespace only in ASCII text; NUL and 0x85 are kept.
+        assert_eq!(trim_space(b"\0a\x85"), b"\0a\x85");
+    }
+
+    #[test]
+    fn key_text_rule() {
+        let sha = "ab".repeat(32);
+        let md5 = "cd".repeat(16);
+        assert_eq!(key_text(sha.as_bytes()).unwrap().1, Algorithm::HmacSha256);
+        assert_eq!(
+            key_text(format!("\n {md5}\r\n").as_bytes()).unwrap().1,
+            Algorithm::HmacMd5
+        );
+        assert_eq!(key_text(b" \n"), Err(KeyFormatError::Empty));
+        assert_eq!(
+            key_text(&[b'a'; 63]),
+            Err(KeyFormatError::Length { found: 63 })
+        );
+        assert_eq!(
+            key_text("AB".repeat(32).as_bytes()),
+            Err(KeyFormatError::NotLowercaseHex)
+        );
+        assert_eq!(
+            key_text("g".repeat(32).as_bytes()),
+            Err(KeyFormatError::NotLowercaseHex)
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let d = Deriver::from_key_bytes(b"0123456789abcdef0123", Algorithm::HmacSha256);
+        let key = d.derive(&p("host-x"));
+        let shown = format!("{key:?} {d:?}");
+        assert!(!shown.contains(&key.expose_secret()[..8]), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains(key.fingerprint().as_str()));
+    }
+
+    #[test]
+    fn derive_then_verify_for_each_algorithm() {
+        for alg in Algorithm::ALL {
+            let d = Deriver::from_key_bytes(b"a master of twenty bytes", alg);
+            let key = d.derive(&p("host-x"));
+            assert_eq!(key.algorithm(), alg);
+            assert_eq!(key.expose_secret().len(), alg.hex_len());
+            let text = key.expose_secret().as_bytes();
+            assert_eq!(d.verify(&p("host-x"), text), Verdict::Valid);
+            assert_eq!(
+                d.verify(&p("host-y"), text),
+                Verdict::Invalid(Reason::Mismatch)
+            );
+            let padded = format!("\r\n {} \n", key.expose_secret());
+            assert_eq!(d.verify(&p("host-x"), padded.as_bytes()), Verdict::Valid);
+            let upper = key.expose_secret().to_uppercase();
+            assert_eq!(
+                d.verify(&p("host-x"), upper.as_bytes()),
+                Verdict::Invalid(Reason::Malformed)
+            );
+            assert_eq!(
+                d.verify(&p("host-x"), &text[..text.len() - 1]),
+                Verdict::Invalid(Reason::Malformed)
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_other_algorithm_is_malformed() {
+        let sha = Deriver::from_key_bytes(b"a master of twenty bytes", Algorithm::HmacSha256);
+        let md5 = Deriver::from_key_bytes(b"a master of twenty bytes", Algorithm::HmacMd5);
+        let md5_key = md5.derive(&p("host-x"));
+        assert_eq!(
+            sha.verify(&p("host-x"), md5_key.expose_secret().as_bytes()),
+            Verdict::Invalid(Reason::Malformed)
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_sha256_prefix() {
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223...
+        assert_eq!(Fingerprint::of(b"abc").as_str(), "SHA256:ba7816bf8f01cfea");
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Rfc4231Case {
+        case: u32,
+        key: String,
+        data: String,
+        hmac_sha256: String,
+        #[serde(default)]
+        truncate_bytes: Option<usize>,
+    }
+
+    /// RFC 4231's HMAC-SHA256 test cases, through the keyed state and `hex_tag` that
+    /// `derive` uses (the data are not principals, so they go in below `message_of`).
+    #[test]
+    fn rfc4231_hmac_sha256() {
+        let cases: Vec<Rfc4231Case> =
+            serde_json::from_str(include_str!("../tests/data/rfc4231.json")).unwrap();
+        assert_eq!(cases.len(), 7);
+        for case in cases {
+            let d =
+                Deriver::from_key_bytes(&hex::decode(&case.key).unwrap(), Algorithm::HmacSha256);
+            let got = d.keyed.hex_tag(&hex::decode(&case.data).unwrap());
+            let want = case
+                .truncate_bytes
+                .map_or(case.hmac_sha256.len(), |n| n * 2);
+            assert_eq!(
+                &got[..want],
+                case.hmac_sha256,
+                "RFC 4231 case {}",
+                case.case
+            );
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! gobuildkey issues and checks the keys a build farm's machines use to join it.
+//!
+//! A build key is the lowercase hex of HMAC(master, principal), where the principal is a
+//! host type such as `host-linux-arm-aws`. This is the scheme of Go's build farm
+//! (golang.org/x/build), with HMAC-SHA256 by default and HMAC-MD5 for keys already handed
+//! out by Go's `genbuilderkey`.
+//!
+//! This library is what the `gobuildkey` command runs, and what a coordinator written in
+//! Rust links to check the key a machine presents:
+//!
+//! ```
+//! use gobuildkey::keys::{Algorithm, Deriver, Principal, Verdict};
+//! use gobuildkey::master::MasterSource;
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("master.key");
+//! # gobuildkey::secret_file::write_secret_file(
+//! #     &path, b"0123456789abcdef0123456789abcdef\n", gobuildkey::secret_file::Existing::Refuse)?;
+//! // Once, at start-up: load the master (fails closed) and key the HMAC state.
+//! let master = MasterSource::File(path).load()?;
+//! let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+//!
+//! // Per registration: the host type and the key the machine presented.
+//! let host: Principal = "host-linux-arm-aws".parse()?;
+//! # let presented = deriver.derive(&host).expose_secret().as_bytes().to_vec();
+//! match deriver.verify(&host, &presented) {
+//!     Verdict::Valid => { /* let it in */ }
+//!     Verdict::Invalid(reason) => { /* answer "invalid build key"; log `reason` */ }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules: [`keys`] (principals, derivation, verification, fingerprints), [`master`]
+//! (the master secret and where it comes from), [`secret_file`] (safe reads and writes of
+//! files that hold secrets).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, rustdoc::broken_intra_doc_links)]
+
+pub mod keys;
+pub mod master;
+pub mod secret_file;

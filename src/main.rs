@@ -1,0 +1,40 @@
+//! The `gobuildkey` command: parses the command line, runs the command, and turns the
+//! outcome into an exit status. Everything else lives in the library and `commands`.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod exit;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::FromArgMatches;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Exit;
+
+fn main() -> ExitCode {
+    let matches = cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let outcome = match &cli.command {
+        Command::Init(args) => commands::init::run(args),
+        Command::Mint(args) => commands::mint::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+    };
+    match outcome {
+        Ok(exit) => exit.into(),
+        // A reader that went away (`gobuildkey mint x | head -c0`) is not an error.
+        Err(err) if is_broken_pipe(&err) => Exit::Ok.into(),
+        Err(err) => {
+            eprintln!("gobuildkey: error: {err:#}");
+            Exit::for_error(&err).into()
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}

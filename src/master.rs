@@ -1,0 +1,463 @@
+//! The master secret: its type, where it comes from, and the checks it must pass.
+//!
+//! The master is the content of its file (or of a command's standard output) with the
+//! surrounding whitespace trimmed ([`crate::keys::trim_space`]), exactly as Go's
+//! `genbuilderkey` reads `$HOME/keys/gobuilder-master.key`, so an existing master works
+//! unchanged. Every way of getting it fails closed: missing, empty, short, unreadable or
+//! too-open masters are errors, never a master that accepts anything.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use rand::TryRng;
+use zeroize::Zeroizing;
+
+use crate::keys::{Fingerprint, hex_of, trim_space};
+use crate::secret_file::{self, ReadError};
+
+/// The fewest bytes a master may have after trimming.
+pub const MIN_LEN: usize = 16;
+/// The most bytes a master file or command output may have.
+pub const MAX_LEN: usize = 4096;
+/// Where the master lives by default, relative to the home folder (as in `genbuilderkey`).
+pub const DEFAULT_PATH_IN_HOME: &str = "keys/gobuilder-master.key";
+/// How many random bytes `gobuildkey init` draws; the master is their hex, 64 characters.
+pub const GENERATED_BYTES: usize = 32;
+
+/// The master secret, held in memory that is wiped on drop. Its [`Debug`] shows only its
+/// fingerprint.
+///
+/// ```
+/// use gobuildkey::master::MasterSecret;
+///
+/// let master = MasterSecret::from_text(b"  correct horse battery staple, 2026\n")?;
+/// assert_eq!(master.expose_secret(), b"correct horse battery staple, 2026");
+/// assert!(MasterSecret::from_text(b"too short\n").is_err());
+/// assert!(MasterSecret::from_text(b" \n").is_err());
+/// # Ok::<(), gobuildkey::master::MasterError>(())
+/// ```
+pub struct MasterSecret {
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+impl MasterSecret {
+    /// The master held by `raw`, the content of a master file: trimmed, then at least
+    /// [`MIN_LEN`] and at most [`MAX_LEN`] bytes.
+    ///
+    /// # Errors
+    /// [`MasterError::Empty`], [`MasterError::TooShort`] or [`MasterError::TooLong`].
+    pub fn from_text(raw: &[u8]) -> Result<Self, MasterError> {
+        let master = Self::from_text_allow_short(raw)?;
+        if master.bytes.len() < MIN_LEN {
+            return Err(MasterError::TooShort {
+                len: master.bytes.len(),
+            });
+        }
+        Ok(master)
+    }
+
+    /// Like [`MasterSecret::from_text`] but with no minimum length beyond one byte: for
+    /// tests and for Go's well-known development master, `gophers rule`. Never for a
+    /// farm's real master.
+    ///
+    /// # Errors
+    /// [`MasterError::Empty`] or [`MasterError::TooLong`].
+    pub fn from_text_allow_short(raw: &[u8]) -> Result<Self, MasterError> {
+        let text = trim_space(raw);
+        if text.is_empty() {
+            return Err(MasterError::Empty);
+        }
+        if text.len() > MAX_LEN {
+            return Err(MasterError::TooLong);
+        }
+        Ok(Self {
+            bytes: Zeroizing::new(text.to_vec()),
+        })
+    }
+
+    /// A new master: [`GENERATED_BYTES`] bytes from the operating system's CSPRNG, as
+    /// lowercase hex.
+    ///
+    /// ```
+    /// let master = gobuildkey::master::MasterSecret::generate()?;
+    /// assert_eq!(master.expose_secret().len(), 64);
+    /// # Ok::<(), gobuildkey::master::MasterError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`MasterError::Random`] when the operating system gives no randomness.
+    pub fn generate() -> Result<Self, MasterError> {
+        let mut raw = Zeroizing::new([0u8; GENERATED_BYTES]);
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut raw[..])
+            .map_err(|e| MasterError::Random(e.to_string()))?;
+        let mut text = hex_of(&raw[..]);
+        Ok(Self {
+            bytes: Zeroizing::new(std::mem::take(&mut *text).into_bytes()),
+        })
+    }
+
+    /// The secret's bytes. Hand them only to a MAC or to the file the user asked for.
+    #[must_use]
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// What a master file holding this secret contains: the secret and a newline.
+    #[must_use]
+    pub fn file_contents(&self) -> Zeroizing<Vec<u8>> {
+        let mut contents = Zeroizing::new(Vec::with_capacity(self.bytes.len() + 1));
+        contents.extend_from_slice(&self.bytes);
+        contents.push(b'\n');
+        contents
+    }
+
+    /// The master's fingerprint: shows which master is in use without showing it.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.bytes)
+    }
+}
+
+impl fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterSecret")
+            .field("fingerprint", &self.fingerprint().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the master lives when none is named: `$HOME/keys/gobuilder-master.key`, as in
+/// Go's `genbuilderkey`.
+///
+/// # Errors
+/// [`MasterError::NoHome`] when there is no home folder.
+pub fn default_path() -> Result<PathBuf, MasterError> {
+    home_dir()
+        .map(|home| home.join(DEFAULT_PATH_IN_HOME))
+        .ok_or(MasterError::NoHome)
+}
+
+/// The home folder: on unix `$HOME`, which must be set and absolute. There is no fallback
+/// to the password database: a cron job or service without `HOME` gets a clear error
+/// instead of a master in an unexpected place.
+#[cfg(unix)]
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|home| home.is_absolute())
+}
+
+/// The home folder: on Windows the user's profile folder.
+#[cfg(not(unix))]
+fn home_dir() -> Option<PathBuf> {
+    dirs::home_dir()
+}
+
+/// Where the master comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterSource {
+    /// A file; it must be a regular file that only its owner can read or write (unix).
+    File(PathBuf),
+    /// A shell command whose standard output is the master, for secret managers
+    /// (`vault kv get -field=master secret/gobuildkey`, `pass show farm/master`, ...).
+    ///
+    /// It is run as `sh -c CMD` (`cmd /C CMD` on Windows) with standard input closed and
+    /// standard error passed through; it must exit 0 and print at most [`MAX_LEN`] bytes.
+    Command(OsString),
+}
+
+impl MasterSource {
+    /// Reads and checks the master.
+    ///
+    /// ```
+    /// use gobuildkey::master::{MasterError, MasterSource};
+    ///
+    /// let missing = MasterSource::File("/nonexistent/master.key".into());
+    /// assert!(matches!(missing.load(), Err(MasterError::Missing { .. })));
+    /// # #[cfg(unix)]
+    /// let from_command = MasterSource::Command("echo a-master-from-a-secret-manager".into());
+    /// # #[cfg(unix)]
+    /// assert_eq!(from_command.load()?.expose_secret(), b"a-master-from-a-secret-manager");
+    /// # Ok::<(), MasterError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`MasterError`] for a master that is missing, unreadable, too open, empty, short or
+    /// too long, or a command that fails.
+    pub fn load(&self) -> Result<MasterSecret, MasterError> {
+        match self {
+            Self::File(path) => load_file(path),
+            Self::Command(command) => MasterSecret::from_text(&run_command(command)?),
+        }
+    }
+}
+
+impl fmt::Display for MasterSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            // The command line may name a secret store; it is not repeated in messages.
+            Self::Command(_) => f.write_str("the master key command"),
+        }
+    }
+}
+
+fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
+    let file = secret_file::read_secret_file(path, MAX_LEN).map_err(|e| match e {
+        ReadError::Missing { path } => MasterError::Missing { path },
+        other => MasterError::Read(other),
+    })?;
+    if let Some(mode) = file.mode.filter(|&mode| secret_file::is_too_open(mode)) {
+        return Err(MasterError::TooOpen {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
+    let contents = file.contents.ok_or(MasterError::TooLong)?;
+    MasterSecret::from_text(&contents)
+}
+
+fn run_command(command: &OsStr) -> Result<Zeroizing<Vec<u8>>, MasterError> {
+    let mut child = shell(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(MasterError::CommandStart)?;
+    let output = match child.stdout.take() {
+        Some(stdout) => secret_file::read_bounded(stdout, MAX_LEN),
+        None => Ok(Some(Zeroizing::new(Vec::new()))),
+    };
+    let output = match output {
+        Ok(Some(output)) => output,
+        Ok(None) => {
+            // Kill and reap; the error that matters is the length.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(MasterError::TooLong);
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(MasterError::CommandStart(e));
+        }
+    };
+    let status = child.wait().map_err(MasterError::CommandStart)?;
+    if !status.success() {
+        return Err(MasterError::CommandFailed { status });
+    }
+    Ok(output)
+}
+
+#[cfg(unix)]
+fn shell(command: &OsStr) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command);
+    cmd
+}
+
+#[cfg(windows)]
+fn shell(command: &OsStr) -> Command {
+    let mut cmd = Command::new("cmd");
+    cmd.arg("/C").arg(command);
+    cmd
+}
+
+/// Why no master could be had. Never carries the secret, nor the command line that
+/// fetches it (it may name a secret store's token or path).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MasterError {
+    /// No file at the master's path.
+    #[error(
+        "no master key at {}: run `gobuildkey init` to create one, or point --master-key at an existing one",
+        path.display()
+    )]
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// The file can be read or written by group or others.
+    #[error(
+        "master key {path} is readable or writable by others (mode {mode:04o}): run `chmod 600 {path}`",
+        path = path.display()
+    )]
+    TooOpen {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a regular file or cannot be read.
+    #[error("cannot use the master key: {0}")]
+    Read(ReadError),
+    /// Nothing but whitespace.
+    #[error("the master key is empty: create one with `gobuildkey init`")]
+    Empty,
+    /// Fewer than [`MIN_LEN`] bytes after trimming.
+    #[error(
+        "the master key is {len} bytes long; at least {MIN_LEN} are needed: create a new one with `gobuildkey init`"
+    )]
+    TooShort {
+        /// Its length after trimming.
+        len: usize,
+    },
+    /// More than [`MAX_LEN`] bytes.
+    #[error("the master key is longer than {MAX_LEN} bytes: is this the right file?")]
+    TooLong,
+    /// The master key command could not be run, or its output not read.
+    #[error("cannot run the master key command: {0}")]
+    CommandStart(io::Error),
+    /// The master key command exited with an error.
+    #[error("the master key command failed ({status}); see its messages above")]
+    CommandFailed {
+        /// How it exited.
+        status: ExitStatus,
+    },
+    /// `HOME` is unset, empty or relative and no master was named.
+    #[error(
+        "no home folder to find the master key in (HOME is unset, empty or relative): \
+         set HOME or pass --master-key FILE"
+    )]
+    NoHome,
+    /// Both a master file and a master command were named in the environment.
+    #[error(
+        "both GOBUILDKEY_MASTER_KEY_FILE and GOBUILDKEY_MASTER_KEY_COMMAND are set: unset one, \
+         or choose with --master-key or --master-key-command"
+    )]
+    Ambiguous,
+    /// The operating system's random number generator failed.
+    #[error("the operating system gave no random bytes: {0}")]
+    Random(String),
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(dir: &Path, content: &[u8], mode: u32) -> PathBuf {
+        let path = dir.join("master.key");
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn file_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), b"\n\t a master of 24 bytes!! \r\n\x0b", 0o600);
+        let master = MasterSource::File(path).load().unwrap();
+        assert_eq!(master.expose_secret(), b"a master of 24 bytes!!");
+    }
+
+    #[test]
+    fn refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        type Case<'a> = (&'a [u8], u32, fn(&MasterError) -> bool);
+        let cases: [Case; 6] = [
+            (b"a master of 24 bytes!!", 0o644, |e| {
+                matches!(e, MasterError::TooOpen { mode: 0o644, .. })
+            }),
+            (b"a master of 24 bytes!!", 0o660, |e| {
+                matches!(e, MasterError::TooOpen { .. })
+            }),
+            (b" \n\n", 0o600, |e| matches!(e, MasterError::Empty)),
+            (b"", 0o600, |e| matches!(e, MasterError::Empty)),
+            (b"  fifteen bytes!!\n", 0o600, |e| {
+                matches!(e, MasterError::TooShort { len: 15 })
+            }),
+            (&[b'a'; MAX_LEN + 1], 0o600, |e| {
+                matches!(e, MasterError::TooLong)
+            }),
+        ];
+        for (content, mode, is_expected) in cases {
+            let path = write(dir.path(), content, mode);
+            let err = MasterSource::File(path).load().unwrap_err();
+            assert!(is_expected(&err), "{err}");
+        }
+    }
+
+    #[test]
+    fn too_open_message_has_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), b"a master of 24 bytes!!", 0o640);
+        let err = MasterSource::File(path.clone()).load().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("chmod 600 {}", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sixteen_bytes_is_enough() {
+        assert!(MasterSecret::from_text(b"sixteen bytes!!!").is_ok());
+        assert!(matches!(
+            MasterSecret::from_text(b"fifteen bytes!!"),
+            Err(MasterError::TooShort { len: 15 })
+        ));
+    }
+
+    #[test]
+    fn missing_file_says_run_init() {
+        let err = MasterSource::File("/nonexistent/x".into())
+            .load()
+            .unwrap_err();
+        assert!(err.to_string().contains("gobuildkey init"), "{err}");
+    }
+
+    #[test]
+    fn command_output_is_the_master() {
+        let master = MasterSource::Command("printf '  from a secret manager \\n'".into())
+            .load()
+            .unwrap();
+        assert_eq!(master.expose_secret(), b"from a secret manager");
+    }
+
+    #[test]
+    fn command_refusals() {
+        let failing = MasterSource::Command("echo a-long-enough-master; exit 3".into());
+        assert!(matches!(
+            failing.load(),
+            Err(MasterError::CommandFailed { .. })
+        ));
+        let silent = MasterSource::Command("true".into());
+        assert!(matches!(silent.load(), Err(MasterError::Empty)));
+        let endless = MasterSource::Command("yes".into());
+        assert!(matches!(endless.load(), Err(MasterError::TooLong)));
+    }
+
+    #[test]
+    fn command_errors_do_not_show_the_command() {
+        let err = MasterSource::Command("exit 1 # token=hunter2".into())
+            .load()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn generated_masters_are_hex_and_distinct() {
+        let a = MasterSecret::generate().unwrap();
+        let b = MasterSecret::generate().unwrap();
+        assert_eq!(a.expose_secret().len(), 2 * GENERATED_BYTES);
+        assert!(a.expose_secret().iter().all(u8::is_ascii_hexdigit));
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.file_contents().last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn debug_shows_only_the_fingerprint() {
+        let master = MasterSecret::from_text(b"a master of 24 bytes!!").unwrap();
+        let shown = format!("{master:?}");
+        assert!(!shown.contains("master of"), "{shown}");
+        assert!(shown.contains(master.fingerprint().as_str()));
+    }
+}

@@ -1,0 +1,436 @@
+//! Reading and writing files that hold secrets (master secrets, build keys).
+//!
+//! Reads are bounded and refuse anything but a regular file, so a FIFO, a device or a
+//! huge file can neither hang the tool nor fill its memory. Writes create the file with
+//! mode 0600 whatever the umask, replace it atomically (a temporary file in the same
+//! folder, fsync, rename, fsync of the folder), never write through a symbolic link, and
+//! never replace an existing file unless asked to.
+//!
+//! On Windows there are no mode bits: a key file there is protected by the ACLs of the
+//! folder it is in (a user's profile folder is readable by that user and administrators).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+/// The mode of every file gobuildkey writes a secret to.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of every folder gobuildkey creates to hold a secret.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Whether a file's permission bits let anyone but its owner read or write it: the rule
+/// by which a master or key file is "too open".
+///
+/// ```
+/// use gobuildkey::secret_file::is_too_open;
+///
+/// assert!(!is_too_open(0o100600));
+/// assert!(!is_too_open(0o400));
+/// assert!(is_too_open(0o644));
+/// assert!(is_too_open(0o602));
+/// ```
+#[must_use]
+pub fn is_too_open(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Reads at most `limit` bytes from `reader` into memory that is wiped on drop.
+///
+/// Returns `None` when the input is longer than `limit`: the rest is not read.
+///
+/// # Errors
+/// Whatever reading fails with.
+pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    // One allocation of the final size: a growing Vec would leave copies behind.
+    let mut buf = Zeroizing::new(vec![0u8; limit + 1]);
+    let mut len = 0;
+    while len < buf.len() {
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if len > limit {
+        return Ok(None);
+    }
+    buf.truncate(len);
+    Ok(Some(buf))
+}
+
+/// What [`read_secret_file`] found.
+pub struct SecretFile {
+    /// The file's content, or `None` when it is longer than the limit.
+    pub contents: Option<Zeroizing<Vec<u8>>>,
+    /// The file's permission bits (unix only).
+    pub mode: Option<u32>,
+}
+
+/// Reads a file that holds a secret, at most `limit` bytes of it.
+///
+/// A symbolic link is followed (secret managers and Kubernetes mount secrets through
+/// links), but what it leads to must be a regular file.
+///
+/// # Errors
+/// [`ReadError`] when the file is missing, is not a regular file, or cannot be read.
+pub fn read_secret_file(path: &Path, limit: usize) -> Result<SecretFile, ReadError> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    // Look before opening: opening a FIFO would block until someone writes to it.
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ReadError::Missing {
+            path: path.to_owned(),
+        },
+        _ => io_err(e),
+    })?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let file = File::open(path).map_err(io_err)?;
+    // And look again at what was opened, in case the path changed in between.
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    let contents = read_bounded(&file, limit).map_err(io_err)?;
+    Ok(SecretFile {
+        contents,
+        mode: mode_of(&meta),
+    })
+}
+
+#[cfg(unix)]
+fn mode_of(meta: &fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(meta.permissions().mode())
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &fs::Metadata) -> Option<u32> {
+    None
+}
+
+/// Why a secret file could not be read. Never carries the file's content.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Nothing at the path.
+    #[error("{} does not exist", path.display())]
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// A folder, FIFO, device or socket.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The path looked at.
+        path: PathBuf,
+    },
+    /// Any other failure, e.g. permission denied.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The path looked at.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// What to do when the target of [`write_secret_file`] already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Leave it and fail with [`WriteError::Exists`].
+    Refuse,
+    /// Replace it atomically (the command line's `--force`).
+    Replace,
+}
+
+/// Writes `contents` to `path` as a secret file.
+///
+/// Missing parent folders are created with mode 0700. The content goes to a temporary
+/// file (mode 0600) in the target's folder, is flushed to disk, and is renamed over the
+/// target; then the folder is flushed too. A crash leaves either the old file or the new
+/// one, never a mix. A symbolic link or anything but a regular file at `path` is refused,
+/// and so is an existing file unless `existing` is [`Existing::Replace`].
+///
+/// ```
+/// use gobuildkey::secret_file::{write_secret_file, Existing, WriteError};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("keys/secret");
+/// write_secret_file(&path, b"s3cret\n", Existing::Refuse)?;
+/// assert!(matches!(
+///     write_secret_file(&path, b"other\n", Existing::Refuse),
+///     Err(WriteError::Exists { .. })
+/// ));
+/// write_secret_file(&path, b"other\n", Existing::Replace)?;
+/// assert_eq!(std::fs::read(&path)?, b"other\n");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`WriteError`]; on any error the target is unchanged and no temporary file is left.
+pub fn write_secret_file(
+    path: &Path,
+    contents: &[u8],
+    existing: Existing,
+) -> Result<(), WriteError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let io_err = |at: &Path| {
+        let at = at.to_owned();
+        move |source| WriteError::Io { path: at, source }
+    };
+    create_private_dirs(dir).map_err(|source| WriteError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    check_target(path, existing)?;
+
+    let mut tmp = temp_builder().tempfile_in(dir).map_err(io_err(dir))?;
+    tmp.write_all(contents).map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    let persisted = match existing {
+        Existing::Refuse => tmp.persist_noclobber(path),
+        Existing::Replace => tmp.persist(path),
+    };
+    // On failure the temporary file is dropped with the error, which deletes it.
+    persisted.map_err(|e| match e.error.kind() {
+        io::ErrorKind::AlreadyExists => WriteError::Exists {
+            path: path.to_owned(),
+        },
+        _ => WriteError::Io {
+            path: path.to_owned(),
+            source: e.error,
+        },
+    })?;
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// Refuses what must not be written over: a link, a non-file, or (unless replacing) a file.
+fn check_target(path: &Path, existing: Existing) -> Result<(), WriteError> {
+    let at = || path.to_owned();
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(WriteError::Symlink { path: at() }),
+        Ok(meta) if !meta.is_file() => Err(WriteError::NotAFile { path: at() }),
+        Ok(_) if existing == Existing::Refuse => Err(WriteError::Exists { path: at() }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(WriteError::Io { path: at(), source }),
+    }
+}
+
+#[cfg(unix)]
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut builder = tempfile::Builder::new();
+    builder
+        .prefix(".gobuildkey-")
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(FILE_MODE));
+    builder
+}
+
+#[cfg(not(unix))]
+fn temp_builder() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".gobuildkey-").suffix(".tmp");
+    builder
+}
+
+#[cfg(unix)]
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dirs(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> io::Result<()> {
+    // Windows cannot open a folder as a file; NTFS journals the rename itself.
+    Ok(())
+}
+
+/// Why a secret file was not written. Nothing was changed at the target.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// A file is already there and replacing was not asked for.
+    #[error("{} already exists: use --force to replace it", path.display())]
+    Exists {
+        /// The target.
+        path: PathBuf,
+    },
+    /// A symbolic link is at the target.
+    #[error(
+        "{} is a symbolic link; refusing to write a secret through it: remove the link or choose another path",
+        path.display()
+    )]
+    Symlink {
+        /// The target.
+        path: PathBuf,
+    },
+    /// A folder, FIFO, device or socket is at the target.
+    #[error("{} is not a regular file: remove it or choose another path", path.display())]
+    NotAFile {
+        /// The target.
+        path: PathBuf,
+    },
+    /// The target's folder could not be created.
+    #[error("cannot create the folder {}: {source}", path.display())]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Writing, flushing or renaming failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file or folder being written.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn creates_private_file_and_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("a/b/secret");
+        write_secret_file(&path, b"x\n", Existing::Refuse).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"x\n");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&root.path().join("a")), 0o700);
+        assert_eq!(mode(&root.path().join("a/b")), 0o700);
+        assert_eq!(entries(&root.path().join("a/b")), ["secret"]);
+    }
+
+    #[test]
+    fn replace_makes_an_open_file_private() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("secret");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_secret_file(&path, b"new", Existing::Replace).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(entries(root.path()), ["secret"]);
+    }
+
+    #[test]
+    fn refuses_existing_file_without_replace() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("secret");
+        fs::write(&path, b"old").unwrap();
+        let err = write_secret_file(&path, b"new", Existing::Refuse).unwrap_err();
+        assert!(matches!(err, WriteError::Exists { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(entries(root.path()), ["secret"]);
+    }
+
+    #[test]
+    fn refuses_links_even_with_replace() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = root.path().join("victim");
+        fs::write(&victim, b"victim").unwrap();
+        let link = root.path().join("link");
+        symlink(&victim, &link).unwrap();
+        let dangling = root.path().join("dangling");
+        symlink(root.path().join("nowhere"), &dangling).unwrap();
+        for path in [&link, &dangling] {
+            for existing in [Existing::Refuse, Existing::Replace] {
+                let err = write_secret_file(path, b"new", existing).unwrap_err();
+                assert!(matches!(err, WriteError::Symlink { .. }), "{err}");
+            }
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"victim");
+        assert!(!root.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn refuses_a_folder_at_the_target() {
+        let root = tempfile::tempdir().unwrap();
+        let err = write_secret_file(root.path(), b"new", Existing::Replace).unwrap_err();
+        assert!(matches!(err, WriteError::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn read_is_bounded() {
+        assert_eq!(
+            read_bounded(&b"12345"[..], 5)
+                .unwrap()
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"12345"[..])
+        );
+        assert!(read_bounded(&b"123456"[..], 5).unwrap().is_none());
+        assert!(read_bounded(io::repeat(0), 4096).unwrap().is_none());
+    }
+
+    #[test]
+    fn read_refuses_non_files() {
+        let root = tempfile::tempdir().unwrap();
+        let err = read_secret_file(root.path(), 10).err().unwrap();
+        assert!(matches!(err, ReadError::NotAFile { .. }), "{err}");
+        let err = read_secret_file(&root.path().join("none"), 10)
+            .err()
+            .unwrap();
+        assert!(matches!(err, ReadError::Missing { .. }), "{err}");
+        let err = read_secret_file(Path::new("/dev/zero"), 10).err().unwrap();
+        assert!(matches!(err, ReadError::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn is_too_open_checks_group_and_other_bits() {
+        for open in [0o640, 0o604, 0o620, 0o602, 0o660, 0o777, 0o100644] {
+            assert!(is_too_open(open), "{open:o}");
+        }
+        for private in [0o600, 0o400, 0o700, 0o100600, 0o000] {
+            assert!(!is_too_open(private), "{private:o}");
+        }
+    }
+}

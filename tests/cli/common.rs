@@ -1,0 +1,118 @@
+//! The test environment: a temporary HOME and a command builder.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// A master of the shape `gobuildkey init` writes; its keys are in `tests/data/keys.json`.
+pub const MASTER: &str = "f23ffcafa5d6010469d9b02cbe015c52768bd735acc996245b0084127335ec80";
+/// The HMAC-SHA256 key of `host-linux-arm-aws` under [`MASTER`] (from `keys.json`).
+pub const ARM_KEY: &str = "91845ce35fee606a271e60bef0d1ce1b4a2ccec5d17171e3113f809168cd7b9d";
+/// The HMAC-MD5 key of `host-linux-arm-aws` under [`MASTER`] (from `keys.json`).
+pub const ARM_KEY_MD5: &str = "8b0c4698fea7bcd887bffbcc277a1934";
+/// A principal with known keys.
+pub const ARM: &str = "host-linux-arm-aws";
+
+/// A temporary home folder for one test.
+pub struct TestEnv {
+    pub home: TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        Self {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `gobuildkey` under umask 000, with only PATH and HOME set.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .current_dir(self.home.path())
+            .args(["-c", r#"umask 000 && exec "$0" "$@""#])
+            .arg(env!("CARGO_BIN_EXE_gobuildkey"));
+        cmd
+    }
+
+    /// Where the master lives by default.
+    pub fn master_path(&self) -> PathBuf {
+        self.home.path().join("keys/gobuilder-master.key")
+    }
+
+    /// Writes a master file at the default path with `mode`.
+    pub fn write_master(&self, content: &[u8], mode: u32) -> PathBuf {
+        let path = self.master_path();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, content).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    /// Writes [`MASTER`] with whitespace around it, as a hand-made master file might be.
+    pub fn with_master(self) -> Self {
+        self.write_master(format!("\n  {MASTER}\t\r\n").as_bytes(), 0o600);
+        self
+    }
+
+    /// A path under the home folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+}
+
+/// The permission bits of `path` (not following links).
+pub fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Everything a run wrote, for checks that a secret is absent.
+pub fn all_output(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Fails if `text` holds `secret` or any 8-character piece of it.
+pub fn assert_no_secret(text: &str, secret: &str) {
+    for start in 0..=secret.len().saturating_sub(8) {
+        let piece = &secret[start..start + 8.min(secret.len())];
+        assert!(
+            !text.contains(piece),
+            "output holds a piece of a secret: {text}"
+        );
+    }
+}
+
+/// The known-answer vectors of `tests/data/keys.json`.
+#[derive(serde::Deserialize)]
+pub struct Vector {
+    pub alg: String,
+    pub master: String,
+    pub principal: String,
+    pub key: String,
+}
+
+pub fn vectors() -> Vec<Vector> {
+    serde_json::from_str(include_str!("../data/keys.json")).unwrap()
+}
+
+#[test]
+fn constants_are_the_vectors() {
+    let found = |alg: &str| {
+        vectors()
+            .into_iter()
+            .find(|v| v.alg == alg && v.master == MASTER && v.principal == ARM)
+            .unwrap()
+            .key
+    };
+    assert_eq!(found("hmac-sha256"), ARM_KEY);
+    assert_eq!(found("hmac-md5"), ARM_KEY_MD5);
+}

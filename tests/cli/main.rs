@@ -1,0 +1,12 @@
+//! Tests of the `gobuildkey` command, one module per command. Every test runs the real
+//! binary with an empty temporary HOME, a cleared environment and umask 000, so a file
+//! mode that is right here is right whatever the user's umask.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod help;
+mod init;
+mod mint;
+mod verify;

@@ -1,0 +1,383 @@
+//! `gobuildkey mint`, and the master-loading rules every command that reads the master
+//! shares.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use gobuildkey::keys::Fingerprint;
+use predicates::str::contains;
+
+use crate::common::{
+    ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, all_output, assert_no_secret, vectors,
+};
+
+#[test]
+fn stdout_is_the_key_and_a_newline() {
+    let env = TestEnv::new().with_master();
+    let out = env
+        .cmd()
+        .args(["mint", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_eq!(out.stdout, format!("{ARM_KEY}\n").as_bytes());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(Fingerprint::of(ARM_KEY.as_bytes()).as_str()),
+        "{stderr}"
+    );
+    assert_no_secret(&stderr, ARM_KEY);
+    assert_no_secret(&stderr, MASTER);
+}
+
+#[test]
+fn md5_is_genbuilderkey_compatible() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["mint", "--alg", "hmac-md5", ARM])
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY_MD5}\n"));
+}
+
+#[test]
+fn explicit_default_algorithm_is_sha256() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["mint", "--alg", "hmac-sha256", ARM])
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+/// Every vector whose master is long enough for real use, through the command line, with
+/// the master file padded by whitespace as genbuilderkey's reader allows.
+#[test]
+fn known_answers() {
+    let env = TestEnv::new();
+    let mut checked = 0;
+    for v in vectors().iter().filter(|v| v.master.len() >= 16) {
+        env.write_master(format!("\t{}\n\n", v.master).as_bytes(), 0o600);
+        env.cmd()
+            .args(["mint", "--alg", &v.alg, &v.principal])
+            .assert()
+            .success()
+            .stdout(format!("{}\n", v.key));
+        checked += 1;
+    }
+    assert_eq!(checked, 120);
+}
+
+#[test]
+fn principals_breaking_the_rule_are_usage_errors() {
+    let env = TestEnv::new().with_master();
+    let long = "a".repeat(129);
+    for bad in [
+        "",
+        "Host-linux",
+        "host/x",
+        "../x",
+        "a..b",
+        "-x",
+        ".x",
+        "host x",
+        "host\tx",
+        "host\nx",
+        "hóst",
+        "host#1",
+        "x\u{1b}[2J",
+        &long,
+    ] {
+        let out = env
+            .cmd()
+            .args(["mint", "--", bad])
+            .assert()
+            .code(2)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("1 to 128 characters of a-z, 0-9"),
+            "{bad:?}: {stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "escape codes reach the terminal: {stderr:?}"
+        );
+    }
+}
+
+#[test]
+fn non_utf8_principal_is_a_usage_error() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .arg("mint")
+        .arg(OsStr::from_bytes(b"host-\xff"))
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains("invalid principal"));
+}
+
+#[test]
+fn real_principals_are_accepted() {
+    let env = TestEnv::new().with_master();
+    for name in [
+        "host-linux-ppc64le-power9-osu",
+        "host-darwin-amd64-12_0",
+        "host-windows11-arm64-azure",
+        "host-plan9-386-0intro",
+        "user-relui",
+        "linux-amd64",
+        &"a".repeat(128),
+    ] {
+        env.cmd().args(["mint", name]).assert().success();
+    }
+}
+
+#[test]
+fn unknown_algorithm_is_a_usage_error() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["mint", "--alg", "sha1", ARM])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
+#[test]
+fn missing_master_says_run_init() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["mint", ARM])
+        .assert()
+        .code(66)
+        .stdout("")
+        .stderr(contains("run `gobuildkey init`"));
+}
+
+#[test]
+fn too_open_master_is_refused_with_the_chmod() {
+    for mode in [0o644, 0o640, 0o604, 0o620, 0o602, 0o666] {
+        let env = TestEnv::new();
+        let path = env.write_master(format!("{MASTER}\n").as_bytes(), mode);
+        let out = env
+            .cmd()
+            .args(["mint", ARM])
+            .assert()
+            .code(77)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("chmod 600 {}", path.display())),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn owner_only_modes_are_accepted() {
+    for mode in [0o600, 0o400] {
+        let env = TestEnv::new();
+        env.write_master(format!("{MASTER}\n").as_bytes(), mode);
+        env.cmd()
+            .args(["mint", ARM])
+            .assert()
+            .success()
+            .stdout(format!("{ARM_KEY}\n"));
+    }
+}
+
+#[test]
+fn empty_short_and_huge_masters_are_refused() {
+    let cases: [(&[u8], &str); 4] = [
+        (b"", "empty"),
+        (b" \n\t\n", "empty"),
+        (b"  fifteen bytes!!\n", "15 bytes long; at least 16"),
+        (&[b'x'; 5000], "longer than 4096 bytes"),
+    ];
+    for (content, message) in cases {
+        let env = TestEnv::new();
+        env.write_master(content, 0o600);
+        env.cmd()
+            .args(["mint", ARM])
+            .assert()
+            .code(65)
+            .stdout("")
+            .stderr(contains(message));
+    }
+}
+
+#[test]
+fn master_must_be_a_regular_file() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.master_path()).unwrap();
+    env.cmd()
+        .args(["mint", ARM])
+        .assert()
+        .code(65)
+        .stdout("")
+        .stderr(contains("not a regular file"));
+    // /dev/zero would never end; it is refused before it is read.
+    env.cmd()
+        .args(["mint", ARM, "--master-key", "/dev/zero"])
+        .assert()
+        .code(65)
+        .stdout("");
+}
+
+#[test]
+fn master_behind_a_link_is_read() {
+    // Secret managers and Kubernetes mount secrets through links; the file they lead to
+    // is what is checked.
+    let env = TestEnv::new();
+    let real = env.path("real.key");
+    fs::write(&real, MASTER).unwrap();
+    fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    symlink(&real, env.path("link.key")).unwrap();
+    env.cmd()
+        .args(["mint", ARM, "--master-key"])
+        .arg(env.path("link.key"))
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+#[test]
+fn master_from_flag_or_environment() {
+    let env = TestEnv::new();
+    let path = env.path("elsewhere.key");
+    fs::write(&path, MASTER).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.cmd()
+        .args(["mint", ARM, "--master-key"])
+        .arg(&path)
+        .assert()
+        .stdout(format!("{ARM_KEY}\n"));
+    env.cmd()
+        .env("GOBUILDKEY_MASTER_KEY_FILE", &path)
+        .args(["mint", ARM])
+        .assert()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+#[test]
+fn master_from_a_command() {
+    let env = TestEnv::new();
+    let command = format!("printf '  {MASTER}\\n'");
+    env.cmd()
+        .args(["mint", ARM, "--master-key-command", &command])
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+    env.cmd()
+        .env("GOBUILDKEY_MASTER_KEY_COMMAND", &command)
+        .args(["mint", ARM])
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+#[test]
+fn a_flag_beats_the_environment() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .env("GOBUILDKEY_MASTER_KEY_FILE", env.path("missing.key"))
+        .args(["mint", ARM, "--master-key-command"])
+        .arg(format!("echo {MASTER}"))
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+    env.cmd()
+        .env("GOBUILDKEY_MASTER_KEY_COMMAND", "exit 1")
+        .args(["mint", ARM, "--master-key"])
+        .arg(env.master_path())
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+#[test]
+fn both_sources_in_the_environment_is_ambiguous() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .env("GOBUILDKEY_MASTER_KEY_FILE", env.master_path())
+        .env("GOBUILDKEY_MASTER_KEY_COMMAND", format!("echo {MASTER}"))
+        .args(["mint", ARM])
+        .assert()
+        .code(78)
+        .stdout("")
+        .stderr(contains("unset one"));
+}
+
+#[test]
+fn both_flags_is_a_usage_error() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args([
+            "mint",
+            ARM,
+            "--master-key",
+            "x",
+            "--master-key-command",
+            "y",
+        ])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
+#[test]
+fn failing_or_short_master_commands_are_refused() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["mint", ARM, "--master-key-command"])
+        .arg(format!("echo {MASTER}; exit 4"))
+        .assert()
+        .code(69)
+        .stdout("")
+        .stderr(contains("master key command failed"));
+    env.cmd()
+        .args(["mint", ARM, "--master-key-command", "echo short"])
+        .assert()
+        .code(65)
+        .stdout("");
+    env.cmd()
+        .args(["mint", ARM, "--master-key-command", "true"])
+        .assert()
+        .code(65)
+        .stdout("")
+        .stderr(contains("empty"));
+}
+
+#[test]
+fn errors_never_show_the_master() {
+    let env = TestEnv::new();
+    let path = env.write_master(format!("{MASTER}\n").as_bytes(), 0o644);
+    let out = env
+        .cmd()
+        .args(["mint", ARM])
+        .assert()
+        .code(77)
+        .get_output()
+        .clone();
+    assert_no_secret(&all_output(&out), MASTER);
+    let out = env
+        .cmd()
+        .args(["mint", ARM, "--master-key-command"])
+        .arg(format!("echo {MASTER} >&2; exit 3"))
+        .assert()
+        .code(69)
+        .get_output()
+        .clone();
+    // The command's own stderr is passed through; gobuildkey adds nothing of the master.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches(&MASTER[..8]).count(), 1, "{stderr}");
+    drop(path);
+}

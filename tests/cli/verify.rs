@@ -1,0 +1,209 @@
+//! `gobuildkey verify`.
+
+use std::fs;
+
+use predicates::str::contains;
+
+use crate::common::{
+    ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, all_output, assert_no_secret, vectors,
+};
+
+#[test]
+fn valid_key_from_stdin() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(format!("{ARM_KEY}\n"))
+        .assert()
+        .code(0)
+        .stdout(contains("valid build key"));
+}
+
+#[test]
+fn valid_key_from_a_file_with_whitespace_around_it() {
+    let env = TestEnv::new().with_master();
+    let file = env.path("key");
+    fs::write(&file, format!("\r\n\t {ARM_KEY} \x0b\n\n")).unwrap();
+    env.cmd()
+        .args(["verify", ARM, "--key-file"])
+        .arg(&file)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn md5_keys_verify_with_alg_md5_only() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", "--alg", "hmac-md5", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .code(1);
+    env.cmd()
+        .args(["verify", "--alg", "hmac-md5", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn every_wrong_key_is_invalid_and_never_shown() {
+    let env = TestEnv::new().with_master();
+    let other_host = vectors()
+        .into_iter()
+        .find(|v| v.master == MASTER && v.alg == "hmac-sha256" && v.principal != ARM)
+        .unwrap()
+        .key;
+    let mut flipped = ARM_KEY.to_owned().into_bytes();
+    flipped[63] = if flipped[63] == b'0' { b'1' } else { b'0' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let mut first_flipped = ARM_KEY.to_owned().into_bytes();
+    first_flipped[0] = if first_flipped[0] == b'0' { b'1' } else { b'0' };
+    let first_flipped = String::from_utf8(first_flipped).unwrap();
+    let wrong: Vec<String> = vec![
+        other_host,
+        flipped,
+        first_flipped,
+        ARM_KEY[..63].to_owned(),
+        format!("{ARM_KEY}0"),
+        ARM_KEY.to_uppercase(),
+        format!("{ARM_KEY}{ARM_KEY}"),
+        format!("{} {}", &ARM_KEY[..32], &ARM_KEY[32..]),
+        String::new(),
+        "\n \n".to_owned(),
+        "z".repeat(64),
+        "0".repeat(64),
+        MASTER.to_owned(),
+        "a".repeat(100_000),
+        "\u{1b}[2J".to_owned(),
+    ];
+    for key in wrong {
+        let out = env
+            .cmd()
+            .args(["verify", ARM])
+            .write_stdin(key.clone())
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(contains("invalid build key"))
+            .get_output()
+            .clone();
+        let text = all_output(&out);
+        assert_no_secret(&text, ARM_KEY);
+        assert_no_secret(&text, MASTER);
+        if key.len() >= 8 && !key.trim().is_empty() && key.len() < 1000 {
+            assert_no_secret(&text, key.trim());
+        }
+    }
+}
+
+#[test]
+fn another_principals_key_is_invalid() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", "host-darwin-amd64-12_0"])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(1)
+        .stderr(contains("invalid build key"));
+}
+
+#[test]
+fn known_answers_verify() {
+    let env = TestEnv::new();
+    for v in vectors().iter().filter(|v| v.master.len() >= 16).step_by(7) {
+        env.write_master(format!("{}\n", v.master).as_bytes(), 0o600);
+        env.cmd()
+            .args(["verify", "--alg", &v.alg, &v.principal])
+            .write_stdin(v.key.clone())
+            .assert()
+            .code(0);
+    }
+}
+
+#[test]
+fn the_key_cannot_be_given_on_the_command_line() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", ARM, ARM_KEY])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
+#[test]
+fn no_master_means_no_valid_key() {
+    // Fail closed: a missing, open, empty or short master never accepts anything.
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(66)
+        .stdout("")
+        .stderr(contains("gobuildkey init"));
+    env.write_master(format!("{MASTER}\n").as_bytes(), 0o640);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(77)
+        .stdout("");
+    env.write_master(b"\n", 0o600);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(65)
+        .stdout("");
+    env.write_master(b"short\n", 0o600);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(65)
+        .stdout("");
+}
+
+#[test]
+fn key_file_problems_are_operational_errors() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", ARM, "--key-file"])
+        .arg(env.path("missing"))
+        .assert()
+        .code(66)
+        .stdout("");
+    env.cmd()
+        .args(["verify", ARM, "--key-file"])
+        .arg(env.home.path())
+        .assert()
+        .code(65)
+        .stdout("")
+        .stderr(contains("not a regular file"));
+    env.cmd()
+        .args(["verify", ARM, "--key-file", "/dev/zero"])
+        .assert()
+        .code(65)
+        .stdout("");
+}
+
+#[test]
+fn a_huge_key_file_is_invalid_not_read_whole() {
+    let env = TestEnv::new().with_master();
+    let file = env.path("huge");
+    let mut padded = format!("{ARM_KEY}\n").into_bytes();
+    padded.resize(1 << 20, b' ');
+    fs::write(&file, padded).unwrap();
+    env.cmd()
+        .args(["verify", ARM, "--key-file"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(contains("invalid build key"));
+}
