@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use gobuildkey::keys::Deriver;
 
@@ -14,9 +14,10 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
     let master = args.master.source()?.load()?;
     let key = Deriver::new(&master, args.alg).derive(&args.principal);
     let mut out = io::stdout().lock();
-    out.write_all(key.expose_secret().as_bytes())?;
-    out.write_all(b"\n")?;
-    out.flush()?;
+    out.write_all(key.expose_secret().as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("cannot write the key to standard output")?;
     eprintln!(
         "minted the {} key of {} (fingerprint {})",
         args.alg,

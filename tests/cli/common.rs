@@ -28,9 +28,14 @@ impl TestEnv {
         }
     }
 
-    /// `gobuildkey` under umask 000, with only PATH and HOME set.
+    /// `gobuildkey` under umask 000, with only PATH and HOME set, in the home folder.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new("sh");
+        Command::from_std(self.std_cmd())
+    }
+
+    /// The same as a plain [`std::process::Command`], for tests that manage the process.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new("sh");
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.home.path())

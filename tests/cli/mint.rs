@@ -381,3 +381,35 @@ fn errors_never_show_the_master() {
     assert_eq!(stderr.matches(&MASTER[..8]).count(), 1, "{stderr}");
     drop(path);
 }
+
+#[test]
+fn a_failed_write_is_an_io_error() {
+    let env = TestEnv::new().with_master();
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = env
+        .std_cmd()
+        .args(["mint", ARM])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(74), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left"));
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let env = TestEnv::new().with_master();
+    let mut child = env
+        .std_cmd()
+        .args(["mint", ARM])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
