@@ -75,6 +75,67 @@ Examples:
   gobuildkey verify host-linux-arm-aws < host-linux-arm-aws.key
   gobuildkey verify --key-file ~/.gobuildkey-host-linux-arm-aws host-linux-arm-aws")]
     Verify(VerifyArgs),
+
+    /// Put a key where the builder agent reads it (builder owners)
+    ///
+    /// The key comes from --key-file or standard input, never the command line. It must be
+    /// 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits, whitespace around it aside,
+    /// or nothing is written. The target is $GO_BUILD_KEY_PATH if set, else
+    /// ~/.gobuildkey-PRINCIPAL (~/.gobuildkey with --legacy). The file is written as the key
+    /// and a newline, mode 0600, atomically; a link at the target is refused. The same key
+    /// already there is left as it is; a different one is replaced only with --force.
+    /// Prints the path written and the key's fingerprint, never the key.
+    #[command(after_help = "\
+Exit status: 0 installed (or already there); 65 not a well-formed key; 73 a different key is
+there (use --force) or a link or folder is in the way; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey install host-linux-arm-aws < host-linux-arm-aws.key
+  GO_BUILD_KEY_PATH=/buildkey/gobuildkey gobuildkey install host-linux-arm-aws --key-file k")]
+    Install(InstallArgs),
+
+    /// Print the file the builder agent will read its key from
+    ///
+    /// One line, the path, for scripts. --explain adds the rule that chose it and the files
+    /// it hides. The rules, as Go's buildlet applies them: $GO_BUILD_KEY_PATH if set and not
+    /// empty; else ~/.gobuildkey-PRINCIPAL; older buildlets fall back to ~/.gobuildkey when
+    /// that file does not exist.
+    #[command(after_help = "\
+Exit status: 0; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey path host-linux-arm-aws
+  gobuildkey path --explain host-linux-arm-aws")]
+    Path(PathArgs),
+
+    /// Check the installed key before starting the agent (builder owners)
+    ///
+    /// Finds the key file as the agent would and checks that it exists, is a regular file
+    /// that only its owner can read or write, and holds a well-formed key. Each problem is
+    /// one line with its fix. On success prints the path, the rule and the key's
+    /// fingerprint: compare it with the one the admin saw when minting. With --verify (for
+    /// whoever holds the master) the key is also verified against the master.
+    #[command(after_help = "\
+Exit status: 0 the key is in place (and valid, with --verify); 1 a problem was found; with
+--verify, 66 no master; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey check host-linux-arm-aws
+  gobuildkey check --verify host-linux-arm-aws    # where the master is at hand")]
+    Check(CheckArgs),
+
+    /// Print a key's fingerprint, to compare keys without showing them
+    ///
+    /// Reads the key from standard input or --key-file. The fingerprint is SHA256: and the
+    /// first 16 hex digits of the SHA-256 of the key's text; `mint` and `check` show the
+    /// same one.
+    #[command(after_help = "\
+Exit status: 0; 65 not a well-formed key; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey fingerprint < host-linux-arm-aws.key
+  gobuildkey fingerprint --key-file ~/.gobuildkey-host-linux-arm-aws")]
+    Fingerprint(FingerprintArgs),
 }
 
 /// `gobuildkey init`.
@@ -179,6 +240,61 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+}
+
+/// `gobuildkey install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The host type the key is for
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Read the key from FILE instead of standard input
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Replace a different key already installed
+    #[arg(long)]
+    pub force: bool,
+
+    /// Write the legacy ~/.gobuildkey, which only older buildlets read
+    #[arg(long)]
+    pub legacy: bool,
+}
+
+/// `gobuildkey path`.
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// The host type the agent runs as
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Also say which rule chose the file and which files it hides
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// `gobuildkey check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The host type the agent runs as
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Also verify the key against the master (needs the master)
+    #[arg(long)]
+    pub verify: bool,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey fingerprint`.
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// Read the key from FILE instead of standard input
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// The whole command-line definition, with the exit-status table from [`Exit`].

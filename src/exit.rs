@@ -7,6 +7,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use gobuildkey::keys::KeyFormatError;
 use gobuildkey::master::MasterError;
 use gobuildkey::secret_file::{ReadError, WriteError};
 
@@ -65,7 +66,7 @@ impl Exit {
             Self::Invalid => "the key is invalid, or a check failed",
             Self::Usage => "usage error: a wrong option, argument or principal",
             Self::DataErr => {
-                "malformed master or input: empty, too short or long, not a regular file"
+                "malformed master or key input: empty, too short or long, not a regular file"
             }
             Self::NoInput => "a file that must exist does not (the master, a key file)",
             Self::Unavailable => "the master key command could not be run or failed",
@@ -100,6 +101,8 @@ impl Exit {
                     Some(Self::for_read(e))
                 } else if let Some(e) = cause.downcast_ref::<WriteError>() {
                     Some(Self::for_write(e))
+                } else if cause.is::<KeyFormatError>() {
+                    Some(Self::DataErr)
                 } else {
                     cause.downcast_ref::<io::Error>().map(Self::for_io)
                 }
@@ -222,6 +225,8 @@ mod tests {
                 Exit::CantCreate,
             ),
             (ReadError::Missing { path }.into(), Exit::NoInput),
+            (KeyFormatError::Empty.into(), Exit::DataErr),
+            (KeyFormatError::TooLong.into(), Exit::DataErr),
             (
                 io::Error::from(io::ErrorKind::PermissionDenied).into(),
                 Exit::NoPerm,

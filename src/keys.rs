@@ -271,6 +271,23 @@ impl BuildKey {
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(self.text.as_bytes())
     }
+
+    /// Whether two keys are the same, compared in constant time.
+    ///
+    /// ```
+    /// use gobuildkey::keys::BuildKey;
+    ///
+    /// let a = BuildKey::parse(b"1b9d4aa92ead7780b92e7de703aed11c")?;
+    /// let b = BuildKey::parse(b" 1b9d4aa92ead7780b92e7de703aed11c\n")?;
+    /// let c = BuildKey::parse(b"1b9d4aa92ead7780b92e7de703aed11d")?;
+    /// assert!(a.ct_eq(&b) && !a.ct_eq(&c));
+    /// # Ok::<(), gobuildkey::keys::KeyFormatError>(())
+    /// ```
+    #[must_use]
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        // Lengths are public (they name the algorithm); `subtle` compares the rest.
+        subtle::ConstantTimeEq::ct_eq(self.text.as_bytes(), other.text.as_bytes()).into()
+    }
 }
 
 impl fmt::Debug for BuildKey {
@@ -314,6 +331,11 @@ pub enum KeyFormatError {
         /// How many characters were found after trimming.
         found: usize,
     },
+    /// More than [`MAX_KEY_INPUT`] bytes of input: not read to the end.
+    #[error(
+        "the key input is longer than {MAX_KEY_INPUT} bytes: a build key is 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits"
+    )]
+    TooLong,
     /// A character other than `0-9` and `a-f`.
     #[error("the key has characters other than 0-9 and a-f: a build key is lowercase hex digits")]
     NotLowercaseHex,

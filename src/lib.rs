@@ -31,12 +31,13 @@
 //! ```
 //!
 //! Modules: [`keys`] (principals, derivation, verification, fingerprints), [`master`]
-//! (the master secret and where it comes from), [`secret_file`] (safe reads and writes of
-//! files that hold secrets).
+//! (the master secret and where it comes from), [`paths`] (where the builder agent looks
+//! for its key), [`secret_file`] (safe reads and writes of files that hold secrets).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod keys;
 pub mod master;
+pub mod paths;
 pub mod secret_file;

@@ -22,6 +22,10 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init::run(args),
         Command::Mint(args) => commands::mint::run(args),
         Command::Verify(args) => commands::verify::run(args),
+        Command::Install(args) => commands::install::run(args),
+        Command::Path(args) => commands::path::run(args),
+        Command::Check(args) => commands::check::run(args),
+        Command::Fingerprint(args) => commands::fingerprint::run(args),
     };
     match outcome {
         Ok(exit) => exit.into(),

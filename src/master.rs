@@ -109,10 +109,7 @@ impl MasterSecret {
     /// What a master file holding this secret contains: the secret and a newline.
     #[must_use]
     pub fn file_contents(&self) -> Zeroizing<Vec<u8>> {
-        let mut contents = Zeroizing::new(Vec::with_capacity(self.bytes.len() + 1));
-        contents.extend_from_slice(&self.bytes);
-        contents.push(b'\n');
-        contents
+        secret_file::secret_line(&self.bytes)
     }
 
     /// The master's fingerprint: shows which master is in use without showing it.

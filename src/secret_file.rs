@@ -20,6 +20,10 @@ pub const FILE_MODE: u32 = 0o600;
 /// The mode of every folder gobuildkey creates to hold a secret.
 pub const DIR_MODE: u32 = 0o700;
 
+/// How the temporary files of an atomic write are named, beside their target. No key file
+/// can be named so: per-host files are `.gobuildkey-PRINCIPAL`.
+pub const TEMP_PREFIX: &str = ".gobuildkey.tmp-";
+
 /// Whether a file's permission bits let anyone but its owner read or write it: the rule
 /// by which a master or key file is "too open".
 ///
@@ -34,6 +38,19 @@ pub const DIR_MODE: u32 = 0o700;
 #[must_use]
 pub fn is_too_open(mode: u32) -> bool {
     mode & 0o077 != 0
+}
+
+/// A secret as a file holds it: the secret and a newline, in memory wiped on drop.
+///
+/// ```
+/// assert_eq!(&gobuildkey::secret_file::secret_line(b"abc")[..], b"abc\n");
+/// ```
+#[must_use]
+pub fn secret_line(secret: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut line = Zeroizing::new(Vec::with_capacity(secret.len() + 1));
+    line.extend_from_slice(secret);
+    line.push(b'\n');
+    line
 }
 
 /// Reads at most `limit` bytes from `reader` into memory that is wiped on drop.
@@ -188,19 +205,27 @@ pub fn write_secret_file(
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let io_err = |at: &Path| {
-        let at = at.to_owned();
-        move |source| WriteError::Io { path: at, source }
+    // Errors name the target, not the temporary file, which the user never asked for.
+    let io_err = |source| WriteError::Io {
+        path: path.to_owned(),
+        source,
     };
     create_private_dirs(dir).map_err(|source| WriteError::CreateDir {
         path: dir.to_owned(),
         source,
     })?;
-    check_target(path, existing)?;
+    if inspect_target(path)? == Target::File && existing == Existing::Refuse {
+        return Err(WriteError::Exists {
+            path: path.to_owned(),
+        });
+    }
 
-    let mut tmp = temp_builder().tempfile_in(dir).map_err(io_err(dir))?;
-    tmp.write_all(contents).map_err(io_err(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    // tempfile's error repeats the temporary path; keep only what went wrong.
+    let mut tmp = temp_builder()
+        .tempfile_in(dir)
+        .map_err(|e| io_err(io::Error::from(e.kind())))?;
+    tmp.write_all(contents).map_err(io_err)?;
+    tmp.as_file().sync_all().map_err(io_err)?;
     let persisted = match existing {
         Existing::Refuse => tmp.persist_noclobber(path),
         Existing::Replace => tmp.persist(path),
@@ -215,18 +240,31 @@ pub fn write_secret_file(
             source: e.error,
         },
     })?;
-    sync_dir(dir).map_err(io_err(dir))
+    sync_dir(dir).map_err(io_err)
 }
 
-/// Refuses what must not be written over: a link, a non-file, or (unless replacing) a file.
-fn check_target(path: &Path, existing: Existing) -> Result<(), WriteError> {
+/// What is at the target of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing.
+    Absent,
+    /// A regular file (not a link to one).
+    File,
+}
+
+/// Looks at the target of a write without following links: a link (even a dangling one),
+/// a folder, a FIFO or a device is an error; nothing or a regular file is an answer.
+///
+/// # Errors
+/// [`WriteError::Symlink`], [`WriteError::NotAFile`], or [`WriteError::Io`] when the
+/// target cannot be examined.
+pub fn inspect_target(path: &Path) -> Result<Target, WriteError> {
     let at = || path.to_owned();
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => Err(WriteError::Symlink { path: at() }),
         Ok(meta) if !meta.is_file() => Err(WriteError::NotAFile { path: at() }),
-        Ok(_) if existing == Existing::Refuse => Err(WriteError::Exists { path: at() }),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(_) => Ok(Target::File),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Target::Absent),
         Err(source) => Err(WriteError::Io { path: at(), source }),
     }
 }
@@ -236,8 +274,7 @@ fn temp_builder() -> tempfile::Builder<'static, 'static> {
     use std::os::unix::fs::PermissionsExt;
     let mut builder = tempfile::Builder::new();
     builder
-        .prefix(".gobuildkey-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
         .permissions(fs::Permissions::from_mode(FILE_MODE));
     builder
 }
@@ -245,7 +282,7 @@ fn temp_builder() -> tempfile::Builder<'static, 'static> {
 #[cfg(not(unix))]
 fn temp_builder() -> tempfile::Builder<'static, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".gobuildkey-").suffix(".tmp");
+    builder.prefix(TEMP_PREFIX);
     builder
 }
 

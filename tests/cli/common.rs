@@ -19,13 +19,55 @@ pub const ARM: &str = "host-linux-arm-aws";
 /// A temporary home folder for one test.
 pub struct TestEnv {
     pub home: TempDir,
+    /// A copy of the binary that an unprivileged user can run, made on first use.
+    bin: std::cell::OnceCell<TempDir>,
 }
+
+/// The user that [`TestEnv::unprivileged_cmd`] runs as when the tests run as root.
+pub const NOBODY: u32 = 65534;
 
 impl TestEnv {
     pub fn new() -> Self {
         Self {
             home: tempfile::tempdir().unwrap(),
+            bin: std::cell::OnceCell::new(),
         }
+    }
+
+    /// `gobuildkey` as an unprivileged user, for refusals that root would not meet (root
+    /// ignores file modes). As root, the home folder is given to `nobody` and the command
+    /// runs through `setpriv` (util-linux); otherwise it runs as the current user.
+    pub fn unprivileged_cmd(&self) -> Command {
+        if !rustix::process::geteuid().is_root() {
+            return self.cmd();
+        }
+        let bin = self.bin.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+            fs::copy(
+                env!("CARGO_BIN_EXE_gobuildkey"),
+                dir.path().join("gobuildkey"),
+            )
+            .unwrap();
+            dir
+        });
+        std::os::unix::fs::chown(self.home.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .current_dir(self.home.path())
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                "sh",
+                "-c",
+            ])
+            .arg(r#"umask 000 && exec "$0" "$@""#)
+            .arg(bin.path().join("gobuildkey"));
+        Command::from_std(cmd)
     }
 
     /// `gobuildkey` under umask 000, with only PATH and HOME set, in the home folder.
@@ -94,6 +136,28 @@ pub fn assert_no_secret(text: &str, secret: &str) {
             "output holds a piece of a secret: {text}"
         );
     }
+}
+
+/// A file's inode, to tell a file left alone from one replaced.
+pub fn inode(path: &Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&fs::symlink_metadata(path).unwrap())
+}
+
+/// The names in a folder, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The fingerprint `mint` printed on standard error.
+pub fn fingerprint_in(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let at = text.find("SHA256:").expect("a fingerprint");
+    text[at..at + 23].to_owned()
 }
 
 /// The known-answer vectors of `tests/data/keys.json`.

@@ -33,7 +33,15 @@ fn help_lists_commands_and_exit_codes() {
 #[test]
 fn each_command_has_help_with_examples_and_exit_status() {
     let env = TestEnv::new();
-    for command in ["init", "mint", "verify"] {
+    for command in [
+        "init",
+        "mint",
+        "verify",
+        "install",
+        "path",
+        "check",
+        "fingerprint",
+    ] {
         env.cmd()
             .args([command, "--help"])
             .assert()

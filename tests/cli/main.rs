@@ -6,7 +6,11 @@
 
 mod common;
 
+mod check;
+mod fingerprint;
 mod help;
 mod init;
+mod install;
 mod mint;
+mod path;
 mod verify;

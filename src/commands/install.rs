@@ -1,0 +1,96 @@
+//! `gobuildkey install`: put a key where the builder agent reads it.
+
+use anyhow::{Context, Result};
+
+use gobuildkey::keys::{BuildKey, MAX_KEY_INPUT};
+use gobuildkey::paths::{self, AgentEnv, Candidates};
+use gobuildkey::secret_file::{self, Existing, Target, WriteError};
+
+use crate::cli::InstallArgs;
+use crate::exit::Exit;
+
+/// Writes the key to the agent's key file, unless the same key is already there.
+pub fn run(args: &InstallArgs) -> Result<Exit> {
+    let key = super::read_well_formed_key(args.key_file.as_deref())?;
+    let env = AgentEnv::from_process();
+    let candidates = Candidates::new(&args.principal, &env);
+    let target = if args.legacy {
+        candidates.legacy
+    } else {
+        candidates.primary.0
+    };
+
+    let existing = match secret_file::inspect_target(&target)? {
+        Target::Absent => Existing::Refuse,
+        Target::File => {
+            let installed = secret_file::read_secret_file(&target, MAX_KEY_INPUT).ok();
+            let same = installed
+                .as_ref()
+                .and_then(|file| file.contents.as_deref())
+                .and_then(|contents| BuildKey::parse(contents).ok())
+                .is_some_and(|installed| installed.ct_eq(&key));
+            if same {
+                println!(
+                    "{} already holds this key (fingerprint {}); left as it is",
+                    target.display(),
+                    key.fingerprint()
+                );
+                if installed
+                    .and_then(|f| f.mode)
+                    .is_some_and(secret_file::is_too_open)
+                {
+                    eprintln!(
+                        "warning: {} is readable or writable by others: run `chmod 600 {}`",
+                        target.display(),
+                        target.display()
+                    );
+                }
+                warn_where_the_agent_reads(args, &env, &target);
+                return Ok(Exit::Ok);
+            }
+            if !args.force {
+                return Err(WriteError::Exists { path: target })
+                    .context("a different key is installed");
+            }
+            Existing::Replace
+        }
+    };
+    secret_file::write_secret_file(
+        &target,
+        &secret_file::secret_line(key.expose_secret().as_bytes()),
+        existing,
+    )?;
+    println!(
+        "installed the key of {} at {} (fingerprint {})",
+        args.principal,
+        target.display(),
+        key.fingerprint()
+    );
+    warn_where_the_agent_reads(args, &env, &target);
+    Ok(Exit::Ok)
+}
+
+/// Says so when the agent will read another file than the one just written, and what else
+/// the owner should know.
+fn warn_where_the_agent_reads(args: &InstallArgs, env: &AgentEnv, written: &std::path::Path) {
+    let loc = paths::locate(&args.principal, env);
+    if args.legacy {
+        eprintln!(
+            "note: only older buildlets read {}; current buildlets (-reverse-type) read {}",
+            written.display(),
+            Candidates::new(&args.principal, env).primary.0.display()
+        );
+    }
+    if loc.path != written {
+        eprintln!(
+            "warning: the agent will read {} ({}), not {}: see `gobuildkey path --explain {}`",
+            loc.path.display(),
+            loc.rule,
+            written.display(),
+            args.principal
+        );
+    }
+    for note in super::agent_notes(env) {
+        eprintln!("note: {note}");
+    }
+}

@@ -1,0 +1,239 @@
+//! `gobuildkey check`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use predicates::prelude::*;
+use predicates::str::contains;
+
+use crate::common::{
+    ARM, ARM_KEY, ARM_KEY_MD5, TestEnv, all_output, assert_no_secret, fingerprint_in,
+};
+
+fn per_host(env: &TestEnv) -> std::path::PathBuf {
+    env.path(&format!(".gobuildkey-{ARM}"))
+}
+
+fn put_key(env: &TestEnv, content: &str, mode: u32) {
+    fs::write(per_host(env), content).unwrap();
+    fs::set_permissions(per_host(env), fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn passes_after_install_with_the_minting_fingerprint() {
+    let env = TestEnv::new().with_master();
+    let minted = env
+        .cmd()
+        .args(["mint", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(minted.stdout.clone())
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains(format!("ok: {}", per_host(&env).display())))
+        .stdout(contains("rule: the per-host key file"))
+        .stdout(contains(format!(
+            "fingerprint: {}",
+            fingerprint_in(&minted.stderr)
+        )))
+        .get_output()
+        .clone();
+    assert_no_secret(&all_output(&out), ARM_KEY);
+}
+
+#[test]
+fn missing_key_fails_with_the_install_command() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(format!(
+            "problem: no key file at {}",
+            per_host(&env).display()
+        )))
+        .stderr(contains(format!("gobuildkey install {ARM}")));
+}
+
+#[test]
+fn a_folder_or_fifo_is_not_a_key_file() {
+    let env = TestEnv::new();
+    fs::create_dir(per_host(&env)).unwrap();
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a regular file: remove it"));
+    fs::remove_dir(per_host(&env)).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(per_host(&env))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("is not a regular file"));
+}
+
+#[test]
+fn open_files_fail_with_the_chmod() {
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        let env = TestEnv::new();
+        put_key(&env, &format!("{ARM_KEY}\n"), mode);
+        env.cmd()
+            .args(["check", ARM])
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(contains(format!(
+                "(mode {mode:04o}): run `chmod 600 {}`",
+                per_host(&env).display()
+            )));
+    }
+}
+
+#[test]
+fn empty_and_malformed_keys_fail() {
+    let cases = [
+        ("", "is empty"),
+        ("\n  \n", "is empty"),
+        ("not a key\n", "does not hold a well-formed key"),
+        (&ARM_KEY[..40], "does not hold a well-formed key"),
+        (&ARM_KEY.to_uppercase(), "does not hold a well-formed key"),
+    ];
+    for (content, message) in cases {
+        let env = TestEnv::new();
+        put_key(&env, content, 0o600);
+        let out = env
+            .cmd()
+            .args(["check", ARM])
+            .assert()
+            .code(1)
+            .stderr(contains(message))
+            .stderr(contains("install the key again"))
+            .get_output()
+            .clone();
+        assert_no_secret(&all_output(&out), ARM_KEY);
+    }
+}
+
+#[test]
+fn every_problem_is_reported_on_its_own_line() {
+    let env = TestEnv::new();
+    put_key(&env, "garbage", 0o666);
+    let out = env
+        .cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.matches("problem: ").count(), 2, "{stderr}");
+}
+
+#[test]
+fn an_unreadable_file_says_whose_it_should_be() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    // Owned by root (or by the test's user) and run as nobody: unreadable.
+    if !rustix::process::geteuid().is_root() {
+        fs::set_permissions(per_host(&env), fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    env.unprivileged_cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("permission denied"))
+        .stderr(contains("the user the agent runs as"));
+}
+
+#[test]
+fn go_build_key_path_and_delete_after_read() {
+    let env = TestEnv::new();
+    let file = env.path("gobuildkey");
+    fs::write(&file, ARM_KEY).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    env.cmd()
+        .env("GO_BUILD_KEY_PATH", &file)
+        .env("GO_BUILD_KEY_DELETE_AFTER_READ", "1")
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains(format!("ok: {}", file.display())))
+        .stdout(contains("GO_BUILD_KEY_PATH names it"))
+        .stderr(contains("deletes the key file after reading it"));
+}
+
+#[test]
+fn a_legacy_file_passes_with_a_warning() {
+    let env = TestEnv::new();
+    fs::write(env.path(".gobuildkey"), ARM_KEY).unwrap();
+    fs::set_permissions(env.path(".gobuildkey"), fs::Permissions::from_mode(0o600)).unwrap();
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stderr(contains("only older buildlets read"));
+}
+
+#[test]
+fn verify_checks_the_key_against_the_master() {
+    let env = TestEnv::new().with_master();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains("verified"));
+    // A genbuilderkey-era key verifies as what it is.
+    put_key(&env, &format!("{ARM_KEY_MD5}\n"), 0o600);
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains("algorithm: hmac-md5"));
+    // Another host type's key (a renamed host type, say) is well formed but not valid.
+    let other = env
+        .cmd()
+        .args(["mint", "host-linux-arm-old"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    put_key(&env, &String::from_utf8(other).unwrap(), 0o600);
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(
+            "not the key of host-linux-arm-aws under this master",
+        ));
+}
+
+#[test]
+fn verify_without_a_master_is_an_operational_error() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(66)
+        .stdout(predicate::str::contains("ok:").not());
+    // Without --verify the master is not needed.
+    env.cmd().args(["check", ARM]).assert().code(0);
+}

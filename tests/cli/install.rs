@@ -1,0 +1,367 @@
+//! `gobuildkey install`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::process::Stdio;
+use std::time::Duration;
+
+use predicates::str::contains;
+
+use crate::common::{
+    ARM, ARM_KEY, ARM_KEY_MD5, NOBODY, TestEnv, all_output, assert_no_secret, inode, mode, names,
+};
+
+const OTHER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn per_host(env: &TestEnv) -> std::path::PathBuf {
+    env.path(&format!(".gobuildkey-{ARM}"))
+}
+
+#[test]
+fn installs_from_stdin_as_a_private_file() {
+    let env = TestEnv::new();
+    let out = env
+        .cmd()
+        .args(["install", ARM])
+        .write_stdin(format!("  {ARM_KEY}\r\n"))
+        .assert()
+        .success()
+        .stdout(contains(per_host(&env).display().to_string()))
+        .get_output()
+        .clone();
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{ARM_KEY}\n")
+    );
+    assert_eq!(mode(&per_host(&env)), 0o600);
+    assert_no_secret(&all_output(&out), ARM_KEY);
+    // Nothing but the key file: no temporary file left behind.
+    assert_eq!(names(env.home.path()), [format!(".gobuildkey-{ARM}")]);
+}
+
+#[test]
+fn installs_from_a_key_file_and_md5_keys() {
+    let env = TestEnv::new();
+    let file = env.path("k");
+    fs::write(&file, ARM_KEY_MD5).unwrap();
+    env.cmd()
+        .args(["install", ARM, "--key-file"])
+        .arg(&file)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{ARM_KEY_MD5}\n")
+    );
+}
+
+#[test]
+fn malformed_keys_write_nothing() {
+    let env = TestEnv::new();
+    for bad in [
+        String::new(),
+        "\n".to_owned(),
+        ARM_KEY[..63].to_owned(),
+        ARM_KEY.to_uppercase(),
+        "g".repeat(64),
+        format!("{ARM_KEY} {ARM_KEY}"),
+        "a".repeat(5000),
+    ] {
+        let out = env
+            .cmd()
+            .args(["install", ARM])
+            .write_stdin(bad.clone())
+            .assert()
+            .code(65)
+            .stdout("")
+            .stderr(contains("lowercase hex digits"))
+            .get_output()
+            .clone();
+        if bad.len() >= 8 && bad.len() < 1000 {
+            assert_no_secret(&all_output(&out), bad.trim());
+        }
+    }
+    assert!(names(env.home.path()).is_empty());
+}
+
+#[test]
+fn the_same_key_again_leaves_the_file_alone() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success();
+    let before = inode(&per_host(&env));
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(format!("{ARM_KEY}\n"))
+        .assert()
+        .success()
+        .stdout(contains("already holds this key"));
+    assert_eq!(inode(&per_host(&env)), before);
+}
+
+#[test]
+fn the_same_key_in_an_open_file_is_left_but_flagged() {
+    let env = TestEnv::new();
+    fs::write(per_host(&env), format!("{ARM_KEY}\n")).unwrap();
+    fs::set_permissions(per_host(&env), fs::Permissions::from_mode(0o644)).unwrap();
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stderr(contains("chmod 600"));
+}
+
+#[test]
+fn a_different_key_needs_force() {
+    let env = TestEnv::new();
+    fs::write(per_host(&env), format!("{OTHER_KEY}\n")).unwrap();
+    fs::set_permissions(per_host(&env), fs::Permissions::from_mode(0o644)).unwrap();
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(73)
+        .stdout("")
+        .stderr(contains("use --force to replace it"));
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{OTHER_KEY}\n")
+    );
+
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{ARM_KEY}\n")
+    );
+    assert_eq!(mode(&per_host(&env)), 0o600);
+    assert_eq!(names(env.home.path()), [format!(".gobuildkey-{ARM}")]);
+}
+
+#[test]
+fn links_at_the_target_are_refused_even_with_force() {
+    let env = TestEnv::new();
+    let victim = env.path("victim");
+    fs::write(&victim, format!("{ARM_KEY}\n")).unwrap();
+    symlink(&victim, per_host(&env)).unwrap();
+    for args in [&["install", ARM][..], &["install", "--force", ARM][..]] {
+        env.cmd()
+            .args(args)
+            .write_stdin(ARM_KEY)
+            .assert()
+            .code(73)
+            .stderr(contains("symbolic link"));
+    }
+    fs::remove_file(per_host(&env)).unwrap();
+    symlink(env.path("nowhere"), per_host(&env)).unwrap();
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(73)
+        .stderr(contains("symbolic link"));
+    assert!(!env.path("nowhere").exists());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), format!("{ARM_KEY}\n"));
+}
+
+#[test]
+fn a_folder_at_the_target_is_refused() {
+    let env = TestEnv::new();
+    fs::create_dir(per_host(&env)).unwrap();
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(73)
+        .stderr(contains("not a regular file"));
+}
+
+#[test]
+fn go_build_key_path_is_the_target_and_its_folders_are_made() {
+    let env = TestEnv::new();
+    let target = env.path("buildkey/sub/gobuildkey");
+    env.cmd()
+        .env("GO_BUILD_KEY_PATH", &target)
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stdout(contains(target.display().to_string()));
+    assert_eq!(fs::read_to_string(&target).unwrap(), format!("{ARM_KEY}\n"));
+    assert_eq!(mode(&target), 0o600);
+    assert_eq!(mode(&env.path("buildkey")), 0o700);
+    assert_eq!(mode(&env.path("buildkey/sub")), 0o700);
+    assert!(!per_host(&env).exists());
+}
+
+#[test]
+fn an_empty_go_build_key_path_is_ignored() {
+    let env = TestEnv::new();
+    env.cmd()
+        .env("GO_BUILD_KEY_PATH", "")
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success();
+    assert!(per_host(&env).exists());
+}
+
+#[test]
+fn legacy_writes_the_home_file_and_warns_when_hidden() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["install", "--legacy", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stderr(contains("only older buildlets read"));
+    assert_eq!(
+        fs::read_to_string(env.path(".gobuildkey")).unwrap(),
+        format!("{ARM_KEY}\n")
+    );
+    assert_eq!(mode(&env.path(".gobuildkey")), 0o600);
+
+    // With a per-host file present, the agent reads that one: say so.
+    fs::write(per_host(&env), format!("{OTHER_KEY}\n")).unwrap();
+    env.cmd()
+        .args(["install", "--legacy", "--force", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .success()
+        .stderr(contains(format!(
+            "the agent will read {}",
+            per_host(&env).display()
+        )));
+}
+
+#[test]
+fn delete_after_read_is_mentioned() {
+    let env = TestEnv::new();
+    env.cmd()
+        .env("GO_BUILD_KEY_DELETE_AFTER_READ", "true")
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stderr(contains("GO_BUILD_KEY_DELETE_AFTER_READ is set"));
+}
+
+#[test]
+fn the_key_cannot_be_given_on_the_command_line() {
+    let env = TestEnv::new();
+    env.cmd().args(["install", ARM, ARM_KEY]).assert().code(2);
+    assert!(names(env.home.path()).is_empty());
+}
+
+#[test]
+fn a_read_only_folder_is_an_error_and_changes_nothing() {
+    let env = TestEnv::new();
+    let dir = env.path("ro");
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
+    env.unprivileged_cmd()
+        .env("GO_BUILD_KEY_PATH", dir.join("gobuildkey"))
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(77)
+        .stdout("")
+        .stderr(contains(format!(
+            "cannot write {}: permission denied",
+            dir.join("gobuildkey").display()
+        )));
+    assert!(names(&dir).is_empty());
+}
+
+#[test]
+fn an_empty_home_means_the_root_folder_for_others_than_root() {
+    // The agent's rule: HOME empty or unset -> "/" (or "/root" for root). An unprivileged
+    // user cannot write there, and nothing is written anywhere else.
+    let env = TestEnv::new();
+    for home in [Some(""), None] {
+        let mut cmd = env.unprivileged_cmd();
+        match home {
+            Some(value) => cmd.env("HOME", value),
+            None => cmd.env_remove("HOME"),
+        };
+        cmd.args(["install", ARM])
+            .write_stdin(ARM_KEY)
+            .assert()
+            .code(77)
+            .stderr(contains(format!("/.gobuildkey-{ARM}")));
+    }
+    assert!(names(env.home.path()).is_empty());
+}
+
+/// Kills `install --force` with SIGKILL at random moments while it replaces a key, and
+/// checks after each kill that the file holds a whole old or a whole new key, mode 0600.
+#[test]
+fn sigkill_while_replacing_leaves_a_whole_key() {
+    let env = TestEnv::new();
+    let keys = [ARM_KEY, OTHER_KEY];
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(keys[0])
+        .assert()
+        .success();
+    // A small xorshift generator: random enough to land kills all over the run.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut killed, mut finished, mut mid_write) = (0, 0, 0);
+    for round in 0..300 {
+        let new = keys[(round + 1) % 2];
+        let mut child = env
+            .std_cmd()
+            .args(["install", "--force", ARM])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The child may already be dead when the key is written: that is part of the test.
+        let _ = stdin.write_all(new.as_bytes());
+        drop(stdin);
+        std::thread::sleep(Duration::from_micros(next() % 4000));
+        match child.try_wait().unwrap() {
+            Some(_) => finished += 1,
+            None => {
+                child.kill().unwrap();
+                killed += 1;
+            }
+        }
+        child.wait().unwrap();
+        let content = fs::read_to_string(per_host(&env)).unwrap();
+        assert!(
+            keys.iter().any(|k| content == format!("{k}\n")),
+            "round {round}: torn key file {content:?}"
+        );
+        assert_eq!(mode(&per_host(&env)), 0o600, "round {round}");
+        // A kill between creating the temporary file and renaming it leaves that file
+        // (named `.gobuildkey.tmp-*`, never a key file's name); clear it for the next round.
+        for name in names(env.home.path()) {
+            if name.starts_with(".gobuildkey.tmp-") {
+                mid_write += 1;
+                fs::remove_file(env.path(&name)).unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "sigkill test: {killed} killed ({mid_write} between temp file and rename), {finished} finished"
+    );
+    assert!(killed > 0, "no run was killed: the test tested nothing");
+}
