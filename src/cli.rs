@@ -7,7 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use gobuildkey::keys::{Algorithm, Principal, PrincipalError};
+use gobuildkey::keys::{Algorithm, Kind, Principal, PrincipalError};
 use gobuildkey::master::{self, MasterError, MasterSource};
 
 use crate::exit::Exit;
@@ -136,6 +136,188 @@ Examples:
   gobuildkey fingerprint < host-linux-arm-aws.key
   gobuildkey fingerprint --key-file ~/.gobuildkey-host-linux-arm-aws")]
     Fingerprint(FingerprintArgs),
+
+    /// Give a principal a new key; the old one stops verifying (admins)
+    ///
+    /// Raises the principal's generation by one in the policy file and prints the new key
+    /// on standard output, as `mint` does. The previous key stops verifying at once, unless
+    /// --keep-previous (until `gobuildkey end-grace`) or --keep-previous-until DATE keeps
+    /// it valid while the machine switches. No other principal's key changes.
+    #[command(after_help = "\
+Exit status: 0 rotated; 66 no master; 78 a bad policy file; see `gobuildkey --help` for the
+others.
+
+Examples:
+  gobuildkey rotate host-linux-arm-aws > host-linux-arm-aws.key
+  gobuildkey rotate --keep-previous-until 2026-12-01 host-linux-arm-aws > new.key")]
+    Rotate(RotateArgs),
+
+    /// End the grace period of a principal's previous key (admins)
+    #[command(after_help = "\
+Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
+
+Example:
+  gobuildkey end-grace host-linux-arm-aws")]
+    EndGrace(PrincipalArgs),
+
+    /// Refuse every key of a principal, of every generation and master (admins)
+    #[command(after_help = "\
+Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
+
+Example:
+  gobuildkey revoke host-linux-arm-aws     # undo with: gobuildkey reinstate host-linux-arm-aws")]
+    Revoke(PrincipalArgs),
+
+    /// Undo `revoke` (admins)
+    #[command(after_help = "\
+Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
+
+Example:
+  gobuildkey reinstate host-linux-arm-aws")]
+    Reinstate(PrincipalArgs),
+
+    /// Show the masters and each principal's generation, grace and revocation
+    ///
+    /// Never shows a secret: masters appear by fingerprint. --stale lists, one per line,
+    /// the principals whose current key was not minted under the primary master: those to
+    /// re-mint after `gobuildkey master rotate`.
+    #[command(
+        visible_alias = "list",
+        after_help = "\
+Exit status: 0; 66 no master; 78 a bad policy file; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey policy
+  gobuildkey policy --stale"
+    )]
+    Policy(PolicyArgs),
+
+    /// Manage the masters: replace the primary, accept or retire previous ones (admins)
+    #[command(subcommand)]
+    Master(MasterCommand),
+}
+
+/// `gobuildkey master ...`.
+#[derive(Debug, Subcommand)]
+pub enum MasterCommand {
+    /// Replace the primary master; keep accepting the old one until it is retired
+    ///
+    /// Copies the current master to a file beside it named after its fingerprint, lists
+    /// that file in the policy's keyring (so its keys still verify), then writes a new
+    /// master in its place. Re-mint the keys `gobuildkey policy --stale` lists, hand them
+    /// out, then `gobuildkey master retire FINGERPRINT`.
+    #[command(after_help = "\
+Exit status: 0; 66 no master; 78 a bad policy file or a master from a command; see
+`gobuildkey --help` for the others.
+
+Example:
+  gobuildkey master rotate")]
+    Rotate(MasterOnlyArgs),
+
+    /// Accept keys minted under another master (a file or a command)
+    #[command(after_help = "\
+Exit status: 0; 66 the master named does not exist; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey master add --file ~/keys/old-master.key
+  gobuildkey master add --command 'pass show farm/old-master'")]
+    Add(MasterAddArgs),
+
+    /// Stop accepting keys minted under a previous master
+    #[command(after_help = "\
+Exit status: 0; 65 no previous master has that fingerprint; see `gobuildkey --help` for the
+others.
+
+Example:
+  gobuildkey master retire SHA256:9400c745792c2465")]
+    Retire(MasterRetireArgs),
+}
+
+/// Commands that need only the master and policy options.
+#[derive(Debug, Args)]
+pub struct MasterOnlyArgs {
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey master add`.
+#[derive(Debug, Args)]
+pub struct MasterAddArgs {
+    /// The previous master's file
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "command",
+        conflicts_with = "command"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// A shell command whose standard output is the previous master
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<OsString>,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey master retire`.
+#[derive(Debug, Args)]
+pub struct MasterRetireArgs {
+    /// The previous master's fingerprint, as `gobuildkey policy` shows it
+    #[arg(value_name = "FINGERPRINT")]
+    pub fingerprint: String,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// Commands that take a principal and the master and policy options.
+#[derive(Debug, Args)]
+pub struct PrincipalArgs {
+    /// The principal
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The principal whose key is replaced
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Keep the previous key valid until `gobuildkey end-grace`
+    #[arg(long, conflicts_with = "keep_previous_until")]
+    pub keep_previous: bool,
+
+    /// Keep the previous key valid until DATE (2026-12-01, or 2026-12-01T12:00:00Z)
+    #[arg(long, value_name = "DATE", value_parser = moment_parser)]
+    pub keep_previous_until: Option<jiff::Timestamp>,
+
+    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey
+    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
+    pub alg: Algorithm,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+/// `gobuildkey policy`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Only the principals to re-mint under the primary master, one per line
+    #[arg(long)]
+    pub stale: bool,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+fn moment_parser(text: &str) -> Result<jiff::Timestamp, String> {
+    gobuildkey::policy::parse_moment(text)
 }
 
 /// `gobuildkey init`.
@@ -186,9 +368,27 @@ pub struct MasterArgs {
     /// itself. [env: GOBUILDKEY_MASTER_KEY_COMMAND]
     #[arg(long, value_name = "CMD", conflicts_with = "master_key")]
     pub master_key_command: Option<OsString>,
+
+    /// The policy file: generations, revocations, previous masters
+    /// [default: gobuildkey.toml beside the master key file]
+    #[arg(long, value_name = "FILE", env = "GOBUILDKEY_POLICY")]
+    pub policy: Option<PathBuf>,
 }
 
 impl MasterArgs {
+    /// The policy file: `--policy` or `GOBUILDKEY_POLICY`, else `gobuildkey.toml` beside
+    /// the master key file (beside the default one when the master comes from a command).
+    pub fn policy_path(&self) -> Result<PathBuf, MasterError> {
+        if let Some(path) = &self.policy {
+            return Ok(path.clone());
+        }
+        let master_file = match self.source()? {
+            MasterSource::File(path) => path,
+            MasterSource::Command(_) => master::default_path()?,
+        };
+        Ok(master_file.with_file_name(gobuildkey::policy::DEFAULT_FILE_NAME))
+    }
+
     /// The source: a flag, else one of the two environment variables (both set is an
     /// error: which one was meant?), else the default file.
     pub fn source(&self) -> Result<MasterSource, MasterError> {
@@ -238,6 +438,14 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
     pub alg: Algorithm,
 
+    /// Refuse principals of any other kind: host (host-*), user (user-*), other, or any
+    #[arg(long, value_name = "KIND", default_value = "any", value_parser = kind_parser())]
+    pub kind: ::std::option::Option<Kind>,
+
+    /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+
     #[command(flatten)]
     pub master: MasterArgs,
 }
@@ -281,7 +489,7 @@ pub struct CheckArgs {
     #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
     pub principal: Principal,
 
-    /// Also verify the key against the master (needs the master)
+    /// Also verify the key against the master and policy (needs the master)
     #[arg(long)]
     pub verify: bool,
 
@@ -300,6 +508,14 @@ pub struct FingerprintArgs {
 /// The whole command-line definition, with the exit-status table from [`Exit`].
 pub fn command() -> clap::Command {
     Cli::command().after_help(Exit::help_table())
+}
+
+fn kind_parser() -> impl TypedValueParser<Value = Option<Kind>> {
+    PossibleValuesParser::new(["host", "user", "other", "any"]).map(|name| {
+        [Kind::Host, Kind::User, Kind::Other]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    })
 }
 
 fn alg_parser() -> impl TypedValueParser<Value = Algorithm> {

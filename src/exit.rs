@@ -7,9 +7,12 @@
 use std::io;
 use std::process::ExitCode;
 
+use gobuildkey::audit::AuditError;
 use gobuildkey::keys::KeyFormatError;
 use gobuildkey::master::MasterError;
+use gobuildkey::policy::PolicyError;
 use gobuildkey::secret_file::{ReadError, WriteError};
+use gobuildkey::verifier::LoadError;
 
 /// How the command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +80,7 @@ impl Exit {
             Self::IoErr => "reading or writing failed",
             Self::NoPerm => "a secret file is open to others, or access was denied",
             Self::Config => {
-                "the environment is wrong: no usable HOME, or both master variables set"
+                "configuration error: a bad policy file, no usable HOME, or both master variables set"
             }
         }
     }
@@ -95,7 +98,19 @@ impl Exit {
     pub fn for_error(err: &anyhow::Error) -> Self {
         err.chain()
             .find_map(|cause| {
-                if let Some(e) = cause.downcast_ref::<MasterError>() {
+                if let Some(refused) = cause.downcast_ref::<Refused>() {
+                    Some(refused.exit)
+                } else if let Some(e) = cause.downcast_ref::<LoadError>() {
+                    Some(match e {
+                        LoadError::Primary(e) => Self::for_master(e),
+                        LoadError::Policy(e) => Self::for_policy(e),
+                        _ => Self::Software,
+                    })
+                } else if let Some(e) = cause.downcast_ref::<PolicyError>() {
+                    Some(Self::for_policy(e))
+                } else if let Some(e) = cause.downcast_ref::<AuditError>() {
+                    Some(Self::for_io(&e.source))
+                } else if let Some(e) = cause.downcast_ref::<MasterError>() {
                     Some(Self::for_master(e))
                 } else if let Some(e) = cause.downcast_ref::<ReadError>() {
                     Some(Self::for_read(e))
@@ -124,6 +139,16 @@ impl Exit {
         }
     }
 
+    fn for_policy(err: &PolicyError) -> Self {
+        match err {
+            PolicyError::Read(e) => Self::for_read(e),
+            PolicyError::Write(e) => Self::for_write(e),
+            PolicyError::Master { source, .. } => Self::for_master(source),
+            PolicyError::Writable { .. } => Self::NoPerm,
+            _ => Self::Config,
+        }
+    }
+
     fn for_read(err: &ReadError) -> Self {
         match err {
             ReadError::Missing { .. } => Self::NoInput,
@@ -148,6 +173,27 @@ impl Exit {
         match err.kind() {
             io::ErrorKind::PermissionDenied => Self::NoPerm,
             _ => Self::IoErr,
+        }
+    }
+}
+
+/// A refusal of the command's own, with the code it exits with. The message says what to
+/// do next.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// The exit code.
+    pub exit: Exit,
+    /// What was refused and what to do.
+    pub message: String,
+}
+
+impl Refused {
+    /// A refusal exiting with `exit`.
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
         }
     }
 }
@@ -232,6 +278,24 @@ mod tests {
                 Exit::NoPerm,
             ),
             (anyhow::anyhow!("something else"), Exit::Software),
+            (Refused::new(Exit::DataErr, "no").into(), Exit::DataErr),
+            (PolicyError::NoFile.into(), Exit::Config),
+            (
+                PolicyError::Invalid {
+                    path: "p".into(),
+                    at: (1, 1),
+                    message: "m".into(),
+                }
+                .into(),
+                Exit::Config,
+            ),
+            (
+                LoadError::Primary(MasterError::Missing {
+                    path: PathBuf::from("/m"),
+                })
+                .into(),
+                Exit::NoInput,
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(Exit::for_error(&err), want, "{err}");

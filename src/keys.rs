@@ -2,15 +2,18 @@
 //!
 //! A build key is the lowercase hex of HMAC(master, principal). [`Deriver`] holds the
 //! master's precomputed HMAC state for one [`Algorithm`]; its [`Deriver::derive`] (what
-//! `mint` prints) and [`Deriver::verify`] (what `verify` and every other verifier call)
-//! both compute the MAC through one private function, so they cannot drift apart.
+//! `mint` prints) and the comparison that [`crate::verifier::Verifier::verify`] (what
+//! `verify` and every other verifier call) makes both compute the MAC through one private
+//! function, so they cannot drift apart.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use crate::master::MasterSecret;
@@ -106,6 +109,52 @@ impl fmt::Display for Principal {
 impl AsRef<str> for Principal {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+/// What a principal names, by its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `host-…`: a host type, what builders register as.
+    Host,
+    /// `user-…`: a person's token.
+    User,
+    /// Anything else, e.g. a bare builder name such as `linux-amd64`.
+    Other,
+}
+
+impl Kind {
+    /// The kind's name: `host`, `user`, `other`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::User => "user",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl Principal {
+    /// The principal's kind, by its prefix.
+    ///
+    /// ```
+    /// use gobuildkey::keys::{Kind, Principal};
+    ///
+    /// assert_eq!("host-linux-arm-aws".parse::<Principal>()?.kind(), Kind::Host);
+    /// assert_eq!("user-relui".parse::<Principal>()?.kind(), Kind::User);
+    /// assert_eq!("linux-amd64".parse::<Principal>()?.kind(), Kind::Other);
+    /// # Ok::<(), gobuildkey::keys::PrincipalError>(())
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> Kind {
+        if self.0.starts_with("host-") {
+            Kind::Host
+        } else if self.0.starts_with("user-") {
+            Kind::User
+        } else {
+            Kind::Other
+        }
     }
 }
 
@@ -367,15 +416,22 @@ pub enum Reason {
     Mismatch,
     /// Not a key of the expected algorithm at all: empty, wrong length or not lowercase hex.
     Malformed,
+    /// The principal is revoked: no key of it verifies.
+    Revoked,
+    /// The principal is not of the kind this verifier accepts (a `user-` token presented
+    /// as a host, say).
+    WrongKind,
 }
 
 impl Reason {
-    /// A one-word name for logs and protocols: `invalid`, `malformed`.
+    /// A one-word name for logs and protocols: `invalid`, `malformed`, `revoked`, `kind`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mismatch => "invalid",
             Self::Malformed => "malformed",
+            Self::Revoked => "revoked",
+            Self::WrongKind => "kind",
         }
     }
 }
@@ -386,13 +442,14 @@ impl fmt::Display for Reason {
     }
 }
 
-/// The master's keyed HMAC state for one algorithm: derives keys and verifies them.
+/// The master's keyed HMAC state for one algorithm: derives keys (and, inside
+/// [`crate::verifier::Verifier`], checks them).
 ///
 /// Build it once and reuse it: the keyed state is computed once, and every derivation or
 /// verification starts from a copy of it.
 ///
 /// ```
-/// use gobuildkey::keys::{Algorithm, Deriver, Principal, Verdict};
+/// use gobuildkey::keys::{Algorithm, Deriver, Principal};
 /// use gobuildkey::master::MasterSecret;
 ///
 /// let master = MasterSecret::from_text(b"an example master, 32 bytes long\n")?;
@@ -401,8 +458,6 @@ impl fmt::Display for Reason {
 ///
 /// let key = deriver.derive(&host);
 /// assert_eq!(key.expose_secret().len(), 64);
-/// assert_eq!(deriver.verify(&host, key.expose_secret().as_bytes()), Verdict::Valid);
-/// assert!(!deriver.verify(&"host-other".parse()?, key.expose_secret().as_bytes()).is_valid());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -441,38 +496,40 @@ impl Deriver {
         }
     }
 
-    /// The key of `principal`: lowercase hex of HMAC(master, principal).
+    /// The generation-0 key of `principal`: lowercase hex of HMAC(master, principal),
+    /// the key Go's `genbuilderkey` gives (with [`Algorithm::HmacMd5`]).
     #[must_use]
     pub fn derive(&self, principal: &Principal) -> BuildKey {
+        self.derive_generation(principal, 0)
+    }
+
+    /// The key of `principal` at `generation`: generation 0 MACs the principal's text,
+    /// generation n ≥ 1 MACs `PRINCIPAL#n`.
+    ///
+    /// ```
+    /// # use gobuildkey::keys::{Algorithm, Deriver};
+    /// # let master = gobuildkey::master::MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+    /// let host = "host-linux-arm-aws".parse()?;
+    /// let (g0, g1) = (deriver.derive(&host), deriver.derive_generation(&host, 1));
+    /// assert_eq!(g0.expose_secret(), deriver.derive_generation(&host, 0).expose_secret());
+    /// assert_ne!(g0.expose_secret(), g1.expose_secret());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
         BuildKey {
-            text: self.keyed.hex_tag(message_of(principal)),
+            text: hex_of(&self.keyed.tag(&message_of(principal, generation))),
             alg: self.algorithm(),
         }
     }
 
-    /// Whether `presented` is the key of `principal`.
-    ///
-    /// `presented` is the raw text as read from a file, standard input or a header: it is
-    /// trimmed here. Anything that is not a well-formed key of this algorithm is
-    /// [`Reason::Malformed`]; a well-formed key is compared with the expected MAC in
-    /// constant time ([`Mac::verify_slice`]), so the time taken does not tell how much of
-    /// a guess was right.
-    pub fn verify(&self, principal: &Principal, presented: &[u8]) -> Verdict {
-        let Ok((text, alg)) = key_text(presented) else {
-            return Verdict::Invalid(Reason::Malformed);
-        };
-        if alg != self.algorithm() {
-            return Verdict::Invalid(Reason::Malformed);
-        }
-        let mut tag = Zeroizing::new(vec![0u8; alg.mac_len()]);
-        if hex::decode_to_slice(text, &mut tag[..]).is_err() {
-            return Verdict::Invalid(Reason::Malformed);
-        }
-        if self.keyed.tag_matches(message_of(principal), &tag) {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid(Reason::Mismatch)
-        }
+    /// Whether `tag` (a decoded key) is the MAC of `principal` at `generation`, as a
+    /// constant-time [`Choice`]: the verifier combines several without branching.
+    pub(crate) fn tag_matches(&self, principal: &Principal, generation: u64, tag: &[u8]) -> Choice {
+        self.keyed
+            .tag(&message_of(principal, generation))
+            .ct_eq(tag)
     }
 }
 
@@ -489,9 +546,14 @@ fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
     M::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
 }
 
-/// What is MACed for a principal: its text. The one place that says so.
-fn message_of(principal: &Principal) -> &[u8] {
-    principal.as_str().as_bytes()
+/// What is MACed for a principal at a generation: its text for generation 0 (the keys of
+/// Go's farm), `PRINCIPAL#n` for generation n ≥ 1. `#` never occurs in a principal, so no
+/// two (principal, generation) pairs share a message. The one place that says so.
+fn message_of(principal: &Principal, generation: u64) -> Cow<'_, [u8]> {
+    match generation {
+        0 => Cow::Borrowed(principal.as_str().as_bytes()),
+        n => Cow::Owned(format!("{principal}#{n}").into_bytes()),
+    }
 }
 
 /// The derivation: a copy of the keyed state, fed the message. Deriving and verifying
@@ -503,22 +565,25 @@ fn mac_of<M: Mac + Clone>(keyed: &M, message: &[u8]) -> M {
 }
 
 impl Keyed {
-    /// Lowercase hex of the MAC of `message`.
-    fn hex_tag(&self, message: &[u8]) -> Zeroizing<String> {
+    /// The MAC of `message`, in memory wiped on drop.
+    fn tag(&self, message: &[u8]) -> Zeroizing<Vec<u8>> {
         // `finalize` returns a `CtOutput`, which wipes itself on drop.
-        match self {
-            Self::Sha256(state) => hex_of(&mac_of(state, message).finalize().as_bytes()[..]),
-            Self::Md5(state) => hex_of(&mac_of(state, message).finalize().as_bytes()[..]),
-        }
+        Zeroizing::new(match self {
+            Self::Sha256(state) => mac_of(state, message).finalize().as_bytes().to_vec(),
+            Self::Md5(state) => mac_of(state, message).finalize().as_bytes().to_vec(),
+        })
     }
+}
 
-    /// Whether `tag` is the MAC of `message`, compared in constant time.
-    fn tag_matches(&self, message: &[u8], tag: &[u8]) -> bool {
-        match self {
-            Self::Sha256(state) => mac_of(state, message).verify_slice(tag).is_ok(),
-            Self::Md5(state) => mac_of(state, message).verify_slice(tag).is_ok(),
-        }
+/// The presented key's MAC bytes, if `presented` is a well-formed key of `alg`.
+pub(crate) fn decode_presented(presented: &[u8], alg: Algorithm) -> Option<Zeroizing<Vec<u8>>> {
+    let (text, found) = key_text(presented).ok()?;
+    if found != alg {
+        return None;
     }
+    let mut tag = Zeroizing::new(vec![0u8; alg.mac_len()]);
+    hex::decode_to_slice(text, &mut tag[..]).ok()?;
+    Some(tag)
 }
 
 /// Lowercase hex of `bytes`, built in a buffer of the final size so no copy is left behind.
@@ -678,41 +743,37 @@ mod tests {
     }
 
     #[test]
-    fn derive_then_verify_for_each_algorithm() {
+    fn derive_and_match_for_each_algorithm() {
         for alg in Algorithm::ALL {
             let d = Deriver::from_key_bytes(b"a master of twenty bytes", alg);
             let key = d.derive(&p("host-x"));
             assert_eq!(key.algorithm(), alg);
             assert_eq!(key.expose_secret().len(), alg.hex_len());
-            let text = key.expose_secret().as_bytes();
-            assert_eq!(d.verify(&p("host-x"), text), Verdict::Valid);
-            assert_eq!(
-                d.verify(&p("host-y"), text),
-                Verdict::Invalid(Reason::Mismatch)
-            );
-            let padded = format!("\r\n {} \n", key.expose_secret());
-            assert_eq!(d.verify(&p("host-x"), padded.as_bytes()), Verdict::Valid);
-            let upper = key.expose_secret().to_uppercase();
-            assert_eq!(
-                d.verify(&p("host-x"), upper.as_bytes()),
-                Verdict::Invalid(Reason::Malformed)
-            );
-            assert_eq!(
-                d.verify(&p("host-x"), &text[..text.len() - 1]),
-                Verdict::Invalid(Reason::Malformed)
-            );
+            let tag = decode_presented(key.expose_secret().as_bytes(), alg).unwrap();
+            assert!(bool::from(d.tag_matches(&p("host-x"), 0, &tag)));
+            assert!(!bool::from(d.tag_matches(&p("host-y"), 0, &tag)));
+            assert!(!bool::from(d.tag_matches(&p("host-x"), 1, &tag)));
+            let g1 = d.derive_generation(&p("host-x"), 1);
+            let tag1 = decode_presented(g1.expose_secret().as_bytes(), alg).unwrap();
+            assert!(bool::from(d.tag_matches(&p("host-x"), 1, &tag1)));
         }
     }
 
     #[test]
-    fn a_key_of_the_other_algorithm_is_malformed() {
-        let sha = Deriver::from_key_bytes(b"a master of twenty bytes", Algorithm::HmacSha256);
-        let md5 = Deriver::from_key_bytes(b"a master of twenty bytes", Algorithm::HmacMd5);
-        let md5_key = md5.derive(&p("host-x"));
-        assert_eq!(
-            sha.verify(&p("host-x"), md5_key.expose_secret().as_bytes()),
-            Verdict::Invalid(Reason::Malformed)
-        );
+    fn generations_have_distinct_messages() {
+        let host = p("host-x");
+        assert_eq!(&*message_of(&host, 0), b"host-x");
+        assert_eq!(&*message_of(&host, 1), b"host-x#1");
+        assert_eq!(&*message_of(&host, 12), b"host-x#12");
+    }
+
+    #[test]
+    fn decode_presented_trims_and_checks_the_algorithm() {
+        let sha = "ab".repeat(32);
+        assert!(decode_presented(format!(" {sha}\n").as_bytes(), Algorithm::HmacSha256).is_some());
+        assert!(decode_presented(sha.as_bytes(), Algorithm::HmacMd5).is_none());
+        assert!(decode_presented(sha.to_uppercase().as_bytes(), Algorithm::HmacSha256).is_none());
+        assert!(decode_presented(&sha.as_bytes()[1..], Algorithm::HmacSha256).is_none());
     }
 
     #[test]
@@ -731,7 +792,7 @@ mod tests {
         truncate_bytes: Option<usize>,
     }
 
-    /// RFC 4231's HMAC-SHA256 test cases, through the keyed state and `hex_tag` that
+    /// RFC 4231's HMAC-SHA256 test cases, through the keyed state and `tag` that
     /// `derive` uses (the data are not principals, so they go in below `message_of`).
     #[test]
     fn rfc4231_hmac_sha256() {
@@ -741,7 +802,7 @@ mod tests {
         for case in cases {
             let d =
                 Deriver::from_key_bytes(&hex::decode(&case.key).unwrap(), Algorithm::HmacSha256);
-            let got = d.keyed.hex_tag(&hex::decode(&case.data).unwrap());
+            let got = hex_of(&d.keyed.tag(&hex::decode(&case.data).unwrap()));
             let want = case
                 .truncate_bytes
                 .map_or(case.hmac_sha256.len(), |n| n * 2);

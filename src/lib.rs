@@ -9,35 +9,46 @@
 //! Rust links to check the key a machine presents:
 //!
 //! ```
-//! use gobuildkey::keys::{Algorithm, Deriver, Principal, Verdict};
+//! use gobuildkey::keys::{Algorithm, Kind, Principal, Verdict};
 //! use gobuildkey::master::MasterSource;
+//! use gobuildkey::policy::Policy;
+//! use gobuildkey::verifier::Verifier;
 //!
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("master.key");
 //! # gobuildkey::secret_file::write_secret_file(
 //! #     &path, b"0123456789abcdef0123456789abcdef\n", gobuildkey::secret_file::Existing::Refuse)?;
-//! // Once, at start-up: load the master (fails closed) and key the HMAC state.
-//! let master = MasterSource::File(path).load()?;
-//! let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+//! // Once, at start-up: load the policy and the masters (both fail closed).
+//! let policy = Policy::load(&dir.path().join("gobuildkey.toml"))?;
+//! let verifier = Verifier::load(&MasterSource::File(path), policy, Algorithm::HmacSha256)?
+//!     .only_kind(Kind::Host);
 //!
 //! // Per registration: the host type and the key the machine presented.
 //! let host: Principal = "host-linux-arm-aws".parse()?;
-//! # let presented = deriver.derive(&host).expose_secret().as_bytes().to_vec();
-//! match deriver.verify(&host, &presented) {
+//! # let master = MasterSource::File(dir.path().join("master.key")).load()?;
+//! # let presented = gobuildkey::keys::Deriver::new(&master, Algorithm::HmacSha256)
+//! #     .derive(&host).expose_secret().as_bytes().to_vec();
+//! let decision = verifier.verify(&host, &presented);
+//! match decision.verdict {
 //!     Verdict::Valid => { /* let it in */ }
 //!     Verdict::Invalid(reason) => { /* answer "invalid build key"; log `reason` */ }
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules: [`keys`] (principals, derivation, verification, fingerprints), [`master`]
-//! (the master secret and where it comes from), [`paths`] (where the builder agent looks
-//! for its key), [`secret_file`] (safe reads and writes of files that hold secrets).
+//! Modules: [`keys`] (principals, derivation, fingerprints), [`master`] (the master secret
+//! and where it comes from), [`policy`] (generations, grace, revocation, the keyring),
+//! [`verifier`] (the one verification path), [`audit`] (one JSON line per verification),
+//! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
+//! writes of files that hold secrets).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod audit;
 pub mod keys;
 pub mod master;
 pub mod paths;
+pub mod policy;
 pub mod secret_file;
+pub mod verifier;

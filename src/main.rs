@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MasterCommand};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
@@ -26,6 +26,14 @@ fn main() -> ExitCode {
         Command::Path(args) => commands::path::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Fingerprint(args) => commands::fingerprint::run(args),
+        Command::Rotate(args) => commands::rotate::run(args),
+        Command::EndGrace(args) => commands::policy::end_grace(args),
+        Command::Revoke(args) => commands::policy::revoke(args, true),
+        Command::Reinstate(args) => commands::policy::revoke(args, false),
+        Command::Policy(args) => commands::policy::show(args),
+        Command::Master(MasterCommand::Rotate(args)) => commands::master::rotate(args),
+        Command::Master(MasterCommand::Add(args)) => commands::master::add(args),
+        Command::Master(MasterCommand::Retire(args)) => commands::master::retire(args),
     };
     match outcome {
         Ok(exit) => exit.into(),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use gobuildkey::keys::{BuildKey, Deriver, KeyFormatError, MAX_KEY_INPUT, Verdict};
+use gobuildkey::keys::{BuildKey, KeyFormatError, MAX_KEY_INPUT, Reason, Verdict};
 use gobuildkey::paths::{self, AgentEnv, Candidates, Rule};
 use gobuildkey::secret_file::{self, ReadError};
 
@@ -42,16 +42,20 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
     if args.verify {
         // Verified with the algorithm the key's length names: the check is whether this
         // key is right, whichever way the admin minted it.
-        let master = args.master.source()?.load()?;
-        let verdict = Deriver::new(&master, key.algorithm())
-            .verify(principal, key.expose_secret().as_bytes());
-        if let Verdict::Invalid(_) = verdict {
-            eprintln!(
-                "problem: {} holds a well-formed {} key, but not the key of {principal} under this master: \
-                 ask the admin for the key of {principal} (host types get renamed; keys get rotated)",
-                loc.path.display(),
-                key.algorithm()
-            );
+        let verifier = super::load_verifier(&args.master, key.algorithm())?;
+        let verdict = verifier
+            .verify(principal, key.expose_secret().as_bytes())
+            .verdict;
+        if let Verdict::Invalid(reason) = verdict {
+            let why = match reason {
+                Reason::Revoked => format!("{principal} is revoked"),
+                _ => format!(
+                    "it is a well-formed {} key, but not a current key of {principal} under the masters \
+                     (host types get renamed; keys get rotated): ask the admin for the key of {principal}",
+                    key.algorithm()
+                ),
+            };
+            eprintln!("problem: {} does not verify: {why}", loc.path.display());
             return Ok(Exit::Invalid);
         }
     }

@@ -1,28 +1,31 @@
 //! `gobuildkey mint`: print a principal's key.
 
-use std::io::{self, Write};
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use gobuildkey::keys::Deriver;
 
 use crate::cli::MintArgs;
-use crate::exit::Exit;
+use crate::exit::{Exit, Refused};
 
-/// Prints the key and a newline on standard output; the fingerprint on standard error.
+/// Prints the key of the principal's current generation, and records the master it was
+/// minted under in the policy.
 pub fn run(args: &MintArgs) -> Result<Exit> {
     let master = args.master.source()?.load()?;
-    let key = Deriver::new(&master, args.alg).derive(&args.principal);
-    let mut out = io::stdout().lock();
-    out.write_all(key.expose_secret().as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
-        .context("cannot write the key to standard output")?;
-    eprintln!(
-        "minted the {} key of {} (fingerprint {})",
-        args.alg,
-        args.principal,
-        key.fingerprint()
-    );
+    let mut policy = super::load_policy(&args.master)?;
+    let state = policy.state(&args.principal);
+    if state.revoked {
+        return Err(Refused::new(
+            Exit::Invalid,
+            format!(
+                "{p} is revoked, so its keys are refused: run `gobuildkey reinstate {p}` first",
+                p = args.principal
+            ),
+        )
+        .into());
+    }
+    let generation = state.generation;
+    let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
+    super::record_minted(&mut policy, &args.principal, state, &master)?;
+    super::emit_key(&key, &args.principal, generation)?;
     Ok(Exit::Ok)
 }

@@ -4,18 +4,26 @@ pub mod check;
 pub mod fingerprint;
 pub mod init;
 pub mod install;
+pub mod master;
 pub mod mint;
 pub mod path;
+pub mod policy;
+pub mod rotate;
 pub mod verify;
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
-use gobuildkey::keys::{BuildKey, KeyFormatError, MAX_KEY_INPUT};
+use gobuildkey::keys::{Algorithm, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal};
+use gobuildkey::master::MasterSecret;
 use gobuildkey::paths::{AgentEnv, ENV_DELETE_AFTER_READ};
+use gobuildkey::policy::{Policy, PrincipalState};
+use gobuildkey::verifier::Verifier;
+
+use crate::cli::MasterArgs;
 use gobuildkey::secret_file;
 
 /// Reads a key someone presents: from `key_file`, else from standard input. At most
@@ -55,4 +63,50 @@ fn agent_notes(env: &AgentEnv) -> Vec<String> {
         ));
     }
     notes
+}
+
+/// The policy the options name; an empty one when its file does not exist yet.
+fn load_policy(master: &MasterArgs) -> Result<Policy> {
+    Ok(Policy::load(&master.policy_path()?)?)
+}
+
+/// The verifier the options name: primary master, policy, and the keyring's masters.
+fn load_verifier(master: &MasterArgs, alg: Algorithm) -> Result<Verifier> {
+    let policy = load_policy(master)?;
+    Ok(Verifier::load(&master.source()?, policy, alg)?)
+}
+
+/// Records that `principal`'s key at `state.generation` was minted under `master`, and
+/// saves the policy if that changed anything.
+fn record_minted(
+    policy: &mut Policy,
+    principal: &Principal,
+    mut state: PrincipalState,
+    master: &MasterSecret,
+) -> Result<()> {
+    let fingerprint = master.fingerprint().to_string();
+    if state.minted_under.as_deref() != Some(fingerprint.as_str())
+        || state != policy.state(principal)
+    {
+        state.minted_under = Some(fingerprint);
+        policy.set_state(principal, &state)?;
+        policy.save()?;
+    }
+    Ok(())
+}
+
+/// Prints a minted key on standard output (the key and a newline, nothing else) and what
+/// it is on standard error.
+fn emit_key(key: &BuildKey, principal: &Principal, generation: u64) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(key.expose_secret().as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("cannot write the key to standard output")?;
+    eprintln!(
+        "minted the {} key of {principal}, generation {generation} (fingerprint {})",
+        key.algorithm(),
+        key.fingerprint()
+    );
+    Ok(())
 }

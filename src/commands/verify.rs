@@ -1,25 +1,38 @@
-//! `gobuildkey verify`: check a presented key against the master.
+//! `gobuildkey verify`: check a presented key against the masters and the policy.
 
 use anyhow::Result;
 
-use gobuildkey::keys::{Deriver, Reason, Verdict};
+use gobuildkey::audit::{AuditLog, AuditRecord};
+use gobuildkey::keys::{Reason, Verdict};
 
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
 
-/// Loads the master, reads the key, and asks the library's verify function.
+/// Loads the masters and policy, reads the key, and asks the library's verify function.
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
-    // The master first: without one, nothing can be valid, whatever the input.
-    let master = args.master.source()?.load()?;
+    // Masters, policy and audit file first: without them nothing can be valid.
+    let mut verifier = super::load_verifier(&args.master, args.alg)?;
+    if let Some(kind) = args.kind {
+        verifier = verifier.only_kind(kind);
+    }
+    let mut audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let presented = super::read_key_input(args.key_file.as_deref())?;
-    let deriver = Deriver::new(&master, args.alg);
-    let verdict = match presented {
-        Some(presented) => deriver.verify(&args.principal, &presented),
-        None => Verdict::Invalid(Reason::Malformed),
-    };
-    match verdict {
+    // Input past the bound is not read to its end, and is no key.
+    let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
+    let now = jiff::Timestamp::now();
+    let decision = verifier.verify_at(&args.principal, presented, now);
+    if let Some(audit) = audit.as_mut() {
+        audit.write(&AuditRecord::new(
+            &args.principal,
+            &decision,
+            presented,
+            now,
+        ))?;
+    }
+    let p = &args.principal;
+    match decision.verdict {
         Verdict::Valid => {
-            println!("valid build key for {}", args.principal);
+            println!("valid build key for {p}");
             Ok(Exit::Ok)
         }
         Verdict::Invalid(reason) => {
@@ -29,10 +42,9 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
                     args.alg.hex_len(),
                     args.alg
                 ),
-                _ => format!(
-                    "not the {} key of {} under this master",
-                    args.alg, args.principal
-                ),
+                Reason::Revoked => format!("{p} is revoked"),
+                Reason::WrongKind => format!("{p} is not a principal of the kind asked for"),
+                _ => format!("not a current {} key of {p} under the masters", args.alg),
             };
             eprintln!("gobuildkey: invalid build key ({why})");
             Ok(Exit::Invalid)

@@ -220,9 +220,7 @@ fn verify_checks_the_key_against_the_master() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr(contains(
-            "not the key of host-linux-arm-aws under this master",
-        ));
+        .stderr(contains("not a current key of host-linux-arm-aws"));
 }
 
 #[test]

@@ -1,0 +1,50 @@
+//! `gobuildkey rotate`: give a principal a new key.
+
+use anyhow::Result;
+
+use gobuildkey::keys::Deriver;
+use gobuildkey::policy::Grace;
+
+use crate::cli::RotateArgs;
+use crate::exit::{Exit, Refused};
+
+/// Raises the generation, sets the grace period, saves the policy, prints the new key.
+pub fn run(args: &RotateArgs) -> Result<Exit> {
+    let master = args.master.source()?.load()?;
+    let mut policy = super::load_policy(&args.master)?;
+    let mut state = policy.state(&args.principal);
+    // Generations are written as TOML integers, which stop at i64::MAX.
+    state.generation = state
+        .generation
+        .checked_add(1)
+        .filter(|&g| i64::try_from(g).is_ok())
+        .ok_or_else(|| Refused::new(Exit::DataErr, "the generation cannot go higher"))?;
+    state.keep_previous = match (args.keep_previous, args.keep_previous_until) {
+        (true, _) => Grace::Open,
+        (false, Some(until)) => Grace::Until(until),
+        (false, None) => Grace::None,
+    };
+    let generation = state.generation;
+    let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
+    super::record_minted(&mut policy, &args.principal, state.clone(), &master)?;
+    super::emit_key(&key, &args.principal, generation)?;
+    match state.keep_previous {
+        Grace::None => eprintln!("the previous key of {} no longer verifies", args.principal),
+        grace => eprintln!(
+            "the previous key of {} still verifies {grace}{}",
+            args.principal,
+            if grace == Grace::Open {
+                format!(" (`gobuildkey end-grace {}`)", args.principal)
+            } else {
+                String::new()
+            }
+        ),
+    }
+    if state.revoked {
+        eprintln!(
+            "note: {p} is still revoked: `gobuildkey reinstate {p}` when the new key is in place",
+            p = args.principal
+        );
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,436 @@
+//! The one verification path. The CLI's `verify`, `check --verify`, and every other
+//! verifier call [`Verifier::verify`]; generations, grace periods, revocation, the master
+//! keyring and the kind of principal are all decided here and nowhere else.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use subtle::{Choice, ConditionallySelectable};
+
+use crate::keys::{self, Algorithm, Deriver, Fingerprint, Kind, Principal, Reason, Verdict};
+use crate::master::{MasterSecret, MasterSource};
+use crate::policy::{Policy, PolicyError};
+
+/// What a verification found: the verdict and, for a valid key, which master and which
+/// generation it belongs to. Nothing in it is secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Valid, or invalid and why.
+    pub verdict: Verdict,
+    /// The fingerprint of the master the key was minted under (valid keys only).
+    pub master: Option<Fingerprint>,
+    /// The generation the key belongs to (valid keys only).
+    pub generation: Option<u64>,
+}
+
+impl Decision {
+    fn invalid(reason: Reason) -> Self {
+        Self {
+            verdict: Verdict::Invalid(reason),
+            master: None,
+            generation: None,
+        }
+    }
+}
+
+/// The masters, the policy and the rules a coordinator verifies registrations with.
+///
+/// ```
+/// use gobuildkey::keys::{Algorithm, Deriver, Kind, Reason, Verdict};
+/// use gobuildkey::master::MasterSecret;
+/// use gobuildkey::policy::{Policy, PrincipalState};
+/// use gobuildkey::verifier::Verifier;
+///
+/// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+/// let host = "host-linux-arm-aws".parse()?;
+/// let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&host);
+///
+/// let verifier = Verifier::new(&master, Algorithm::HmacSha256).only_kind(Kind::Host);
+/// assert!(verifier.verify(&host, key.expose_secret().as_bytes()).verdict.is_valid());
+///
+/// // Revoke the principal: the same key is refused, with the reason.
+/// let mut policy = Policy::none();
+/// policy.set_state(&host, &PrincipalState { revoked: true, ..Default::default() })?;
+/// let verifier = verifier.with_policy(policy);
+/// assert_eq!(
+///     verifier.verify(&host, key.expose_secret().as_bytes()).verdict,
+///     Verdict::Invalid(Reason::Revoked)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    alg: Algorithm,
+    /// The primary master first, then the previous ones of the keyring.
+    masters: Vec<(Fingerprint, Deriver)>,
+    policy: Policy,
+    kind: Option<Kind>,
+}
+
+impl Verifier {
+    /// A verifier with one master and no policy: every principal at generation 0.
+    #[must_use]
+    pub fn new(primary: &MasterSecret, alg: Algorithm) -> Self {
+        Self {
+            alg,
+            masters: vec![(primary.fingerprint(), Deriver::new(primary, alg))],
+            policy: Policy::none(),
+            kind: None,
+        }
+    }
+
+    /// Loads the primary master from `primary` and every previous master of `policy`'s
+    /// keyring. Fails closed: any master that cannot be loaded is an error.
+    ///
+    /// # Errors
+    /// [`LoadError::Primary`] or [`LoadError::Policy`] ([`PolicyError::Master`], with the
+    /// keyring entry's line and column).
+    pub fn load(primary: &MasterSource, policy: Policy, alg: Algorithm) -> Result<Self, LoadError> {
+        let master = primary.load().map_err(LoadError::Primary)?;
+        let mut verifier = Self::new(&master, alg);
+        for (_, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
+            verifier = verifier.with_previous_master(&previous);
+        }
+        Ok(verifier.with_policy(policy))
+    }
+
+    /// Also accepts keys minted under `previous` (a master being replaced).
+    #[must_use]
+    pub fn with_previous_master(mut self, previous: &MasterSecret) -> Self {
+        let fingerprint = previous.fingerprint();
+        if self.masters.iter().all(|(fp, _)| *fp != fingerprint) {
+            self.masters
+                .push((fingerprint, Deriver::new(previous, self.alg)));
+        }
+        self
+    }
+
+    /// Decides generations, grace periods and revocations by `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Refuses principals of any other kind (reason [`Reason::WrongKind`]).
+    #[must_use]
+    pub fn only_kind(mut self, kind: Kind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// The algorithm keys are expected in.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The fingerprints of the masters accepted, primary first.
+    pub fn masters(&self) -> impl Iterator<Item = &Fingerprint> {
+        self.masters.iter().map(|(fp, _)| fp)
+    }
+
+    /// The policy in force.
+    #[must_use]
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether `presented` is a valid key of `principal` now.
+    #[must_use]
+    pub fn verify(&self, principal: &Principal, presented: &[u8]) -> Decision {
+        self.verify_at(principal, presented, Timestamp::now())
+    }
+
+    /// Whether `presented` is a valid key of `principal` at the moment `now` (grace periods
+    /// end at a moment).
+    ///
+    /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; a
+    /// revoked one is [`Reason::Revoked`], whatever the key; text that is not a
+    /// well-formed key of the algorithm (after trimming) is [`Reason::Malformed`]. Then
+    /// the key is compared with the principal's key at its current generation (and the
+    /// previous one during a grace period) under every master, all of them, combined with
+    /// constant-time operations: the time taken does not depend on which one matched, or
+    /// on how much of a wrong key was right.
+    #[must_use]
+    pub fn verify_at(&self, principal: &Principal, presented: &[u8], now: Timestamp) -> Decision {
+        if self.kind.is_some_and(|kind| principal.kind() != kind) {
+            return Decision::invalid(Reason::WrongKind);
+        }
+        let state = self.policy.state(principal);
+        if state.revoked {
+            return Decision::invalid(Reason::Revoked);
+        }
+        let Some(tag) = keys::decode_presented(presented, self.alg) else {
+            return Decision::invalid(Reason::Malformed);
+        };
+        let current = state.generation;
+        let previous = current
+            .checked_sub(1)
+            .filter(|_| state.keep_previous.active_at(now));
+
+        let mut found = Choice::from(0);
+        let mut master_index = 0u64;
+        let mut generation = 0u64;
+        for (index, (_, deriver)) in (0u64..).zip(&self.masters) {
+            for g in std::iter::once(current).chain(previous) {
+                let hit = deriver.tag_matches(principal, g, &tag);
+                found |= hit;
+                master_index.conditional_assign(&index, hit);
+                generation.conditional_assign(&g, hit);
+            }
+        }
+        if !bool::from(found) {
+            return Decision::invalid(Reason::Mismatch);
+        }
+        let master = usize::try_from(master_index)
+            .ok()
+            .and_then(|i| self.masters.get(i))
+            .map(|(fp, _)| fp.clone());
+        Decision {
+            verdict: Verdict::Valid,
+            master,
+            generation: Some(generation),
+        }
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("alg", &self.alg)
+            .field(
+                "masters",
+                &self.masters.iter().map(|(fp, _)| fp).collect::<Vec<_>>(),
+            )
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`Verifier`] could not be built. Nothing can be verified without it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The primary master.
+    #[error(transparent)]
+    Primary(crate::master::MasterError),
+    /// The policy, or a previous master it names.
+    #[error(transparent)]
+    Policy(PolicyError),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::policy::{Grace, PrincipalState};
+
+    fn master(text: &str) -> MasterSecret {
+        MasterSecret::from_text(text.as_bytes()).unwrap()
+    }
+
+    fn p(name: &str) -> Principal {
+        name.parse().unwrap()
+    }
+
+    fn key(m: &MasterSecret, name: &str, generation: u64) -> String {
+        Deriver::new(m, Algorithm::HmacSha256)
+            .derive_generation(&p(name), generation)
+            .expose_secret()
+            .to_owned()
+    }
+
+    fn with_state(v: Verifier, name: &str, state: PrincipalState) -> Verifier {
+        let mut policy = v.policy().clone();
+        policy.set_state(&p(name), &state).unwrap();
+        v.with_policy(policy)
+    }
+
+    fn now() -> Timestamp {
+        "2026-11-24T12:00:00Z".parse().unwrap()
+    }
+
+    fn verdict(v: &Verifier, name: &str, key: &str) -> Verdict {
+        v.verify_at(&p(name), key.as_bytes(), now()).verdict
+    }
+
+    #[test]
+    fn valid_keys_report_master_and_generation() {
+        let m = master("primary master of 32 bytes.....");
+        let v = with_state(
+            Verifier::new(&m, Algorithm::HmacSha256),
+            "host-a",
+            PrincipalState {
+                generation: 2,
+                ..Default::default()
+            },
+        );
+        let d = v.verify_at(&p("host-a"), key(&m, "host-a", 2).as_bytes(), now());
+        assert_eq!(d.verdict, Verdict::Valid);
+        assert_eq!(d.master, Some(m.fingerprint()));
+        assert_eq!(d.generation, Some(2));
+    }
+
+    #[test]
+    fn superseded_generations_fail_unless_in_grace() {
+        let m = master("primary master of 32 bytes.....");
+        let base = Verifier::new(&m, Algorithm::HmacSha256);
+        let g0 = key(&m, "host-a", 0);
+        let g1 = key(&m, "host-a", 1);
+        let rotated = with_state(
+            base.clone(),
+            "host-a",
+            PrincipalState {
+                generation: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(verdict(&rotated, "host-a", &g1), Verdict::Valid);
+        assert_eq!(
+            verdict(&rotated, "host-a", &g0),
+            Verdict::Invalid(Reason::Mismatch)
+        );
+
+        for (grace, accepted) in [
+            (Grace::Open, true),
+            (Grace::Until("2026-11-25T00:00:00Z".parse().unwrap()), true),
+            (Grace::Until("2026-11-24T11:59:59Z".parse().unwrap()), false),
+            (Grace::None, false),
+        ] {
+            let v = with_state(
+                base.clone(),
+                "host-a",
+                PrincipalState {
+                    generation: 1,
+                    keep_previous: grace,
+                    ..Default::default()
+                },
+            );
+            assert_eq!(verdict(&v, "host-a", &g1), Verdict::Valid, "{grace}");
+            assert_eq!(verdict(&v, "host-a", &g0).is_valid(), accepted, "{grace}");
+            // Only the one previous generation.
+            let v2 = with_state(
+                base.clone(),
+                "host-a",
+                PrincipalState {
+                    generation: 2,
+                    keep_previous: grace,
+                    ..Default::default()
+                },
+            );
+            assert!(!verdict(&v2, "host-a", &g0).is_valid());
+            assert_eq!(verdict(&v2, "host-a", &g1).is_valid(), accepted);
+        }
+    }
+
+    #[test]
+    fn revoked_refuses_every_key_of_every_generation_and_master() {
+        let m = master("primary master of 32 bytes.....");
+        let old = master("the previous master, 32 bytes..");
+        let v = with_state(
+            Verifier::new(&m, Algorithm::HmacSha256).with_previous_master(&old),
+            "host-a",
+            PrincipalState {
+                generation: 1,
+                keep_previous: Grace::Open,
+                revoked: true,
+                ..Default::default()
+            },
+        );
+        for k in [
+            key(&m, "host-a", 1),
+            key(&m, "host-a", 0),
+            key(&old, "host-a", 1),
+            "junk".into(),
+        ] {
+            assert_eq!(verdict(&v, "host-a", &k), Verdict::Invalid(Reason::Revoked));
+        }
+        // Other principals are untouched.
+        assert_eq!(verdict(&v, "host-b", &key(&m, "host-b", 0)), Verdict::Valid);
+    }
+
+    #[test]
+    fn keyring_accepts_previous_masters_and_says_which() {
+        let m = master("primary master of 32 bytes.....");
+        let old = master("the previous master, 32 bytes..");
+        let v = Verifier::new(&m, Algorithm::HmacSha256).with_previous_master(&old);
+        let d = v.verify_at(&p("host-a"), key(&old, "host-a", 0).as_bytes(), now());
+        assert_eq!(d.verdict, Verdict::Valid);
+        assert_eq!(d.master, Some(old.fingerprint()));
+        let d = v.verify_at(&p("host-a"), key(&m, "host-a", 0).as_bytes(), now());
+        assert_eq!(d.master, Some(m.fingerprint()));
+        // Retired: a verifier without it refuses its keys.
+        let retired = Verifier::new(&m, Algorithm::HmacSha256);
+        assert_eq!(
+            verdict(&retired, "host-a", &key(&old, "host-a", 0)),
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        assert_eq!(v.masters().count(), 2);
+        // Adding the same master twice does not duplicate it.
+        assert_eq!(v.with_previous_master(&m).masters().count(), 2);
+    }
+
+    #[test]
+    fn kind_filter() {
+        let m = master("primary master of 32 bytes.....");
+        let v = Verifier::new(&m, Algorithm::HmacSha256).only_kind(Kind::Host);
+        assert_eq!(verdict(&v, "host-a", &key(&m, "host-a", 0)), Verdict::Valid);
+        // In Go's farm a user token also passed as a host type: not here.
+        assert_eq!(
+            verdict(&v, "user-x", &key(&m, "user-x", 0)),
+            Verdict::Invalid(Reason::WrongKind)
+        );
+        assert_eq!(
+            verdict(&v, "linux-amd64", &key(&m, "linux-amd64", 0)),
+            Verdict::Invalid(Reason::WrongKind)
+        );
+        let any = Verifier::new(&m, Algorithm::HmacSha256);
+        assert_eq!(
+            verdict(&any, "user-x", &key(&m, "user-x", 0)),
+            Verdict::Valid
+        );
+    }
+
+    #[test]
+    fn malformed_and_wrong_keys() {
+        let m = master("primary master of 32 bytes.....");
+        let v = Verifier::new(&m, Algorithm::HmacSha256);
+        let good = key(&m, "host-a", 0);
+        assert_eq!(
+            verdict(&v, "host-a", &format!("\r\n {good} \n")),
+            Verdict::Valid
+        );
+        for bad in [
+            String::new(),
+            good[1..].to_owned(),
+            good.to_uppercase(),
+            "z".repeat(64),
+        ] {
+            assert_eq!(
+                verdict(&v, "host-a", &bad),
+                Verdict::Invalid(Reason::Malformed)
+            );
+        }
+        assert_eq!(
+            verdict(&v, "host-b", &good),
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        let md5 = Deriver::new(&m, Algorithm::HmacMd5).derive(&p("host-a"));
+        assert_eq!(
+            verdict(&v, "host-a", md5.expose_secret()),
+            Verdict::Invalid(Reason::Malformed)
+        );
+        let v5 = Verifier::new(&m, Algorithm::HmacMd5);
+        assert_eq!(verdict(&v5, "host-a", md5.expose_secret()), Verdict::Valid);
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let m = master("primary master of 32 bytes.....");
+        let shown = format!("{:?}", Verifier::new(&m, Algorithm::HmacSha256));
+        assert!(!shown.contains("primary master"), "{shown}");
+        assert!(shown.contains(m.fingerprint().as_str()), "{shown}");
+    }
+}
