@@ -413,3 +413,23 @@ fn a_closed_pipe_is_not_an_error() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn mint_records_the_master_in_the_policy() {
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", ARM]).assert().success();
+    let policy = env.path("keys/gobuildkey.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    assert!(
+        text.contains(&format!(
+            "minted_under = \"{}\"",
+            Fingerprint::of(MASTER.as_bytes())
+        )),
+        "{text}"
+    );
+    assert_eq!(crate::common::mode(&policy), 0o600);
+    // Minting again changes nothing.
+    let before = crate::common::inode(&policy);
+    env.cmd().args(["mint", ARM]).assert().success();
+    assert_eq!(crate::common::inode(&policy), before);
+}

@@ -207,3 +207,102 @@ fn a_huge_key_file_is_invalid_not_read_whole() {
         .code(1)
         .stderr(contains("invalid build key"));
 }
+
+#[test]
+fn kind_host_refuses_user_tokens() {
+    let env = TestEnv::new().with_master();
+    let user_key = env
+        .cmd()
+        .args(["mint", "user-relui"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    env.cmd()
+        .args(["verify", "user-relui"])
+        .write_stdin(user_key.clone())
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", "--kind", "host", "user-relui"])
+        .write_stdin(user_key)
+        .assert()
+        .code(1)
+        .stderr(contains("not a principal of the kind asked for"));
+    env.cmd()
+        .args(["verify", "--kind", "host", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", "--kind", "robot", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn audit_lines_record_every_verification_without_keys() {
+    let env = TestEnv::new().with_master();
+    let log = env.path("audit/verify.log");
+    fs::create_dir(env.path("audit")).unwrap();
+    for key in [ARM_KEY, "nonsense", &ARM_KEY.replace('9', "8")] {
+        env.cmd()
+            .args(["verify", ARM, "--audit"])
+            .arg(&log)
+            .write_stdin(key.to_owned())
+            .assert()
+            .code(predicates::ord::le(1));
+    }
+    let text = fs::read_to_string(&log).unwrap();
+    assert_eq!(crate::common::mode(&log), 0o600);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["result"], "ok");
+    assert_eq!(lines[0]["principal"], ARM);
+    assert_eq!(lines[0]["generation"], 0);
+    assert_eq!(
+        lines[0]["master"],
+        gobuildkey::keys::Fingerprint::of(MASTER.as_bytes()).to_string()
+    );
+    assert_eq!(
+        lines[0]["key"],
+        gobuildkey::keys::Fingerprint::of(ARM_KEY.as_bytes()).to_string()
+    );
+    assert_eq!(lines[1]["reason"], "malformed");
+    assert_eq!(lines[1]["key"], serde_json::Value::Null);
+    assert_eq!(lines[2]["reason"], "invalid");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["time"].as_str().unwrap().ends_with('Z'))
+    );
+    assert_no_secret(&text, ARM_KEY);
+    assert_no_secret(&text, MASTER);
+}
+
+#[test]
+fn audit_to_stderr_and_unsafe_audit_files() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", ARM, "--audit", "-"])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0)
+        .stderr(contains("\"result\":\"ok\""));
+    let target = env.path("real.log");
+    fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, env.path("link.log")).unwrap();
+    env.cmd()
+        .args(["verify", ARM, "--audit"])
+        .arg(env.path("link.log"))
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(predicates::ord::ge(3))
+        .stdout("");
+    assert_eq!(fs::read_to_string(&target).unwrap(), "");
+}

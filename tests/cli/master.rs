@@ -1,0 +1,149 @@
+//! `gobuildkey master rotate|add|retire`: replacing the master without a flag day.
+
+use std::fs;
+
+use predicates::str::contains;
+
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names};
+
+fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
+    env.cmd()
+        .args(["verify", principal])
+        .write_stdin(key.to_owned())
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
+fn fingerprint_of_master(text: &str) -> String {
+    gobuildkey::keys::Fingerprint::of(text.as_bytes()).to_string()
+}
+
+#[test]
+fn the_runbook_replace_remint_retire() {
+    let env = TestEnv::new().with_master();
+    let old_fp = fingerprint_of_master(MASTER);
+    env.cmd().args(["mint", ARM]).assert().success();
+
+    // 1. Replace: old keys still verify, the new master mints.
+    env.cmd()
+        .args(["master", "rotate"])
+        .assert()
+        .success()
+        .stdout(contains(format!("gobuildkey master retire {old_fp}")));
+    let kept = env.path(&format!(
+        "keys/gobuilder-master.key.{}",
+        old_fp.trim_start_matches("SHA256:")
+    ));
+    assert_eq!(fs::read_to_string(&kept).unwrap(), format!("{MASTER}\n"));
+    assert_eq!(mode(&kept), 0o600);
+    assert_eq!(mode(&env.master_path()), 0o600);
+    assert_ne!(
+        fs::read_to_string(env.master_path()).unwrap().trim(),
+        MASTER
+    );
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+
+    // 2. Re-mint what `policy --stale` lists.
+    env.cmd()
+        .args(["policy", "--stale"])
+        .assert()
+        .stdout(format!("{ARM}\n"));
+    let new_key = env
+        .cmd()
+        .args(["mint", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let new_key = String::from_utf8(new_key).unwrap();
+    assert_ne!(new_key.trim(), ARM_KEY);
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+
+    // 3. Retire the old master: its keys stop verifying, the new ones keep working.
+    env.cmd()
+        .args(["master", "retire", &old_fp])
+        .assert()
+        .success()
+        .stdout(contains("no longer accepted"));
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+    assert_eq!(
+        names(&env.path("keys")).len(),
+        3,
+        "master, kept copy, policy: {:?}",
+        names(&env.path("keys"))
+    );
+}
+
+#[test]
+fn add_accepts_another_master_and_retire_unknown_is_refused() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    let old = env.path("old.key");
+    fs::write(&old, format!("{MASTER}\n")).unwrap();
+    fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    env.cmd()
+        .args(["master", "add", "--file"])
+        .arg(&old)
+        .assert()
+        .success()
+        .stdout(contains(fingerprint_of_master(MASTER)));
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    env.cmd()
+        .args(["master", "add", "--file"])
+        .arg(&old)
+        .assert()
+        .success()
+        .stdout(contains("already accepted"));
+    env.cmd()
+        .args(["master", "retire", "SHA256:0000000000000000"])
+        .assert()
+        .code(65)
+        .stderr(contains("gobuildkey policy"));
+}
+
+#[test]
+fn add_by_command_and_refusals() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    env.cmd()
+        .args(["master", "add", "--command"])
+        .arg(format!("echo {MASTER}"))
+        .assert()
+        .success();
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    // The primary is not a previous master; a missing file is not a master at all.
+    env.cmd()
+        .args(["master", "add", "--file"])
+        .arg(env.master_path())
+        .assert()
+        .code(65)
+        .stderr(contains("is the primary master"));
+    env.cmd()
+        .args(["master", "add", "--file", "missing.key"])
+        .assert()
+        .code(66);
+    env.cmd().args(["master", "add"]).assert().code(2);
+    let primary_fp = fingerprint_of_master(fs::read_to_string(env.master_path()).unwrap().trim());
+    env.cmd()
+        .args(["master", "retire", &primary_fp])
+        .assert()
+        .code(65)
+        .stderr(contains("master rotate"));
+}
+
+#[test]
+fn rotate_needs_a_master_file() {
+    let env = TestEnv::new();
+    env.cmd()
+        .args(["master", "rotate", "--master-key-command"])
+        .arg(format!("echo {MASTER}"))
+        .assert()
+        .code(78)
+        .stderr(contains("secret manager"));
+}

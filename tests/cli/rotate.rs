@@ -1,0 +1,219 @@
+//! `gobuildkey rotate`, `end-grace`, `revoke` and `reinstate`: one machine's key replaced
+//! or refused, no other key touched.
+
+use std::fs;
+
+use predicates::str::contains;
+
+use crate::common::{ARM, ARM_KEY, TestEnv, mode};
+
+const OTHER: &str = "host-darwin-amd64-12_0";
+
+fn stdout(env: &TestEnv, args: &[&str]) -> String {
+    let out = env
+        .cmd()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
+    env.cmd()
+        .args(["verify", principal])
+        .write_stdin(key.to_owned())
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
+fn policy_text(env: &TestEnv) -> String {
+    fs::read_to_string(env.path("keys/gobuildkey.toml")).unwrap()
+}
+
+#[test]
+fn rotate_replaces_one_key_and_nothing_else() {
+    let env = TestEnv::new().with_master();
+    let other_key = stdout(&env, &["mint", OTHER]);
+    let out = env
+        .cmd()
+        .args(["rotate", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let new_key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(new_key.trim().len(), 64);
+    assert_ne!(new_key.trim(), ARM_KEY);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("generation 1"), "{stderr}");
+    assert!(stderr.contains("no longer verifies"), "{stderr}");
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    assert_eq!(verifies(&env, OTHER, &other_key), 0);
+    // mint now gives the current generation.
+    assert_eq!(stdout(&env, &["mint", ARM]), new_key);
+    assert_eq!(mode(&env.path("keys/gobuildkey.toml")), 0o600);
+    assert!(policy_text(&env).contains("generation = 1"));
+}
+
+#[test]
+fn grace_keeps_the_previous_key_until_ended() {
+    let env = TestEnv::new().with_master();
+    let new_key = stdout(&env, &["rotate", "--keep-previous", ARM]);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+    env.cmd()
+        .args(["end-grace", ARM])
+        .assert()
+        .success()
+        .stdout(contains("ended the grace period"));
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+    env.cmd()
+        .args(["end-grace", ARM])
+        .assert()
+        .success()
+        .stdout(contains("no grace period"));
+}
+
+#[test]
+fn grace_ends_at_its_date() {
+    let env = TestEnv::new().with_master();
+    let new_key = stdout(
+        &env,
+        &["rotate", "--keep-previous-until", "2999-01-01", ARM],
+    );
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    assert!(policy_text(&env).contains("keep_previous = 2999-01-01T00:00:00Z"));
+    let past = stdout(
+        &env,
+        &[
+            "rotate",
+            "--keep-previous-until",
+            "2001-01-01T00:00:00Z",
+            ARM,
+        ],
+    );
+    assert_eq!(verifies(&env, ARM, &new_key), 1);
+    assert_eq!(verifies(&env, ARM, &past), 0);
+}
+
+#[test]
+fn bad_dates_and_both_grace_flags_are_usage_errors() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["rotate", "--keep-previous-until", "next week", ARM])
+        .assert()
+        .code(2)
+        .stderr(contains("2026-12-01"));
+    env.cmd()
+        .args([
+            "rotate",
+            "--keep-previous",
+            "--keep-previous-until",
+            "2999-01-01",
+            ARM,
+        ])
+        .assert()
+        .code(2);
+    assert!(!env.path("keys/gobuildkey.toml").exists());
+}
+
+#[test]
+fn revoke_refuses_every_key_and_reinstate_undoes_it() {
+    let env = TestEnv::new().with_master();
+    let g1 = stdout(&env, &["rotate", "--keep-previous", ARM]);
+    env.cmd()
+        .args(["revoke", ARM])
+        .assert()
+        .success()
+        .stdout(contains("revoked host-linux-arm-aws"));
+    for key in [ARM_KEY, g1.as_str()] {
+        env.cmd()
+            .args(["verify", ARM])
+            .write_stdin(key.to_owned())
+            .assert()
+            .code(1)
+            .stderr(contains(
+                "invalid build key (host-linux-arm-aws is revoked)",
+            ));
+    }
+    // Revoked principals get no new key.
+    env.cmd()
+        .args(["mint", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("gobuildkey reinstate host-linux-arm-aws"));
+    env.cmd()
+        .args(["revoke", ARM])
+        .assert()
+        .success()
+        .stdout(contains("already revoked"));
+    env.cmd()
+        .args(["reinstate", ARM])
+        .assert()
+        .success()
+        .stdout(contains("reinstated"));
+    assert_eq!(verifies(&env, ARM, &g1), 0);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    env.cmd()
+        .args(["reinstate", ARM])
+        .assert()
+        .success()
+        .stdout(contains("already not revoked"));
+}
+
+#[test]
+fn revoke_needs_no_master_but_never_fails_open() {
+    // Revoking works where only the policy is at hand...
+    let env = TestEnv::new();
+    let policy = env.path("farm.toml");
+    env.cmd()
+        .args(["revoke", ARM, "--policy"])
+        .arg(&policy)
+        .assert()
+        .success();
+    assert!(
+        fs::read_to_string(&policy)
+            .unwrap()
+            .contains("revoked = true")
+    );
+    // ...and verifying still needs a master.
+    env.cmd()
+        .args(["verify", ARM, "--policy"])
+        .arg(&policy)
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(66);
+}
+
+#[test]
+fn rotate_keeps_hand_edits() {
+    let env = TestEnv::new().with_master();
+    let policy = env.path("keys/gobuildkey.toml");
+    fs::write(
+        &policy,
+        "# our farm\n[principals.host-old]  # retired box\nrevoked = true # leaked\n",
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&policy).unwrap().permissions(),
+        0o600,
+    );
+    env.cmd().args(["rotate", ARM]).assert().success();
+    let text = policy_text(&env);
+    assert!(
+        text.starts_with(
+            "# our farm\n[principals.host-old]  # retired box\nrevoked = true # leaked\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("[principals.host-linux-arm-aws]"), "{text}");
+}
