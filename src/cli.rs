@@ -64,16 +64,22 @@ Examples:
     /// Check a key against the master (exit 0 valid, 1 invalid)
     ///
     /// The key is read from --key-file or standard input, never from the command line, and
-    /// the whitespace around it is trimmed. It is compared in constant time with the key
-    /// the master gives the principal. Any wrong, malformed, empty or wrong-length key is
-    /// "invalid build key", exit 1; the message never shows the key.
+    /// the whitespace around it is trimmed. It is compared in constant time with the
+    /// principal's current key under every accepted master, as the policy says (revoked
+    /// principals, generations, grace periods). Any wrong, malformed, empty or wrong-length
+    /// key is "invalid build key", exit 1; the message never shows the key.
+    ///
+    /// --batch answers many: each input line `PRINCIPAL KEY` gets one output line, `ok` or
+    /// `deny REASON` (invalid, malformed, revoked, kind), in order; masters and policy are
+    /// loaded once. The process exits 0 when its input ends.
     #[command(after_help = "\
 Exit status: 0 valid; 1 invalid; 2 usage; 66 no master; 77 the master file is open to others;
 see `gobuildkey --help` for the others.
 
 Examples:
   gobuildkey verify host-linux-arm-aws < host-linux-arm-aws.key
-  gobuildkey verify --key-file ~/.gobuildkey-host-linux-arm-aws host-linux-arm-aws")]
+  gobuildkey verify --key-file ~/.gobuildkey-host-linux-arm-aws host-linux-arm-aws
+  printf 'host-linux-arm-aws %s\n' \"$key\" | gobuildkey verify --batch --kind host")]
     Verify(VerifyArgs),
 
     /// Put a key where the builder agent reads it (builder owners)
@@ -427,8 +433,18 @@ pub struct MintArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The principal the key should belong to
-    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
-    pub principal: Principal,
+    #[arg(
+        value_name = "PRINCIPAL",
+        value_parser = PrincipalParser,
+        required_unless_present = "batch",
+        conflicts_with = "batch"
+    )]
+    pub principal: Option<Principal>,
+
+    /// Answer `PRINCIPAL KEY` lines from standard input with `ok` or `deny REASON` lines,
+    /// until it ends: a coprocess for a coordinator
+    #[arg(long, conflicts_with = "key_file")]
+    pub batch: bool,
 
     /// Read the key from FILE instead of standard input
     #[arg(long, value_name = "FILE")]

@@ -38,7 +38,8 @@
 //!
 //! Modules: [`keys`] (principals, derivation, fingerprints), [`master`] (the master secret
 //! and where it comes from), [`policy`] (generations, grace, revocation, the keyring),
-//! [`verifier`] (the one verification path), [`audit`] (one JSON line per verification),
+//! [`verifier`] (the one verification path), [`batch`] (the `verify --batch` protocol),
+//! [`audit`] (one JSON line per verification),
 //! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
 //! writes of files that hold secrets).
 
@@ -46,6 +47,7 @@
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
+pub mod batch;
 pub mod keys;
 pub mod master;
 pub mod paths;

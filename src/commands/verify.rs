@@ -1,8 +1,11 @@
 //! `gobuildkey verify`: check a presented key against the masters and the policy.
 
+use std::io;
+
 use anyhow::Result;
 
 use gobuildkey::audit::{AuditLog, AuditRecord};
+use gobuildkey::batch;
 use gobuildkey::keys::{Reason, Verdict};
 
 use crate::cli::VerifyArgs;
@@ -16,20 +19,29 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         verifier = verifier.only_kind(kind);
     }
     let mut audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
+    let Some(principal) = &args.principal else {
+        // --batch: clap allows no principal only with it.
+        let stats = batch::run(
+            &verifier,
+            &mut io::BufReader::with_capacity(64 * 1024, io::stdin().lock()),
+            &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+            audit.as_mut(),
+        )?;
+        eprintln!(
+            "gobuildkey: answered {} lines, {} ok",
+            stats.lines, stats.ok
+        );
+        return Ok(Exit::Ok);
+    };
     let presented = super::read_key_input(args.key_file.as_deref())?;
     // Input past the bound is not read to its end, and is no key.
     let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
     let now = jiff::Timestamp::now();
-    let decision = verifier.verify_at(&args.principal, presented, now);
+    let decision = verifier.verify_at(principal, presented, now);
     if let Some(audit) = audit.as_mut() {
-        audit.write(&AuditRecord::new(
-            &args.principal,
-            &decision,
-            presented,
-            now,
-        ))?;
+        audit.write(&AuditRecord::new(principal, &decision, presented, now))?;
     }
-    let p = &args.principal;
+    let p = principal;
     match decision.verdict {
         Verdict::Valid => {
             println!("valid build key for {p}");

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod batch;
 mod check;
 mod fingerprint;
 mod help;
