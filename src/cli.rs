@@ -201,6 +201,62 @@ Examples:
     /// Manage the masters: replace the primary, accept or retire previous ones (admins)
     #[command(subcommand)]
     Master(MasterCommand),
+
+    /// Serve verifications over HTTP, for a reverse proxy's auth subrequest (coordinators)
+    ///
+    /// `GET /verify` reads the builder agent's own headers, X-Go-Host-Type and
+    /// X-Go-Builder-Key (and X-Go-Builder-Hostname for the audit line), and answers 200
+    /// valid, 403 invalid, revoked or not a host type (see --kind), 400 a header missing,
+    /// repeated or malformed, 429 too many failures from the client, 503 no valid masters
+    /// and policy loaded. `GET /healthz` answers 200 (503 after a failed reload). SIGHUP
+    /// reloads the masters and the policy without dropping requests; a failed reload
+    /// answers 503 until a reload succeeds. Replicas share only the master and the policy.
+    #[cfg(all(feature = "serve", unix))]
+    #[command(after_help = "\
+Exit status: 0 stopped by SIGTERM or SIGINT; 66 no master; 78 a bad policy file; 74 cannot
+listen; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey serve
+  gobuildkey serve --listen 127.0.0.1:8790 --client-ip-header X-Real-IP --audit /var/log/gobuildkey.log")]
+    Serve(ServeArgs),
+}
+
+/// `gobuildkey serve`.
+#[cfg(all(feature = "serve", unix))]
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback by default: put a proxy in front)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8790")]
+    pub listen: std::net::SocketAddr,
+
+    /// Refuse principals of any other kind: host (the default), user, other, or any
+    #[arg(long, value_name = "KIND", default_value = "host", value_parser = kind_parser())]
+    pub kind: ::std::option::Option<Kind>,
+
+    /// The MAC keys were minted with
+    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
+    pub alg: Algorithm,
+
+    /// The most connections open at once; more are closed at once
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Failed attempts a client may make per minute before it gets 429 (0: no limit)
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub max_failures: u32,
+
+    /// Take the client's address from this header (e.g. X-Real-IP), when every request
+    /// comes through a proxy that sets it
+    #[arg(long, value_name = "HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
 }
 
 /// `gobuildkey master ...`.
@@ -357,7 +413,7 @@ pub const ENV_MASTER_COMMAND: &str = "GOBUILDKEY_MASTER_KEY_COMMAND";
 /// The environment is read by [`MasterArgs::source`], not by clap, so that a flag beats
 /// both variables: with clap's `env`, `GOBUILDKEY_MASTER_KEY_FILE` in the environment
 /// would conflict with an explicit `--master-key-command`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MasterArgs {
     /// The master key file [default: ~/keys/gobuilder-master.key]
     ///

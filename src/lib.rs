@@ -39,7 +39,7 @@
 //! Modules: [`keys`] (principals, derivation, fingerprints), [`master`] (the master secret
 //! and where it comes from), [`policy`] (generations, grace, revocation, the keyring),
 //! [`verifier`] (the one verification path), [`batch`] (the `verify --batch` protocol),
-//! [`audit`] (one JSON line per verification),
+//! [`service`] (what `gobuildkey serve` answers), [`audit`] (one JSON line per verification),
 //! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
 //! writes of files that hold secrets).
 
@@ -53,4 +53,5 @@ pub mod master;
 pub mod paths;
 pub mod policy;
 pub mod secret_file;
+pub mod service;
 pub mod verifier;

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Master(MasterCommand::Rotate(args)) => commands::master::rotate(args),
         Command::Master(MasterCommand::Add(args)) => commands::master::add(args),
         Command::Master(MasterCommand::Retire(args)) => commands::master::retire(args),
+        #[cfg(all(feature = "serve", unix))]
+        Command::Serve(args) => commands::serve::run(args),
     };
     match outcome {
         Ok(exit) => exit.into(),

@@ -9,6 +9,8 @@ pub mod mint;
 pub mod path;
 pub mod policy;
 pub mod rotate;
+#[cfg(all(feature = "serve", unix))]
+pub mod serve;
 pub mod verify;
 
 use std::io::{self, IsTerminal, Write};

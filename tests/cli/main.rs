@@ -17,4 +17,5 @@ mod mint;
 mod path;
 mod policy;
 mod rotate;
+mod serve;
 mod verify;

@@ -1,0 +1,257 @@
+//! What the verification service (`gobuildkey serve`) answers, without any HTTP stack: the
+//! headers it reads, the status it gives, and the per-client limit on failed attempts.
+//! The binary's HTTP server only moves bytes; every rule is here, and every verdict comes
+//! from [`Verifier::verify_at`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use crate::keys::{Principal, Reason, Verdict};
+use crate::verifier::{Decision, Verifier};
+
+/// The header carrying the host type, as the builder agent sends it.
+pub const HOST_TYPE_HEADER: &str = "x-go-host-type";
+/// The header carrying the key, as the builder agent sends it.
+pub const KEY_HEADER: &str = "x-go-builder-key";
+/// The header carrying the builder's host name (for the audit line only).
+pub const HOSTNAME_HEADER: &str = "x-go-builder-hostname";
+/// The longest header value read; longer ones are malformed.
+pub const MAX_HEADER_VALUE: usize = 1024;
+
+/// An answer of `GET /verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// 200 valid; 403 invalid, revoked or of another kind; 400 a header missing, repeated
+    /// or malformed; 429 too many failures from this client.
+    pub status: u16,
+    /// A one-line body. Never contains the key.
+    pub body: &'static str,
+    /// The principal and the decision, when a verification happened (for the audit).
+    pub decision: Option<(Principal, Decision)>,
+}
+
+impl Answer {
+    fn bad_request(body: &'static str) -> Self {
+        Self {
+            status: 400,
+            body,
+            decision: None,
+        }
+    }
+
+    /// Whether this answer counts as a failed attempt for the rate limit.
+    #[must_use]
+    pub fn is_failure(&self) -> bool {
+        matches!(self.status, 400 | 403)
+    }
+}
+
+/// Answers a registration from the values of its headers: each slice holds every value
+/// the request carried for that header (a header sent twice is malformed).
+///
+/// ```
+/// use gobuildkey::keys::{Algorithm, Deriver};
+/// use gobuildkey::master::MasterSecret;
+/// use gobuildkey::service::answer;
+/// use gobuildkey::verifier::Verifier;
+///
+/// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+/// let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&"host-a".parse()?);
+/// let verifier = Verifier::new(&master, Algorithm::HmacSha256);
+/// let now = jiff::Timestamp::now();
+///
+/// assert_eq!(answer(&verifier, &[b"host-a"], &[key.expose_secret().as_bytes()], now).status, 200);
+/// assert_eq!(answer(&verifier, &[b"host-b"], &[key.expose_secret().as_bytes()], now).status, 403);
+/// assert_eq!(answer(&verifier, &[], &[key.expose_secret().as_bytes()], now).status, 400);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Timestamp) -> Answer {
+    let (host_type, key) = match (host_types, keys) {
+        ([], _) => return Answer::bad_request("missing X-Go-Host-Type header\n"),
+        (_, []) => return Answer::bad_request("missing X-Go-Builder-Key header\n"),
+        ([host_type], [key]) => (*host_type, *key),
+        _ => return Answer::bad_request("repeated X-Go-Host-Type or X-Go-Builder-Key header\n"),
+    };
+    if host_type.len() > MAX_HEADER_VALUE || key.len() > MAX_HEADER_VALUE {
+        return Answer::bad_request("header value too long\n");
+    }
+    let Some(principal) = std::str::from_utf8(host_type)
+        .ok()
+        .and_then(|text| text.parse::<Principal>().ok())
+    else {
+        return Answer::bad_request("malformed X-Go-Host-Type header\n");
+    };
+    let decision = verifier.verify_at(&principal, key, now);
+    let (status, body) = match decision.verdict {
+        Verdict::Valid => (200, "ok\n"),
+        Verdict::Invalid(Reason::Malformed) => (400, "malformed X-Go-Builder-Key header\n"),
+        Verdict::Invalid(_) => (403, "invalid build key\n"),
+    };
+    Answer {
+        status,
+        body,
+        decision: Some((principal, decision)),
+    }
+}
+
+/// Counts failed attempts per client address in a fixed window, to answer 429 to a client
+/// that is guessing. Its memory is bounded: at most `max_clients` addresses are tracked.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    limit: u32,
+    window: Duration,
+    max_clients: usize,
+    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    /// At most `limit` failures per `window` per address; `limit` 0 turns the limit off.
+    #[must_use]
+    pub fn new(limit: u32, window: Duration, max_clients: usize) -> Self {
+        Self {
+            limit,
+            window,
+            max_clients,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `client` has used up its failures for the current window.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use gobuildkey::service::FailureLimiter;
+    ///
+    /// let limiter = FailureLimiter::new(2, Duration::from_secs(60), 1000);
+    /// let (client, now) = ("192.0.2.7".parse()?, Instant::now());
+    /// limiter.record_failure(client, now);
+    /// assert!(!limiter.is_limited(client, now));
+    /// limiter.record_failure(client, now);
+    /// assert!(limiter.is_limited(client, now));
+    /// assert!(!limiter.is_limited(client, now + Duration::from_secs(61)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn is_limited(&self, client: IpAddr, now: Instant) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        let clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients.get(&client).is_some_and(|&(start, count)| {
+            now.duration_since(start) < self.window && count >= self.limit
+        })
+    }
+
+    /// Counts one failure of `client`.
+    pub fn record_failure(&self, client: IpAddr, now: Instant) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if clients.len() >= self.max_clients && !clients.contains_key(&client) {
+            let window = self.window;
+            clients.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if clients.len() >= self.max_clients {
+                // Full of recent failures: this address goes untracked rather than
+                // growing memory without bound.
+                return;
+            }
+        }
+        let entry = clients.entry(client).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// How many addresses are tracked.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.clients.lock().map_or(0, |c| c.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::keys::{Algorithm, Deriver, Kind};
+    use crate::master::MasterSecret;
+
+    fn setup() -> (Verifier, String) {
+        let master = MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
+        let key = Deriver::new(&master, Algorithm::HmacSha256)
+            .derive(&"host-a".parse().unwrap())
+            .expose_secret()
+            .to_owned();
+        (
+            Verifier::new(&master, Algorithm::HmacSha256).only_kind(Kind::Host),
+            key,
+        )
+    }
+
+    #[test]
+    fn statuses() {
+        let (v, key) = setup();
+        let now = Timestamp::now();
+        let k = key.as_bytes();
+        let long = vec![b'a'; MAX_HEADER_VALUE + 1];
+        let cases: [(&[&[u8]], &[&[u8]], u16); 11] = [
+            (&[b"host-a"], &[k], 200),
+            (&[b"host-b"], &[k], 403),
+            (&[b"user-a"], &[k], 403),
+            (&[], &[k], 400),
+            (&[b"host-a"], &[], 400),
+            (&[b"host-a", b"host-a"], &[k], 400),
+            (&[b"host-a"], &[k, k], 400),
+            (&[b"Host-A"], &[k], 400),
+            (&[b"host-\xff"], &[k], 400),
+            (&[b"host-a"], &[b"short"], 400),
+            (&[b"host-a"], &[&long], 400),
+        ];
+        for (host, keys, status) in cases {
+            let a = answer(&v, host, keys, now);
+            assert_eq!(a.status, status, "{host:?}");
+            assert!(!a.body.contains(&key[..8]));
+        }
+    }
+
+    #[test]
+    fn limiter_is_per_client_and_bounded() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60), 2);
+        let now = Instant::now();
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        );
+        for _ in 0..3 {
+            limiter.record_failure(a, now);
+        }
+        assert!(limiter.is_limited(a, now));
+        assert!(!limiter.is_limited(b, now));
+        limiter.record_failure(b, now);
+        limiter.record_failure(c, now);
+        assert_eq!(limiter.tracked(), 2, "bounded");
+        // After the window, old entries make room.
+        let later = now + Duration::from_secs(61);
+        limiter.record_failure(c, later);
+        assert!(limiter.tracked() <= 2);
+        assert!(!limiter.is_limited(a, later));
+        let off = FailureLimiter::new(0, Duration::from_secs(60), 2);
+        off.record_failure(a, now);
+        assert!(!off.is_limited(a, now));
+    }
+}
