@@ -208,7 +208,8 @@ mod tests {
         let now = Timestamp::now();
         let k = key.as_bytes();
         let long = vec![b'a'; MAX_HEADER_VALUE + 1];
-        let cases: [(&[&[u8]], &[&[u8]], u16); 11] = [
+        type Case<'a> = (&'a [&'a [u8]], &'a [&'a [u8]], u16);
+        let cases: [Case; 11] = [
             (&[b"host-a"], &[k], 200),
             (&[b"host-b"], &[k], 403),
             (&[b"user-a"], &[k], 403),
