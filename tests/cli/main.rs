@@ -14,6 +14,7 @@ mod init;
 mod install;
 mod master;
 mod mint;
+mod nginx;
 mod path;
 mod policy;
 mod rotate;
