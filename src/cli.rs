@@ -220,6 +220,50 @@ Examples:
   gobuildkey serve
   gobuildkey serve --listen 127.0.0.1:8790 --client-ip-header X-Real-IP --audit /var/log/gobuildkey.log")]
     Serve(ServeArgs),
+
+    /// Register with the coordinator as the builder agent would, and explain the answer
+    /// (builder owners)
+    ///
+    /// Reads the installed key as the agent does (see `gobuildkey path`), then sends
+    /// `GET /reverse` with X-Go-Host-Type, X-Go-Builder-Key, X-Go-Builder-Hostname,
+    /// X-Go-Builder-Version and X-Revdial-Version: 2. 101 or 200 is accepted; 412 (Go's
+    /// coordinator) or 403 is an invalid build key, and the likely causes are listed with
+    /// the key's path, rule and fingerprint; 400 shows its reason. HTTPS uses the system's
+    /// root certificates.
+    #[cfg(all(feature = "probe", unix))]
+    #[command(after_help = "\
+Exit status: 0 accepted; 1 refused, or the key file has a problem; 69 the coordinator cannot be
+reached; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey probe --coordinator https://farmer.example.org host-linux-arm-aws
+  gobuildkey probe --coordinator http://127.0.0.1:8790 --path /verify host-linux-arm-aws")]
+    Probe(ProbeArgs),
+}
+
+/// `gobuildkey probe`.
+#[cfg(all(feature = "probe", unix))]
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The host type the agent registers as
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// The coordinator's base URL, e.g. https://farmer.example.org
+    #[arg(long, value_name = "URL")]
+    pub coordinator: String,
+
+    /// The path registered at (`/verify` to ask a `gobuildkey serve` directly)
+    #[arg(long, value_name = "PATH", default_value = "/reverse")]
+    pub path: String,
+
+    /// The host name to announce [default: this machine's]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Seconds to wait for the whole exchange
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 /// `gobuildkey serve`.

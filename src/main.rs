@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Command::Master(MasterCommand::Retire(args)) => commands::master::retire(args),
         #[cfg(all(feature = "serve", unix))]
         Command::Serve(args) => commands::serve::run(args),
+        #[cfg(all(feature = "probe", unix))]
+        Command::Probe(args) => commands::probe::run(args),
     };
     match outcome {
         Ok(exit) => exit.into(),

@@ -1,13 +1,9 @@
 //! `gobuildkey check`: the builder owner's preflight.
 
-use std::io;
-use std::path::Path;
-
 use anyhow::Result;
 
-use gobuildkey::keys::{BuildKey, KeyFormatError, MAX_KEY_INPUT, Reason, Verdict};
+use gobuildkey::keys::{Reason, Verdict};
 use gobuildkey::paths::{self, AgentEnv, Candidates, Rule};
-use gobuildkey::secret_file::{self, ReadError};
 
 use crate::cli::CheckArgs;
 use crate::exit::Exit;
@@ -30,7 +26,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
             loc.path.display()
         );
     }
-    let key = match inspect(&loc.path, principal) {
+    let key = match super::inspect_key_file(&loc.path, principal) {
         Ok(key) => key,
         Err(problems) => {
             for problem in problems {
@@ -67,51 +63,4 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         println!("verified: the key of {principal} under the master");
     }
     Ok(Exit::Ok)
-}
-
-/// Reads and checks the key file: every problem found, each with its fix.
-fn inspect(path: &Path, principal: &gobuildkey::keys::Principal) -> Result<BuildKey, Vec<String>> {
-    let shown = path.display();
-    let reinstall =
-        format!("install the key again with `gobuildkey install {principal} < KEYFILE`");
-    let file = match secret_file::read_secret_file(path, MAX_KEY_INPUT) {
-        Ok(file) => file,
-        Err(ReadError::Missing { .. }) => {
-            return Err(vec![format!(
-                "no key file at {shown}: install the key with `gobuildkey install {principal} < KEYFILE`"
-            )]);
-        }
-        Err(ReadError::NotAFile { .. }) => {
-            return Err(vec![format!(
-                "{shown} is not a regular file: remove it, then {reinstall}"
-            )]);
-        }
-        Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
-            return Err(vec![format!(
-                "cannot read {shown} (permission denied): run the check as the user the agent runs as, \
-                 or give the file to that user (chown)"
-            )]);
-        }
-        Err(e) => return Err(vec![format!("{e}")]),
-    };
-    let mut problems = Vec::new();
-    if let Some(mode) = file.mode.filter(|&m| secret_file::is_too_open(m)) {
-        problems.push(format!(
-            "{shown} is readable or writable by others (mode {:04o}): run `chmod 600 {shown}`",
-            mode & 0o7777
-        ));
-    }
-    let parsed = file
-        .contents
-        .ok_or(KeyFormatError::TooLong)
-        .and_then(|contents| BuildKey::parse(&contents));
-    match parsed {
-        Ok(key) if problems.is_empty() => return Ok(key),
-        Ok(_) => {}
-        Err(KeyFormatError::Empty) => problems.push(format!("{shown} is empty: {reinstall}")),
-        Err(e) => problems.push(format!(
-            "{shown} does not hold a well-formed key ({e}): {reinstall}"
-        )),
-    }
-    Err(problems)
 }

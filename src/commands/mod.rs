@@ -8,6 +8,8 @@ pub mod master;
 pub mod mint;
 pub mod path;
 pub mod policy;
+#[cfg(all(feature = "probe", unix))]
+pub mod probe;
 pub mod rotate;
 #[cfg(all(feature = "serve", unix))]
 pub mod serve;
@@ -15,6 +17,8 @@ pub mod verify;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+
+use gobuildkey::secret_file::ReadError;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
@@ -111,4 +115,51 @@ fn emit_key(key: &BuildKey, principal: &Principal, generation: u64) -> Result<()
         key.fingerprint()
     );
     Ok(())
+}
+
+/// Reads and checks the key file: every problem found, each with its fix.
+fn inspect_key_file(path: &Path, principal: &Principal) -> Result<BuildKey, Vec<String>> {
+    let shown = path.display();
+    let reinstall =
+        format!("install the key again with `gobuildkey install {principal} < KEYFILE`");
+    let file = match secret_file::read_secret_file(path, MAX_KEY_INPUT) {
+        Ok(file) => file,
+        Err(ReadError::Missing { .. }) => {
+            return Err(vec![format!(
+                "no key file at {shown}: install the key with `gobuildkey install {principal} < KEYFILE`"
+            )]);
+        }
+        Err(ReadError::NotAFile { .. }) => {
+            return Err(vec![format!(
+                "{shown} is not a regular file: remove it, then {reinstall}"
+            )]);
+        }
+        Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(vec![format!(
+                "cannot read {shown} (permission denied): run the check as the user the agent runs as, \
+                 or give the file to that user (chown)"
+            )]);
+        }
+        Err(e) => return Err(vec![format!("{e}")]),
+    };
+    let mut problems = Vec::new();
+    if let Some(mode) = file.mode.filter(|&m| secret_file::is_too_open(m)) {
+        problems.push(format!(
+            "{shown} is readable or writable by others (mode {:04o}): run `chmod 600 {shown}`",
+            mode & 0o7777
+        ));
+    }
+    let parsed = file
+        .contents
+        .ok_or(KeyFormatError::TooLong)
+        .and_then(|contents| BuildKey::parse(&contents));
+    match parsed {
+        Ok(key) if problems.is_empty() => return Ok(key),
+        Ok(_) => {}
+        Err(KeyFormatError::Empty) => problems.push(format!("{shown} is empty: {reinstall}")),
+        Err(e) => problems.push(format!(
+            "{shown} does not hold a well-formed key ({e}): {reinstall}"
+        )),
+    }
+    Err(problems)
 }

@@ -4,7 +4,7 @@ use predicates::str::contains;
 
 use crate::common::TestEnv;
 
-const COMMANDS: [&[&str]; 15] = [
+const COMMANDS: [&[&str]; 17] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -20,6 +20,8 @@ const COMMANDS: [&[&str]; 15] = [
     &["master", "rotate"],
     &["master", "add"],
     &["master", "retire"],
+    &["serve"],
+    &["probe"],
 ];
 
 #[test]

@@ -17,6 +17,7 @@ mod mint;
 mod nginx;
 mod path;
 mod policy;
+mod probe;
 mod rotate;
 mod serve;
 mod verify;
