@@ -21,7 +21,9 @@ fn install(env: &TestEnv, key: &str) {
 
 /// Answers as Go's coordinator answers `/reverse`: 400 without the agent's headers or
 /// revdial v2, 412 "invalid build key" for a wrong key, 101 Switching Protocols otherwise.
-fn go_coordinator() -> (String, Arc<Mutex<Vec<HashMap<String, String>>>>) {
+type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+fn go_coordinator() -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
