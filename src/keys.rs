@@ -519,17 +519,18 @@ impl Deriver {
     #[must_use]
     pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
         BuildKey {
-            text: hex_of(&self.keyed.tag(&message_of(principal, generation))),
+            text: hex_of(self.keyed.tag(&message_of(principal, generation)).as_slice()),
             alg: self.algorithm(),
         }
     }
 
     /// Whether `tag` (a decoded key) is the MAC of `principal` at `generation`, as a
     /// constant-time [`Choice`]: the verifier combines several without branching.
-    pub(crate) fn tag_matches(&self, principal: &Principal, generation: u64, tag: &[u8]) -> Choice {
+    pub(crate) fn tag_matches(&self, principal: &Principal, generation: u64, tag: &Tag) -> Choice {
         self.keyed
             .tag(&message_of(principal, generation))
-            .ct_eq(tag)
+            .as_slice()
+            .ct_eq(tag.as_slice())
     }
 }
 
@@ -566,23 +567,50 @@ fn mac_of<M: Mac + Clone>(keyed: &M, message: &[u8]) -> M {
 
 impl Keyed {
     /// The MAC of `message`, in memory wiped on drop.
-    fn tag(&self, message: &[u8]) -> Zeroizing<Vec<u8>> {
+    fn tag(&self, message: &[u8]) -> Tag {
         // `finalize` returns a `CtOutput`, which wipes itself on drop.
-        Zeroizing::new(match self {
-            Self::Sha256(state) => mac_of(state, message).finalize().as_bytes().to_vec(),
-            Self::Md5(state) => mac_of(state, message).finalize().as_bytes().to_vec(),
-        })
+        match self {
+            Self::Sha256(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
+            Self::Md5(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
+        }
+    }
+}
+
+/// The longest MAC of any [`Algorithm`], in bytes.
+const MAX_MAC_LEN: usize = 32;
+
+/// A MAC (computed, or decoded from a presented key), on the stack, wiped on drop.
+pub(crate) struct Tag {
+    bytes: Zeroizing<[u8; MAX_MAC_LEN]>,
+    len: usize,
+}
+
+impl Tag {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl From<&[u8]> for Tag {
+    fn from(mac: &[u8]) -> Self {
+        let mut bytes = Zeroizing::new([0u8; MAX_MAC_LEN]);
+        let len = mac.len().min(MAX_MAC_LEN);
+        bytes[..len].copy_from_slice(&mac[..len]);
+        Self { bytes, len }
     }
 }
 
 /// The presented key's MAC bytes, if `presented` is a well-formed key of `alg`.
-pub(crate) fn decode_presented(presented: &[u8], alg: Algorithm) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn decode_presented(presented: &[u8], alg: Algorithm) -> Option<Tag> {
     let (text, found) = key_text(presented).ok()?;
     if found != alg {
         return None;
     }
-    let mut tag = Zeroizing::new(vec![0u8; alg.mac_len()]);
-    hex::decode_to_slice(text, &mut tag[..]).ok()?;
+    let mut tag = Tag {
+        bytes: Zeroizing::new([0u8; MAX_MAC_LEN]),
+        len: alg.mac_len(),
+    };
+    hex::decode_to_slice(text, &mut tag.bytes[..alg.mac_len()]).ok()?;
     Some(tag)
 }
 
@@ -611,31 +639,44 @@ pub(crate) fn hex_of(bytes: &[u8]) -> Zeroizing<String> {
 /// assert!(fp.as_str().starts_with("SHA256:"));
 /// assert_eq!(fp.as_str().len(), 7 + 16);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint(String);
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; Fingerprint::LEN]);
 
 impl Fingerprint {
     /// How many hex digits of the hash a fingerprint shows.
     pub const HEX_DIGITS: usize = 16;
+    const PREFIX: &'static [u8] = b"SHA256:";
+    const LEN: usize = Self::PREFIX.len() + Self::HEX_DIGITS;
 
     /// The fingerprint of `canonical_text`.
     #[must_use]
     pub fn of(canonical_text: &[u8]) -> Self {
         let digest = Sha256::digest(canonical_text);
-        let shown = hex::encode(&digest[..Self::HEX_DIGITS / 2]);
-        Self(format!("SHA256:{shown}"))
+        let mut text = [0u8; Self::LEN];
+        text[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX);
+        // The slice is exactly twice the digest prefix's length, as required.
+        hex::encode_to_slice(&digest[..Self::HEX_DIGITS / 2], &mut text[Self::PREFIX.len()..])
+            .unwrap_or_else(|_| unreachable!("sized for the hex"));
+        Self(text)
     }
 
     /// The fingerprint as text, e.g. `SHA256:5d41402abc4b2a76`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.as_str())
     }
 }
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -802,7 +843,7 @@ mod tests {
         for case in cases {
             let d =
                 Deriver::from_key_bytes(&hex::decode(&case.key).unwrap(), Algorithm::HmacSha256);
-            let got = hex_of(&d.keyed.tag(&hex::decode(&case.data).unwrap()));
+            let got = hex_of(d.keyed.tag(&hex::decode(&case.data).unwrap()).as_slice());
             let want = case
                 .truncate_bytes
                 .map_or(case.hmac_sha256.len(), |n| n * 2);

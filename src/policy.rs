@@ -235,6 +235,12 @@ impl Policy {
         self.principals.get(principal).cloned().unwrap_or_default()
     }
 
+    /// What the policy says of `principal`, without a copy; `None` means the defaults.
+    #[must_use]
+    pub fn state_ref(&self, principal: &Principal) -> Option<&PrincipalState> {
+        self.principals.get(principal)
+    }
+
     /// Every principal the policy names, in order.
     pub fn principals(&self) -> impl Iterator<Item = (&Principal, &PrincipalState)> {
         self.principals.iter()

@@ -59,11 +59,26 @@ pub fn secret_line(secret: &[u8]) -> Zeroizing<Vec<u8>> {
 ///
 /// # Errors
 /// Whatever reading fails with.
-pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
-    // One allocation of the final size: a growing Vec would leave copies behind.
-    let mut buf = Zeroizing::new(vec![0u8; limit + 1]);
+pub fn read_bounded(reader: impl Read, limit: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    read_bounded_sized(reader, limit, 4096)
+}
+
+/// [`read_bounded`], starting with room for `expected` bytes: the buffer grows by copying
+/// into a larger wiped buffer (a `Vec` growing in place would leave copies behind), and a
+/// large `limit` costs nothing unless the input is that large.
+fn read_bounded_sized(mut reader: impl Read, limit: usize, expected: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let cap = limit.saturating_add(1);
+    let mut buf = Zeroizing::new(vec![0u8; expected.saturating_add(1).clamp(1, cap)]);
     let mut len = 0;
-    while len < buf.len() {
+    loop {
+        if len == buf.len() {
+            if buf.len() == cap {
+                break;
+            }
+            let mut bigger = Zeroizing::new(vec![0u8; buf.len().saturating_mul(2).min(cap)]);
+            bigger[..len].copy_from_slice(&buf[..len]);
+            buf = bigger;
+        }
         match reader.read(&mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
@@ -118,7 +133,8 @@ pub fn read_secret_file(path: &Path, limit: usize) -> Result<SecretFile, ReadErr
             path: path.to_owned(),
         });
     }
-    let contents = read_bounded(&file, limit).map_err(io_err)?;
+    let expected = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let contents = read_bounded_sized(&file, limit, expected).map_err(io_err)?;
     Ok(SecretFile {
         contents,
         mode: mode_of(&meta),
@@ -433,6 +449,15 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let err = write_secret_file(root.path(), b"new", Existing::Replace).unwrap_err();
         assert!(matches!(err, WriteError::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn read_grows_past_its_first_guess() {
+        let data = vec![7u8; 10_000];
+        let got = read_bounded_sized(&data[..], 20_000, 10).unwrap().unwrap();
+        assert_eq!(&got[..], &data[..]);
+        assert!(read_bounded_sized(&data[..], 9_999, 10).unwrap().is_none());
+        assert_eq!(read_bounded_sized(&b""[..], 5, 0).unwrap().unwrap().len(), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use subtle::{Choice, ConditionallySelectable};
 
 use crate::keys::{self, Algorithm, Deriver, Fingerprint, Kind, Principal, Reason, Verdict};
 use crate::master::{MasterSecret, MasterSource};
-use crate::policy::{Policy, PolicyError};
+use crate::policy::{Policy, PolicyError, PrincipalState};
 
 /// What a verification found: the verdict and, for a valid key, which master and which
 /// generation it belongs to. Nothing in it is secret.
@@ -157,7 +157,8 @@ impl Verifier {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
-        let state = self.policy.state(principal);
+        let default = PrincipalState::default();
+        let state = self.policy.state_ref(principal).unwrap_or(&default);
         if state.revoked {
             return Decision::invalid(Reason::Revoked);
         }
@@ -186,7 +187,7 @@ impl Verifier {
         let master = usize::try_from(master_index)
             .ok()
             .and_then(|i| self.masters.get(i))
-            .map(|(fp, _)| fp.clone());
+            .map(|(fp, _)| *fp);
         Decision {
             verdict: Verdict::Valid,
             master,

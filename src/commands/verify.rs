@@ -23,7 +23,8 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         // --batch: clap allows no principal only with it.
         let stats = batch::run(
             &verifier,
-            &mut io::BufReader::with_capacity(64 * 1024, io::stdin().lock()),
+            // A large buffer makes large batches, so helper threads start seldom.
+            &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
             &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
             audit.as_mut(),
         )?;
