@@ -16,7 +16,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 fn benches(c: &mut Criterion) {
-    let master = MasterSecret::from_text(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef").unwrap();
+    let master = MasterSecret::from_text(
+        b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
     let host: Principal = "host-linux-arm-aws".parse().unwrap();
     let deriver = Deriver::new(&master, Algorithm::HmacSha256);
     let key = deriver.derive(&host).expose_secret().to_owned();
@@ -33,7 +36,9 @@ fn benches(c: &mut Criterion) {
             black_box(mac.finalize())
         });
     });
-    group.bench_function("Deriver::derive", |b| b.iter(|| black_box(deriver.derive(black_box(&host)))));
+    group.bench_function("Deriver::derive", |b| {
+        b.iter(|| black_box(deriver.derive(black_box(&host))))
+    });
     group.bench_function("Verifier::verify, valid", |b| {
         b.iter(|| black_box(verifier.verify(black_box(&host), black_box(key.as_bytes()))));
     });
@@ -42,15 +47,27 @@ fn benches(c: &mut Criterion) {
     });
 
     // The worst case of the keyring: two masters, grace on: four MACs per verification.
-    let old = MasterSecret::from_text(b"the previous master of this farm, 64 bytes long or so.....").unwrap();
+    let old =
+        MasterSecret::from_text(b"the previous master of this farm, 64 bytes long or so.....")
+            .unwrap();
     let mut policy = Policy::none();
     policy
-        .set_state(&host, &PrincipalState { generation: 1, keep_previous: Grace::Open, ..Default::default() })
+        .set_state(
+            &host,
+            &PrincipalState {
+                generation: 1,
+                keep_previous: Grace::Open,
+                ..Default::default()
+            },
+        )
         .unwrap();
     let busy = Verifier::new(&master, Algorithm::HmacSha256)
         .with_previous_master(&old)
         .with_policy(policy);
-    let current = deriver.derive_generation(&host, 1).expose_secret().to_owned();
+    let current = deriver
+        .derive_generation(&host, 1)
+        .expose_secret()
+        .to_owned();
     group.bench_function("Verifier::verify, 2 masters x 2 generations", |b| {
         b.iter(|| black_box(busy.verify(black_box(&host), black_box(current.as_bytes()))));
     });

@@ -519,7 +519,11 @@ impl Deriver {
     #[must_use]
     pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
         BuildKey {
-            text: hex_of(self.keyed.tag(&message_of(principal, generation)).as_slice()),
+            text: hex_of(
+                self.keyed
+                    .tag(&message_of(principal, generation))
+                    .as_slice(),
+            ),
             alg: self.algorithm(),
         }
     }
@@ -655,8 +659,11 @@ impl Fingerprint {
         let mut text = [0u8; Self::LEN];
         text[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX);
         // The slice is exactly twice the digest prefix's length, as required.
-        hex::encode_to_slice(&digest[..Self::HEX_DIGITS / 2], &mut text[Self::PREFIX.len()..])
-            .unwrap_or_else(|_| unreachable!("sized for the hex"));
+        hex::encode_to_slice(
+            &digest[..Self::HEX_DIGITS / 2],
+            &mut text[Self::PREFIX.len()..],
+        )
+        .unwrap_or_else(|_| unreachable!("sized for the hex"));
         Self(text)
     }
 

@@ -66,7 +66,11 @@ pub fn read_bounded(reader: impl Read, limit: usize) -> io::Result<Option<Zeroiz
 /// [`read_bounded`], starting with room for `expected` bytes: the buffer grows by copying
 /// into a larger wiped buffer (a `Vec` growing in place would leave copies behind), and a
 /// large `limit` costs nothing unless the input is that large.
-fn read_bounded_sized(mut reader: impl Read, limit: usize, expected: usize) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+fn read_bounded_sized(
+    mut reader: impl Read,
+    limit: usize,
+    expected: usize,
+) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
     let cap = limit.saturating_add(1);
     let mut buf = Zeroizing::new(vec![0u8; expected.saturating_add(1).clamp(1, cap)]);
     let mut len = 0;
@@ -457,7 +461,10 @@ mod tests {
         let got = read_bounded_sized(&data[..], 20_000, 10).unwrap().unwrap();
         assert_eq!(&got[..], &data[..]);
         assert!(read_bounded_sized(&data[..], 9_999, 10).unwrap().is_none());
-        assert_eq!(read_bounded_sized(&b""[..], 5, 0).unwrap().unwrap().len(), 0);
+        assert_eq!(
+            read_bounded_sized(&b""[..], 5, 0).unwrap().unwrap().len(),
+            0
+        );
     }
 
     #[test]
