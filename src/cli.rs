@@ -484,13 +484,15 @@ pub struct MasterArgs {
 impl MasterArgs {
     /// The policy file: `--policy` or `GOBUILDKEY_POLICY`, else `gobuildkey.toml` beside
     /// the master key file (beside the default one when the master comes from a command).
-    pub fn policy_path(&self) -> Result<PathBuf, MasterError> {
+    pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
         if let Some(path) = &self.policy {
             return Ok(path.clone());
         }
         let master_file = match self.source()? {
             MasterSource::File(path) => path,
-            MasterSource::Command(_) => master::default_path()?,
+            MasterSource::Command(_) => {
+                master::default_path().map_err(|_| gobuildkey::policy::PolicyError::NoFile)?
+            }
         };
         Ok(master_file.with_file_name(gobuildkey::policy::DEFAULT_FILE_NAME))
     }

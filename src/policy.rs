@@ -432,7 +432,7 @@ impl Policy {
         } else {
             Existing::Refuse
         };
-        secret_file::write_secret_file(&path, self.doc.to_string().as_bytes(), existing)?;
+        secret_file::write_secret_file(&path, self.to_text().as_bytes(), existing)?;
         self.exists = true;
         Ok(())
     }
@@ -730,8 +730,8 @@ pub enum PolicyError {
         /// Why it cannot be loaded.
         source: crate::master::MasterError,
     },
-    /// A change to a policy that has no file.
-    #[error("no policy file to record this in: pass --policy FILE")]
+    /// No policy file could be named (no `--policy`, no home folder to find it in).
+    #[error("no policy file: pass --policy FILE (or set HOME)")]
     NoFile,
     /// The file could not be written.
     #[error("cannot write the policy: {0}")]

@@ -138,6 +138,18 @@ pub fn assert_no_secret(text: &str, secret: &str) {
     }
 }
 
+/// The exit code of `gobuildkey verify PRINCIPAL` with `key` on standard input.
+pub fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
+    env.cmd()
+        .args(["verify", principal])
+        .write_stdin(key.to_owned())
+        .output()
+        .unwrap()
+        .status
+        .code()
+        .unwrap()
+}
+
 /// A file's inode, to tell a file left alone from one replaced.
 pub fn inode(path: &Path) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&fs::symlink_metadata(path).unwrap())

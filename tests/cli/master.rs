@@ -4,18 +4,7 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names};
-
-fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
-    env.cmd()
-        .args(["verify", principal])
-        .write_stdin(key.to_owned())
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap()
-}
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names, verifies};
 
 fn fingerprint_of_master(text: &str) -> String {
     gobuildkey::keys::Fingerprint::of(text.as_bytes()).to_string()

@@ -5,7 +5,7 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, TestEnv, mode};
+use crate::common::{ARM, ARM_KEY, TestEnv, mode, verifies};
 
 const OTHER: &str = "host-darwin-amd64-12_0";
 
@@ -19,17 +19,6 @@ fn stdout(env: &TestEnv, args: &[&str]) -> String {
         .stdout
         .clone();
     String::from_utf8(out).unwrap()
-}
-
-fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
-    env.cmd()
-        .args(["verify", principal])
-        .write_stdin(key.to_owned())
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap()
 }
 
 fn policy_text(env: &TestEnv) -> String {
