@@ -604,25 +604,31 @@ impl From<&[u8]> for Tag {
     }
 }
 
-/// The presented key's MAC bytes, if `presented` is a well-formed key of `alg`.
+/// The presented key's MAC bytes, if `presented` is a well-formed key of `alg`: after
+/// trimming, exactly `alg`'s number of lowercase hex digits.
+///
+/// The digits are validated and decoded by `base16ct`, in constant time: how long this
+/// takes does not depend on which digits the key has (only on its length and on the
+/// whitespace around it).
 pub(crate) fn decode_presented(presented: &[u8], alg: Algorithm) -> Option<Tag> {
-    let (text, found) = key_text(presented).ok()?;
-    if found != alg {
+    let text = trim_space(presented);
+    if text.len() != alg.hex_len() {
         return None;
     }
     let mut tag = Tag {
         bytes: Zeroizing::new([0u8; MAX_MAC_LEN]),
         len: alg.mac_len(),
     };
-    hex::decode_to_slice(text, &mut tag.bytes[..alg.mac_len()]).ok()?;
+    base16ct::lower::decode(text, &mut tag.bytes[..alg.mac_len()]).ok()?;
     Some(tag)
 }
 
-/// Lowercase hex of `bytes`, built in a buffer of the final size so no copy is left behind.
+/// Lowercase hex of `bytes`, encoded in constant time (`base16ct`: no table indexed by the
+/// secret) into a buffer of the final size, so no copy is left behind.
 pub(crate) fn hex_of(bytes: &[u8]) -> Zeroizing<String> {
     let mut buf = Zeroizing::new(vec![0u8; bytes.len() * 2]);
-    // The buffer is exactly twice as long as the input, as `encode_to_slice` requires.
-    hex::encode_to_slice(bytes, &mut buf[..])
+    // The buffer is exactly twice as long as the input, as `encode` requires.
+    base16ct::lower::encode(bytes, &mut buf[..])
         .unwrap_or_else(|_| unreachable!("buffer sized for the hex"));
     let mut text = Zeroizing::new(String::with_capacity(buf.len()));
     text.extend(buf.iter().map(|&b| char::from(b)));
