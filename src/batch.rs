@@ -54,11 +54,27 @@ pub fn answer_line(
     line: &[u8],
     now: Timestamp,
 ) -> (&'static str, Option<(Principal, Decision)>) {
-    let Some((principal, key)) = split_line(line) else {
+    let mut principal = Principal(String::new());
+    let (text, decision) = answer_into(verifier, line, now, &mut principal);
+    (text, decision.map(|d| (principal, d)))
+}
+
+/// [`answer_line`], parsing the principal into `scratch` so that a loop over many lines
+/// allocates nothing per line.
+fn answer_into(
+    verifier: &Verifier,
+    line: &[u8],
+    now: Timestamp,
+    scratch: &mut Principal,
+) -> (&'static str, Option<Decision>) {
+    let Some((name, key)) = split_line(line) else {
         return (answer(Verdict::Invalid(Reason::Malformed)), None);
     };
-    let decision = verifier.verify_at(&principal, key, now);
-    (answer(decision.verdict), Some((principal, decision)))
+    if !scratch.set(name) {
+        return (answer(Verdict::Invalid(Reason::Malformed)), None);
+    }
+    let decision = verifier.verify_at(scratch, key, now);
+    (answer(decision.verdict), Some(decision))
 }
 
 fn answer(verdict: Verdict) -> &'static str {
@@ -71,11 +87,12 @@ fn answer(verdict: Verdict) -> &'static str {
     }
 }
 
-/// `PRINCIPAL KEY` → the principal and the key's text; `None` when the line is not that.
-fn split_line(line: &[u8]) -> Option<(Principal, &[u8])> {
+/// `PRINCIPAL KEY` → the principal's text and the key's text; `None` when the line is not
+/// that.
+fn split_line(line: &[u8]) -> Option<(&str, &[u8])> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let sep = line.iter().position(|b| matches!(b, b' ' | b'\t'))?;
-    let principal = std::str::from_utf8(&line[..sep]).ok()?.parse().ok()?;
+    let principal = std::str::from_utf8(&line[..sep]).ok()?;
     let key = &line[sep + 1..];
     // The key itself may not contain a separator; `verify` trims the rest.
     let key_trimmed = crate::keys::trim_space(key);
@@ -109,8 +126,7 @@ pub fn run<R: Read>(
     // One buffer for the lines' bytes, wiped on drop (keys pass through it).
     let mut data = Zeroizing::new(Vec::with_capacity(64 * 1024));
     let mut lines: Vec<(usize, usize, bool)> = Vec::with_capacity(MAX_BATCH);
-    let mut answers: Vec<(&'static str, Option<(Principal, Decision)>)> =
-        Vec::with_capacity(MAX_BATCH);
+    let mut answers: Vec<(&'static str, Option<Decision>)> = Vec::with_capacity(MAX_BATCH);
     loop {
         data.clear();
         lines.clear();
@@ -129,25 +145,31 @@ pub fn run<R: Read>(
         }
 
         let now = Timestamp::now();
-        let answer_one = |&(start, end, overlong): &(usize, usize, bool)| {
-            if overlong {
-                (answer(Verdict::Invalid(Reason::Malformed)), None)
-            } else {
-                answer_line(verifier, &data[start..end], now)
-            }
+        let answer_all = |part: &[(usize, usize, bool)]| {
+            let mut scratch = Principal(String::with_capacity(Principal::MAX_LEN));
+            part.iter()
+                .map(|&(start, end, overlong)| {
+                    if overlong {
+                        (answer(Verdict::Invalid(Reason::Malformed)), None)
+                    } else {
+                        answer_into(verifier, &data[start..end], now, &mut scratch)
+                    }
+                })
+                .collect::<Vec<_>>()
         };
         answers.clear();
         if threads > 1 && lines.len() >= PARALLEL_FROM {
+            // The first chunk on this thread, the others on helpers; answers stay in order.
             let chunk = lines.len().div_ceil(threads);
+            let mut parts = lines.chunks(chunk);
+            let first = parts.next().unwrap_or_default();
             std::thread::scope(|scope| {
-                let handles: Vec<_> = lines
-                    .chunks(chunk)
-                    .map(|part| {
-                        scope.spawn(move || part.iter().map(answer_one).collect::<Vec<_>>())
-                    })
+                let handles: Vec<_> = parts
+                    .map(|part| scope.spawn(move || answer_all(part)))
                     .collect();
+                answers.extend(answer_all(first));
                 for handle in handles {
-                    // A panic in a worker is a bug; re-raise it rather than answer wrongly.
+                    // A panic in a helper is a bug; re-raise it rather than answer wrongly.
                     answers.extend(
                         handle
                             .join()
@@ -156,7 +178,7 @@ pub fn run<R: Read>(
                 }
             });
         } else {
-            answers.extend(lines.iter().map(answer_one));
+            answers.extend(answer_all(&lines));
         }
 
         for ((text, verified), &(start, end, _)) in answers.iter().zip(&lines) {
@@ -166,9 +188,13 @@ pub fn run<R: Read>(
             if *text == "ok" {
                 stats.ok += 1;
             }
-            if let (Some(log), Some((principal, decision))) = (audit.as_deref_mut(), verified) {
-                let presented = split_line(&data[start..end]).map_or(&b""[..], |(_, key)| key);
-                log.write(&AuditRecord::new(principal, decision, presented, now))?;
+            if let (Some(log), Some(decision)) = (audit.as_deref_mut(), verified) {
+                // A decision means the line parsed; parse it again for the record.
+                if let Some((name, key)) = split_line(&data[start..end]) {
+                    if let Ok(principal) = Principal::new(name) {
+                        log.write(&AuditRecord::new(&principal, decision, key, now))?;
+                    }
+                }
             }
         }
         // About to wait for more input: whoever is waiting for these answers gets them now.

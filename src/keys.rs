@@ -56,7 +56,7 @@ pub fn trim_space(text: &[u8]) -> &[u8] {
 /// # Ok::<(), gobuildkey::keys::PrincipalError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Principal(String);
+pub struct Principal(pub(crate) String);
 
 impl Principal {
     /// The longest principal accepted, in characters.
@@ -72,18 +72,33 @@ impl Principal {
     /// [`PrincipalError`] when `name` breaks the rule; its message shows the name escaped,
     /// so control characters cannot reach a terminal.
     pub fn new(name: &str) -> Result<Self, PrincipalError> {
-        let bytes = name.as_bytes();
-        let allowed = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-');
-        let ok = !bytes.is_empty()
-            && bytes.len() <= Self::MAX_LEN
-            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
-            && bytes.iter().all(allowed)
-            && !name.contains("..");
-        if ok {
+        if Self::follows_rule(name) {
             Ok(Self(name.to_owned()))
         } else {
             Err(PrincipalError::new(name))
         }
+    }
+
+    /// Makes this principal `name`, reusing its memory (for loops over many names);
+    /// on error it is left as it was.
+    pub(crate) fn set(&mut self, name: &str) -> bool {
+        let ok = Self::follows_rule(name);
+        if ok {
+            self.0.clear();
+            self.0.push_str(name);
+        }
+        ok
+    }
+
+    /// The rule, [`Principal::RULE`], in code: the one place it is checked.
+    fn follows_rule(name: &str) -> bool {
+        let bytes = name.as_bytes();
+        let allowed = |b: &u8| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-');
+        !bytes.is_empty()
+            && bytes.len() <= Self::MAX_LEN
+            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+            && bytes.iter().all(allowed)
+            && !name.contains("..")
     }
 
     /// The principal's text.
