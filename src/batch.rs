@@ -190,10 +190,10 @@ pub fn run<R: Read>(
             }
             if let (Some(log), Some(decision)) = (audit.as_deref_mut(), verified) {
                 // A decision means the line parsed; parse it again for the record.
-                if let Some((name, key)) = split_line(&data[start..end]) {
-                    if let Ok(principal) = Principal::new(name) {
-                        log.write(&AuditRecord::new(&principal, decision, key, now))?;
-                    }
+                if let Some((name, key)) = split_line(&data[start..end])
+                    && let Ok(principal) = Principal::new(name)
+                {
+                    log.write(&AuditRecord::new(&principal, decision, key, now))?;
                 }
             }
         }
