@@ -20,8 +20,9 @@ pub const FILE_MODE: u32 = 0o600;
 /// The mode of every folder gobuildkey creates to hold a secret.
 pub const DIR_MODE: u32 = 0o700;
 
-/// How the temporary files of an atomic write are named, beside their target. No key file
-/// can be named so: per-host files are `.gobuildkey-PRINCIPAL`.
+/// How the temporary files of an atomic write are named, beside their target: this
+/// prefix, the writer's process id, `-` and random characters. No key file can be named
+/// so: per-host files are `.gobuildkey-PRINCIPAL`.
 pub const TEMP_PREFIX: &str = ".gobuildkey.tmp-";
 
 /// Whether a file's permission bits let anyone but its owner read or write it: the rule
@@ -239,9 +240,11 @@ pub fn write_secret_file(
             path: path.to_owned(),
         });
     }
+    remove_stale_temps(dir);
 
     // tempfile's error repeats the temporary path; keep only what went wrong.
-    let mut tmp = temp_builder()
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    let mut tmp = temp_builder(&prefix)
         .tempfile_in(dir)
         .map_err(|e| io_err(io::Error::from(e.kind())))?;
     tmp.write_all(contents).map_err(io_err)?;
@@ -290,21 +293,51 @@ pub fn inspect_target(path: &Path) -> Result<Target, WriteError> {
 }
 
 #[cfg(unix)]
-fn temp_builder() -> tempfile::Builder<'static, 'static> {
+fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     use std::os::unix::fs::PermissionsExt;
     let mut builder = tempfile::Builder::new();
     builder
-        .prefix(TEMP_PREFIX)
+        .prefix(prefix)
         .permissions(fs::Permissions::from_mode(FILE_MODE));
     builder
 }
 
 #[cfg(not(unix))]
-fn temp_builder() -> tempfile::Builder<'static, 'static> {
+fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX);
+    builder.prefix(prefix);
     builder
 }
+
+/// Removes the temporary files that writers killed mid-write left in `dir`: regular files
+/// named [`TEMP_PREFIX`] and the process id of a process that no longer exists. A live
+/// writer's file is left alone. Best effort: nothing here can fail a write.
+#[cfg(unix)]
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .and_then(rustix::process::Pid::from_raw);
+        let Some(pid) = pid else { continue };
+        let dead = matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        );
+        if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn remove_stale_temps(_: &Path) {}
 
 #[cfg(unix)]
 fn create_private_dirs(dir: &Path) -> io::Result<()> {
@@ -446,6 +479,27 @@ mod tests {
         }
         assert_eq!(fs::read(&victim).unwrap(), b"victim");
         assert!(!root.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn temporary_files_of_dead_writers_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        // A process id that is not running: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = root.path().join(format!("{TEMP_PREFIX}{dead}-abc123"));
+        let live = root
+            .path()
+            .join(format!("{TEMP_PREFIX}{}-xyz789", std::process::id()));
+        let other = root.path().join(".gobuildkey-host-x");
+        for path in [&stale, &live, &other] {
+            fs::write(path, b"x").unwrap();
+        }
+        write_secret_file(&root.path().join("secret"), b"new", Existing::Refuse).unwrap();
+        assert!(!stale.exists(), "a dead writer's file is removed");
+        assert!(live.exists(), "a live writer's file is kept");
+        assert!(other.exists());
     }
 
     #[test]

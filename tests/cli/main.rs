@@ -8,6 +8,7 @@ mod common;
 
 mod batch;
 mod check;
+mod crash;
 mod fingerprint;
 mod help;
 mod init;
