@@ -48,6 +48,8 @@
 
 pub mod audit;
 pub mod batch;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod master;
 pub mod paths;

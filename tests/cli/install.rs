@@ -373,3 +373,25 @@ fn sigkill_while_replacing_leaves_a_whole_key() {
     );
     assert!(killed > 0, "no run was killed: the test tested nothing");
 }
+
+#[test]
+fn a_hard_link_at_the_target_is_replaced_not_written_through() {
+    let env = TestEnv::new();
+    let elsewhere = env.path("elsewhere");
+    fs::write(&elsewhere, format!("{OTHER_KEY}\n")).unwrap();
+    fs::hard_link(&elsewhere, per_host(&env)).unwrap();
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{ARM_KEY}\n")
+    );
+    // The other name still holds the old content: the write went to a new file.
+    assert_eq!(
+        fs::read_to_string(&elsewhere).unwrap(),
+        format!("{OTHER_KEY}\n")
+    );
+}

@@ -1,0 +1,139 @@
+//! The cores of the fuzz targets: each takes arbitrary bytes, runs one parser or handler
+//! on them, and panics if a property does not hold. `fuzz/` runs them under libFuzzer
+//! (cargo-fuzz); `tests/fuzz_cores.rs` runs them under proptest in every `cargo test`, so CI
+//! exercises them without a nightly toolchain. Not an API for anything else.
+
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+
+use crate::keys::{Algorithm, BuildKey, Deriver, Kind, Principal};
+use crate::master::MasterSecret;
+use crate::policy::Policy;
+use crate::verifier::Verifier;
+
+/// The master and verifier the cores verify against, and the key they must never accept
+/// by accident.
+struct Fixture {
+    verifier: Verifier,
+    key: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let master = MasterSecret::from_text(b"a fuzzing master of 32 bytes....")
+            .unwrap_or_else(|e| unreachable!("a valid master: {e}"));
+        let host = Principal::new("host-a").unwrap_or_else(|e| unreachable!("{e}"));
+        let key = Deriver::new(&master, Algorithm::HmacSha256)
+            .derive(&host)
+            .expose_secret()
+            .to_owned();
+        Fixture {
+            verifier: Verifier::new(&master, Algorithm::HmacSha256).only_kind(Kind::Host),
+            key,
+        }
+    })
+}
+
+/// Key parsing: never panics; what parses is 32 or 64 lowercase hex digits, parses again
+/// to the same key, and is the trimmed input.
+pub fn key_parsing(data: &[u8]) {
+    if let Ok(key) = BuildKey::parse(data) {
+        let text = key.expose_secret();
+        assert!(text.len() == 32 || text.len() == 64);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(text.as_bytes(), crate::keys::trim_space(data));
+        let again = BuildKey::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.ct_eq(&key));
+    }
+    // Whatever it is, verifying it never panics and never accepts a key it is not.
+    let fixture = fixture();
+    let host = Principal::new("host-a").unwrap_or_else(|e| unreachable!("{e}"));
+    let valid = fixture.verifier.verify(&host, data).verdict.is_valid();
+    assert_eq!(
+        valid,
+        crate::keys::trim_space(data) == fixture.key.as_bytes()
+    );
+}
+
+/// Principal parsing: never panics; what parses follows the rule; what does not gives a
+/// message without control characters.
+pub fn principal_parsing(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match Principal::new(&text) {
+        Ok(p) => {
+            let s = p.as_str();
+            assert!((1..=Principal::MAX_LEN).contains(&s.len()));
+            assert!(
+                s.bytes()
+                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+            );
+            assert!(!s.contains(".."));
+            assert!(s.as_bytes()[0].is_ascii_alphanumeric());
+        }
+        Err(e) => {
+            let message = e.to_string();
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+        }
+    }
+}
+
+/// Policy parsing: never panics; what parses, written back out, parses to the same state.
+pub fn policy_parsing(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(policy) = Policy::parse(text, None) {
+        let again = Policy::parse(&policy.to_text(), None).unwrap_or_else(|e| panic!("{e}"));
+        let mine: Vec<_> = policy.principals().collect();
+        let theirs: Vec<_> = again.principals().collect();
+        assert_eq!(mine, theirs);
+        assert_eq!(policy.keyring(), again.keyring());
+    }
+}
+
+/// Batch-line handling: never panics; the answer is one of the protocol's; only the one
+/// right line is `ok`.
+pub fn batch_line(data: &[u8]) {
+    let fixture = fixture();
+    let (answer, _) = crate::batch::answer_line(&fixture.verifier, data, Timestamp::UNIX_EPOCH);
+    assert!(matches!(
+        answer,
+        "ok" | "deny invalid" | "deny malformed" | "deny revoked" | "deny kind"
+    ));
+    if answer == "ok" {
+        let line = data.strip_suffix(b"\r").unwrap_or(data);
+        let (name, key) = line.split_at(
+            line.iter()
+                .position(|b| matches!(b, b' ' | b'\t'))
+                .unwrap_or(0),
+        );
+        assert_eq!(name, b"host-a");
+        assert_eq!(crate::keys::trim_space(key), fixture.key.as_bytes());
+    }
+}
+
+/// The service's header handling: never panics; the status is 200, 400 or 403; the body
+/// never holds the key; 200 only for the right key of `host-a`. The input is split into
+/// header values at NUL bytes: the first half host types, the rest keys.
+pub fn service_headers(data: &[u8]) {
+    let fixture = fixture();
+    let values: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+    let (host_types, keys) = values.split_at(values.len() / 2);
+    let answer = crate::service::answer(&fixture.verifier, host_types, keys, Timestamp::UNIX_EPOCH);
+    assert!(
+        matches!(answer.status, 200 | 400 | 403),
+        "{}",
+        answer.status
+    );
+    assert!(!answer.body.contains(&fixture.key[..8]));
+    if answer.status == 200 {
+        assert_eq!(host_types, [b"host-a"]);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(crate::keys::trim_space(keys[0]), fixture.key.as_bytes());
+    }
+}

@@ -1,0 +1,111 @@
+//! The fuzz targets' cores (`gobuildkey::fuzzing`) under proptest, in every `cargo test`:
+//! arbitrary bytes, and inputs built near the valid ones, where bugs hide.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gobuildkey::fuzzing;
+use proptest::prelude::*;
+
+/// The key the fuzzing fixture accepts for `host-a` (its master is fixed).
+fn fixture_key() -> String {
+    let master =
+        gobuildkey::master::MasterSecret::from_text(b"a fuzzing master of 32 bytes....").unwrap();
+    gobuildkey::keys::Deriver::new(&master, gobuildkey::keys::Algorithm::HmacSha256)
+        .derive(&"host-a".parse().unwrap())
+        .expose_secret()
+        .to_owned()
+}
+
+/// Text near a key: the key, cut, padded, with a digit changed, upper-cased, or noise.
+fn near_key() -> impl Strategy<Value = Vec<u8>> {
+    let key = fixture_key();
+    (0usize..64, 0u8..=255, 0usize..6, "[ \t\r\n\x0b\x0c]{0,3}").prop_map(
+        move |(at, byte, how, pad)| {
+            let mut k = key.clone().into_bytes();
+            match how {
+                0 => {}
+                1 => k.truncate(at),
+                2 => k[at] = byte,
+                3 => k.make_ascii_uppercase(),
+                4 => k.extend_from_slice(&k.clone()),
+                _ => k.insert(at, byte),
+            }
+            let mut out = pad.clone().into_bytes();
+            out.extend(k);
+            out.extend(pad.bytes());
+            out
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn key_parsing_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzzing::key_parsing(&data);
+    }
+
+    #[test]
+    fn key_parsing_near_keys(data in near_key()) {
+        fuzzing::key_parsing(&data);
+    }
+
+    #[test]
+    fn principal_parsing_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzzing::principal_parsing(&data);
+    }
+
+    #[test]
+    fn principal_parsing_near_names(data in "[a-zA-Z0-9._/#\\- \u{1b}\u{e9}]{0,140}") {
+        fuzzing::principal_parsing(data.as_bytes());
+    }
+
+    #[test]
+    fn batch_lines(principal in "(host-a|host-b|user-a|HOST|[a-z.]{0,8})", sep in "[ \t]{0,2}", key in near_key(), tail in "(\r|x| y)?") {
+        let mut line = principal.into_bytes();
+        line.extend(sep.bytes());
+        line.extend(key);
+        line.extend(tail.bytes());
+        fuzzing::batch_line(&line);
+    }
+
+    #[test]
+    fn batch_line_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzzing::batch_line(&data);
+    }
+
+    #[test]
+    fn service_headers(host in "(host-a|host-b|user-a|[ -~]{0,10})", key in near_key(), extra in prop::collection::vec(any::<u8>(), 0..20), split in 0usize..4) {
+        let mut data = host.into_bytes();
+        data.push(0);
+        data.extend(key);
+        match split {
+            0 => {}
+            1 => { data.push(0); data.extend(extra); }
+            2 => data.extend(extra),
+            _ => { data.insert(0, 0); }
+        }
+        fuzzing::service_headers(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn policy_parsing_bytes(data in prop::collection::vec(any::<u8>(), 0..300)) {
+        fuzzing::policy_parsing(&data);
+    }
+
+    #[test]
+    fn policy_parsing_near_policies(
+        name in "(host-a|Host|a\\.b|\"q\"|[a-z]{1,5})",
+        field in "(generation|revoked|keep_previous|minted_under|genration)",
+        value in "(0|1|-1|9223372036854775807|9223372036854775808|true|false|\"x\"|2026-12-01|2026-12-01T00:00:00Z|1.5|\\[\\])",
+        keyring in "(|\\[keyring\\]\nprevious = \\[\\{ file = \"a\" \\}\\]\n|\\[\\[keyring.previous\\]\\]\ncommand = \"c\"\n)",
+    ) {
+        let text = format!("{keyring}[principals.{name}]\n{field} = {value}\n");
+        fuzzing::policy_parsing(text.as_bytes());
+    }
+}
