@@ -112,9 +112,9 @@ impl AuditLog {
         if path == Path::new("-") {
             return Ok(Self::Stderr);
         }
-        let err = |source| AuditError {
+        let err = |error| AuditError {
             path: path.to_owned(),
-            source,
+            error,
         };
         let file = open_append(path).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
@@ -176,12 +176,12 @@ fn mode_of(_: &std::fs::Metadata) -> Option<u32> {
 
 /// The audit file cannot be used; nothing is verified without it.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot append to the audit file {}: {source}", path.display())]
+#[error("cannot append to the audit file {}: {error}", path.display())]
 pub struct AuditError {
     /// The file.
     pub path: PathBuf,
     /// Why.
-    pub source: io::Error,
+    pub error: io::Error,
 }
 
 #[cfg(all(test, unix))]

@@ -109,7 +109,7 @@ impl Exit {
                 } else if let Some(e) = cause.downcast_ref::<PolicyError>() {
                     Some(Self::for_policy(e))
                 } else if let Some(e) = cause.downcast_ref::<AuditError>() {
-                    Some(Self::for_io(&e.source))
+                    Some(Self::for_io(&e.error))
                 } else if let Some(e) = cause.downcast_ref::<MasterError>() {
                     Some(Self::for_master(e))
                 } else if let Some(e) = cause.downcast_ref::<ReadError>() {
@@ -143,7 +143,7 @@ impl Exit {
         match err {
             PolicyError::Read(e) => Self::for_read(e),
             PolicyError::Write(e) => Self::for_write(e),
-            PolicyError::Master { source, .. } => Self::for_master(source),
+            PolicyError::Master { error, .. } => Self::for_master(error),
             PolicyError::Writable { .. } => Self::NoPerm,
             _ => Self::Config,
         }
@@ -153,15 +153,15 @@ impl Exit {
         match err {
             ReadError::Missing { .. } => Self::NoInput,
             ReadError::NotAFile { .. } => Self::DataErr,
-            ReadError::Io { source, .. } => Self::for_io(source),
+            ReadError::Io { error, .. } => Self::for_io(error),
             _ => Self::Software,
         }
     }
 
     fn for_write(err: &WriteError) -> Self {
         match err {
-            WriteError::CreateDir { source, .. } | WriteError::Io { source, .. }
-                if source.kind() == io::ErrorKind::PermissionDenied =>
+            WriteError::CreateDir { error, .. } | WriteError::Io { error, .. }
+                if error.kind() == io::ErrorKind::PermissionDenied =>
             {
                 Self::NoPerm
             }

@@ -265,11 +265,11 @@ impl Policy {
                     .source
                     .load()
                     .map(|master| (entry, master))
-                    .map_err(|source| PolicyError::Master {
+                    .map_err(|error| PolicyError::Master {
                         path: self.shown_path(),
                         at: entry.at,
                         source_shown: entry.source.to_string(),
-                        source,
+                        error,
                     })
             })
             .collect()
@@ -719,7 +719,7 @@ pub enum PolicyError {
         message: String,
     },
     /// A previous master of the keyring cannot be loaded.
-    #[error("policy {path}, line {}, column {}: previous master {source_shown}: {source}", at.0, at.1)]
+    #[error("policy {path}, line {}, column {}: previous master {source_shown}: {error}", at.0, at.1)]
     Master {
         /// The file.
         path: String,
@@ -728,14 +728,20 @@ pub enum PolicyError {
         /// The entry, as it can be shown.
         source_shown: String,
         /// Why it cannot be loaded.
-        source: crate::master::MasterError,
+        error: crate::master::MasterError,
     },
     /// No policy file could be named (no `--policy`, no home folder to find it in).
     #[error("no policy file: pass --policy FILE (or set HOME)")]
     NoFile,
     /// The file could not be written.
     #[error("cannot write the policy: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
+}
+
+impl From<WriteError> for PolicyError {
+    fn from(error: WriteError) -> Self {
+        Self::Write(error)
+    }
 }
 
 #[cfg(test)]

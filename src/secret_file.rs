@@ -20,9 +20,10 @@ pub const FILE_MODE: u32 = 0o600;
 /// The mode of every folder gobuildkey creates to hold a secret.
 pub const DIR_MODE: u32 = 0o700;
 
-/// How the temporary files of an atomic write are named, beside their target: this
-/// prefix, the writer's process id, `-` and random characters. No key file can be named
-/// so: per-host files are `.gobuildkey-PRINCIPAL`.
+/// How the temporary files of an atomic write are named, beside their target: this prefix
+/// and random characters. No key file can be named so: per-host files are
+/// `.gobuildkey-PRINCIPAL`. The writer holds an exclusive `flock` on its temporary file
+/// until it is renamed; one nobody holds was left by a writer that was killed.
 pub const TEMP_PREFIX: &str = ".gobuildkey.tmp-";
 
 /// Whether a file's permission bits let anyone but its owner read or write it: the rule
@@ -114,9 +115,9 @@ pub struct SecretFile {
 /// # Errors
 /// [`ReadError`] when the file is missing, is not a regular file, or cannot be read.
 pub fn read_secret_file(path: &Path, limit: usize) -> Result<SecretFile, ReadError> {
-    let io_err = |source| ReadError::Io {
+    let io_err = |error| ReadError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     // Look before opening: opening a FIFO would block until someone writes to it.
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
@@ -174,12 +175,12 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// Any other failure, e.g. permission denied.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The path looked at.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -227,13 +228,13 @@ pub fn write_secret_file(
         _ => Path::new("."),
     };
     // Errors name the target, not the temporary file, which the user never asked for.
-    let io_err = |source| WriteError::Io {
+    let io_err = |error| WriteError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
-    create_private_dirs(dir).map_err(|source| WriteError::CreateDir {
+    create_private_dirs(dir).map_err(|error| WriteError::CreateDir {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     if inspect_target(path)? == Target::File && existing == Existing::Refuse {
         return Err(WriteError::Exists {
@@ -243,10 +244,10 @@ pub fn write_secret_file(
     remove_stale_temps(dir);
 
     // tempfile's error repeats the temporary path; keep only what went wrong.
-    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
-    let mut tmp = temp_builder(&prefix)
+    let mut tmp = temp_builder(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| io_err(io::Error::from(e.kind())))?;
+    lock_while_writing(tmp.as_file()).map_err(io_err)?;
     tmp.write_all(contents).map_err(io_err)?;
     tmp.as_file().sync_all().map_err(io_err)?;
     let persisted = match existing {
@@ -260,7 +261,7 @@ pub fn write_secret_file(
         },
         _ => WriteError::Io {
             path: path.to_owned(),
-            source: e.error,
+            error: e.error,
         },
     })?;
     sync_dir(dir).map_err(io_err)
@@ -288,7 +289,7 @@ pub fn inspect_target(path: &Path) -> Result<Target, WriteError> {
         Ok(meta) if !meta.is_file() => Err(WriteError::NotAFile { path: at() }),
         Ok(_) => Ok(Target::File),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Target::Absent),
-        Err(source) => Err(WriteError::Io { path: at(), source }),
+        Err(error) => Err(WriteError::Io { path: at(), error }),
     }
 }
 
@@ -309,29 +310,46 @@ fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     builder
 }
 
+/// Marks a temporary file as being written: the lock goes away with the process, however
+/// it ends.
+#[cfg(unix)]
+fn lock_while_writing(file: &File) -> io::Result<()> {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn lock_while_writing(_: &File) -> io::Result<()> {
+    Ok(())
+}
+
 /// Removes the temporary files that writers killed mid-write left in `dir`: regular files
-/// named [`TEMP_PREFIX`] and the process id of a process that no longer exists. A live
-/// writer's file is left alone. Best effort: nothing here can fail a write.
+/// named [`TEMP_PREFIX`]… that nobody holds a lock on. A live writer's file is locked and
+/// left alone. Best effort: nothing here can fail a write.
 #[cfg(unix)]
 fn remove_stale_temps(dir: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let pid = name
+        let ours = entry
+            .file_name()
             .to_str()
-            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw);
-        let Some(pid) = pid else { continue };
-        let dead = matches!(
-            rustix::process::test_kill_process(pid),
-            Err(rustix::io::Errno::SRCH)
-        );
-        if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(entry.path());
+            .is_some_and(|name| name.starts_with(TEMP_PREFIX));
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+        else {
+            continue;
+        };
+        if lock_while_writing(&file).is_ok() {
+            let _ = fs::remove_file(&path);
         }
     }
 }
@@ -390,20 +408,20 @@ pub enum WriteError {
         path: PathBuf,
     },
     /// The target's folder could not be created.
-    #[error("cannot create the folder {}: {source}", path.display())]
+    #[error("cannot create the folder {}: {error}", path.display())]
     CreateDir {
         /// The folder.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
     /// Writing, flushing or renaming failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Io {
         /// The file or folder being written.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -484,22 +502,20 @@ mod tests {
     #[test]
     fn temporary_files_of_dead_writers_are_removed() {
         let root = tempfile::tempdir().unwrap();
-        // A process id that is not running: a child that has exited and been reaped.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        let stale = root.path().join(format!("{TEMP_PREFIX}{dead}-abc123"));
-        let live = root
-            .path()
-            .join(format!("{TEMP_PREFIX}{}-xyz789", std::process::id()));
+        let stale = root.path().join(format!("{TEMP_PREFIX}abc123"));
+        let live = root.path().join(format!("{TEMP_PREFIX}xyz789"));
         let other = root.path().join(".gobuildkey-host-x");
         for path in [&stale, &live, &other] {
             fs::write(path, b"x").unwrap();
         }
+        // A writer at work holds its lock (here, on another open file description).
+        let held = File::open(&live).unwrap();
+        lock_while_writing(&held).unwrap();
         write_secret_file(&root.path().join("secret"), b"new", Existing::Refuse).unwrap();
-        assert!(!stale.exists(), "a dead writer's file is removed");
+        assert!(!stale.exists(), "an unlocked leftover is removed");
         assert!(live.exists(), "a live writer's file is kept");
         assert!(other.exists());
+        drop(held);
     }
 
     #[test]

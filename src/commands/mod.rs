@@ -134,7 +134,7 @@ fn inspect_key_file(path: &Path, principal: &Principal) -> Result<BuildKey, Vec<
                 "{shown} is not a regular file: remove it, then {reinstall}"
             )]);
         }
-        Err(ReadError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+        Err(ReadError::Io { error, .. }) if error.kind() == io::ErrorKind::PermissionDenied => {
             return Err(vec![format!(
                 "cannot read {shown} (permission denied): run the check as the user the agent runs as, \
                  or give the file to that user (chown)"

@@ -19,8 +19,29 @@ pub const ARM: &str = "host-linux-arm-aws";
 /// A temporary home folder for one test.
 pub struct TestEnv {
     pub home: TempDir,
-    /// A copy of the binary that an unprivileged user can run, made on first use.
-    bin: std::cell::OnceCell<TempDir>,
+}
+
+/// The binary as an unprivileged user can run it: where cargo built it if every folder on
+/// the way lets others through, else a copy made once for the whole test run (copying it
+/// for each test would race with other tests' forks: "text file busy").
+fn unprivileged_binary() -> &'static Path {
+    static BIN: std::sync::OnceLock<(Option<TempDir>, PathBuf)> = std::sync::OnceLock::new();
+    let (_, path) = BIN.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_gobuildkey"));
+        let reachable = built
+            .ancestors()
+            .skip(1)
+            .all(|dir| fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+        if reachable && fs::metadata(&built).unwrap().permissions().mode() & 0o001 != 0 {
+            return (None, built);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.path().join("gobuildkey");
+        fs::copy(&built, &copy).unwrap();
+        (Some(dir), copy)
+    });
+    path
 }
 
 /// The user that [`TestEnv::unprivileged_cmd`] runs as when the tests run as root.
@@ -30,7 +51,6 @@ impl TestEnv {
     pub fn new() -> Self {
         Self {
             home: tempfile::tempdir().unwrap(),
-            bin: std::cell::OnceCell::new(),
         }
     }
 
@@ -41,16 +61,7 @@ impl TestEnv {
         if !rustix::process::geteuid().is_root() {
             return self.cmd();
         }
-        let bin = self.bin.get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            fs::copy(
-                env!("CARGO_BIN_EXE_gobuildkey"),
-                dir.path().join("gobuildkey"),
-            )
-            .unwrap();
-            dir
-        });
+        let bin = unprivileged_binary();
         std::os::unix::fs::chown(self.home.path(), Some(NOBODY), Some(NOBODY)).unwrap();
         let mut cmd = std::process::Command::new("setpriv");
         cmd.env_clear()
@@ -66,7 +77,7 @@ impl TestEnv {
                 "-c",
             ])
             .arg(r#"umask 000 && exec "$0" "$@""#)
-            .arg(bin.path().join("gobuildkey"));
+            .arg(bin);
         Command::from_std(cmd)
     }
 
