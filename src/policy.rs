@@ -190,15 +190,18 @@ impl Policy {
     /// [`PolicyError::Syntax`] or [`PolicyError::Invalid`], with the line and column.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, PolicyError> {
         let shown = path.map_or_else(|| "policy".to_owned(), |p| p.display().to_string());
-        let parsed = toml_edit::Document::parse(text).map_err(|e| PolicyError::Syntax {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
         let ctx = Ctx {
             raw: text,
             path: &shown,
             dir: path.and_then(Path::parent).unwrap_or(Path::new("")),
         };
+        // The parser's own message quotes the offending line; that line may hold something
+        // pasted by mistake (a key), so only its position and the parser's words are kept.
+        let parsed = toml_edit::Document::parse(text).map_err(|e| PolicyError::Syntax {
+            path: shown.clone(),
+            at: ctx.position(e.span()),
+            message: e.message().trim_end().to_owned(),
+        })?;
         let mut principals = BTreeMap::new();
         let mut keyring = Vec::new();
         for (key, item) in parsed.iter() {
@@ -701,11 +704,13 @@ pub enum PolicyError {
         mode: u32,
     },
     /// Not TOML.
-    #[error("policy {path}: {message}")]
+    #[error("policy {path}, line {}, column {}: not valid TOML: {message}", at.0, at.1)]
     Syntax {
         /// The file.
         path: String,
-        /// The parser's message, with the line and column.
+        /// Line and column, 1-based.
+        at: (usize, usize),
+        /// The parser's words, without the quoted line.
         message: String,
     },
     /// TOML, but not a policy.
@@ -868,6 +873,8 @@ keep_previous = 2026-12-01T10:00:00+02:00
             let err = Policy::parse(text, Some(Path::new("p.toml"))).unwrap_err();
             assert!(matches!(err, PolicyError::Syntax { .. }), "{err}");
             assert!(err.to_string().contains("line"), "{err}");
+            // The offending line is not quoted back.
+            assert!(!err.to_string().contains("generation = 2"), "{err}");
         }
     }
 

@@ -142,10 +142,14 @@ pub fn all_output(output: &std::process::Output) -> String {
 pub fn assert_no_secret(text: &str, secret: &str) {
     for start in 0..=secret.len().saturating_sub(8) {
         let piece = &secret[start..start + 8.min(secret.len())];
-        assert!(
-            !text.contains(piece),
-            "output holds a piece of a secret: {text}"
-        );
+        if let Some(at) = text.find(piece) {
+            let from = text[..at].rfind('\n').map_or(0, |n| n + 1);
+            let to = text[at..].find('\n').map_or(text.len(), |n| at + n);
+            panic!(
+                "output holds {piece:?} of a secret, in the line {:?}",
+                &text[from..to]
+            );
+        }
     }
 }
 

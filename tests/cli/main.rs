@@ -13,6 +13,7 @@ mod fingerprint;
 mod help;
 mod init;
 mod install;
+mod leaks;
 mod master;
 mod mint;
 mod nginx;

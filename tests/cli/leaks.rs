@@ -1,0 +1,163 @@
+//! No secret leaks: every command's failure paths, run with a known master and key, and
+//! everything they write — standard output and error, audit lines, the service's log —
+//! searched for the master, the key and every 8-character piece of either.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, all_output, assert_no_secret, http_get};
+
+/// A failing run: its arguments, standard input, and extra environment.
+struct Case {
+    args: Vec<String>,
+    stdin: String,
+}
+
+fn case(args: &[&str], stdin: &str) -> Case {
+    Case {
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        stdin: stdin.to_owned(),
+    }
+}
+
+#[test]
+fn failure_paths_never_show_the_master_or_the_key() {
+    let env = TestEnv::new().with_master();
+    let key_file = env.path("key");
+    fs::write(&key_file, format!("{ARM_KEY}\n")).unwrap();
+    let audit = env.path("audit.log");
+    let wrong = ARM_KEY.replace('9', "8");
+    let cut = &ARM_KEY[..40];
+    let upper = ARM_KEY.to_uppercase();
+    let kf = key_file.display().to_string();
+    let au = audit.display().to_string();
+    let mut cases = vec![
+        case(&["mint", "Bad/principal"], ""),
+        case(&["mint", "--alg", "sha1", ARM], ""),
+        case(&["verify", ARM, "--audit", &au], &wrong),
+        case(&["verify", ARM, "--audit", &au], cut),
+        case(&["verify", ARM, "--audit", &au], &upper),
+        case(
+            &["verify", ARM, "--audit", &au],
+            &format!("{ARM_KEY}{ARM_KEY}"),
+        ),
+        case(&["verify", "host-other", "--audit", &au], ARM_KEY),
+        case(
+            &["verify", "--kind", "host", "user-x", "--audit", &au],
+            ARM_KEY,
+        ),
+        case(&["verify", ARM, "--key-file", "missing"], ""),
+        case(
+            &["verify", "--batch", "--audit", &au],
+            &format!("{ARM} {wrong}\n{ARM} {cut}\nhost-b {ARM_KEY}\n{ARM_KEY}\n"),
+        ),
+        case(&["install", ARM], cut),
+        case(&["install", ARM], &upper),
+        case(&["fingerprint"], cut),
+        case(&["fingerprint"], &format!("{ARM_KEY} {ARM_KEY}")),
+        case(&["check", "--verify", "host-other"], ""),
+        case(&["init"], ""),
+        case(
+            &[
+                "master",
+                "add",
+                "--file",
+                &env.master_path().display().to_string(),
+            ],
+            "",
+        ),
+        case(&["master", "retire", "SHA256:0000000000000000"], ""),
+        case(&["probe", "--coordinator", "http://127.0.0.1:9", ARM], ""),
+    ];
+    // The installed key is another principal's: check --verify and install --force paths.
+    fs::write(env.path(".gobuildkey-host-other"), format!("{ARM_KEY}\n")).unwrap();
+    fs::set_permissions(
+        env.path(".gobuildkey-host-other"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    cases.push(case(&["install", "host-other"], &wrong));
+    cases.push(case(
+        &["verify", ARM, "--key-file", &kf, "--alg", "hmac-md5"],
+        "",
+    ));
+
+    let mut everything = String::new();
+    let mut run = |c: &Case| {
+        let out = env
+            .cmd()
+            .args(&c.args)
+            .write_stdin(c.stdin.clone())
+            .output()
+            .unwrap();
+        // Every case is refused, except `verify --batch`, whose refusals are answers.
+        if !c
+            .args
+            .starts_with(&["verify".to_owned(), "--batch".to_owned()])
+        {
+            assert_ne!(out.status.code(), Some(0), "{:?} should fail", c.args);
+        }
+        everything.push_str(&all_output(&out));
+    };
+    for c in &cases {
+        run(c);
+    }
+
+    // A key file others can read, a policy that is broken, a master that is too open:
+    // the files hold secrets, the messages must not.
+    fs::set_permissions(&key_file, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(env.path(&format!(".gobuildkey-{ARM}")), format!("{cut}\n")).unwrap();
+    run(&case(&["check", ARM], ""));
+    fs::write(
+        env.path("keys/gobuildkey.toml"),
+        format!("[principals.{ARM}]\nminted_under = {ARM_KEY}\n"),
+    )
+    .unwrap();
+    fs::set_permissions(
+        env.path("keys/gobuildkey.toml"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for c in [
+        &["verify", ARM][..],
+        &["rotate", ARM],
+        &["revoke", ARM],
+        &["policy"],
+        &["mint", ARM],
+    ] {
+        run(&case(c, ARM_KEY));
+    }
+    fs::remove_file(env.path("keys/gobuildkey.toml")).unwrap();
+    fs::set_permissions(env.master_path(), fs::Permissions::from_mode(0o644)).unwrap();
+    for c in [
+        &["mint", ARM][..],
+        &["verify", ARM],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        run(&case(c, ARM_KEY));
+    }
+    fs::set_permissions(env.master_path(), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(env.master_path(), "short\n").unwrap();
+    run(&case(&["mint", ARM], ""));
+    fs::write(env.master_path(), format!("{MASTER}\n")).unwrap();
+
+    // The service's refusals and its log.
+    let server = env.serve(&["--audit", "-", "--max-failures", "2"]);
+    for key in [wrong.as_str(), cut, &upper, ARM_KEY] {
+        for host in ["host-other", ARM, "user-x", "../x"] {
+            let (_, body) = http_get(
+                server.addr,
+                "/verify",
+                &[("X-Go-Host-Type", host), ("X-Go-Builder-Key", key)],
+            );
+            everything.push_str(&body);
+        }
+    }
+    everything.push_str(&server.stderr.lock().unwrap());
+    everything.push_str(&fs::read_to_string(&audit).unwrap_or_default());
+
+    assert!(everything.contains("invalid build key"), "the runs ran");
+    assert_no_secret(&everything, MASTER);
+    assert_no_secret(&everything, ARM_KEY);
+    assert_no_secret(&everything, &wrong);
+}
