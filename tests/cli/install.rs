@@ -395,3 +395,19 @@ fn a_hard_link_at_the_target_is_replaced_not_written_through() {
         format!("{OTHER_KEY}\n")
     );
 }
+
+#[test]
+fn a_fifo_at_the_target_is_refused_without_opening_it() {
+    let env = TestEnv::new();
+    let status = std::process::Command::new("mkfifo")
+        .arg(per_host(&env))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(73)
+        .stderr(contains("not a regular file"));
+}

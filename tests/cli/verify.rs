@@ -312,3 +312,25 @@ fn audit_to_stderr_and_unsafe_audit_files() {
     assert_eq!(stderr.matches("symbolic links").count(), 1, "{stderr}");
     assert_eq!(fs::read_to_string(&target).unwrap(), "");
 }
+
+#[test]
+fn a_gigabyte_key_file_or_master_is_refused_without_reading_it() {
+    // Sparse files: a gigabyte long, no disk used. Reads stop at their bound.
+    let env = TestEnv::new().with_master();
+    let huge = env.path("huge");
+    fs::File::create(&huge).unwrap().set_len(1 << 30).unwrap();
+    env.cmd()
+        .args(["verify", ARM, "--key-file"])
+        .arg(&huge)
+        .assert()
+        .code(1)
+        .stderr(contains("invalid build key"));
+    fs::set_permissions(&huge, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.cmd()
+        .args(["verify", ARM, "--master-key"])
+        .arg(&huge)
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(65)
+        .stderr(contains("longer than 4096 bytes"));
+}
