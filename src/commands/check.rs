@@ -26,14 +26,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
             loc.path.display()
         );
     }
-    let key = match super::inspect_key_file(&loc.path, principal) {
-        Ok(key) => key,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("problem: {problem}");
-            }
-            return Ok(Exit::Invalid);
-        }
+    let Some(key) = super::installed_key(&loc.path, principal) else {
+        return Ok(Exit::Invalid);
     };
     if args.verify {
         // Verified with the algorithm the key's length names: the check is whether this

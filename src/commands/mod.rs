@@ -117,6 +117,19 @@ fn emit_key(key: &BuildKey, principal: &Principal, generation: u64) -> Result<()
     Ok(())
 }
 
+/// The installed key at `path`, or `None` after printing every problem with its fix.
+fn installed_key(path: &Path, principal: &Principal) -> Option<BuildKey> {
+    match inspect_key_file(path, principal) {
+        Ok(key) => Some(key),
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("problem: {problem}");
+            }
+            None
+        }
+    }
+}
+
 /// Reads and checks the key file: every problem found, each with its fix.
 fn inspect_key_file(path: &Path, principal: &Principal) -> Result<BuildKey, Vec<String>> {
     let shown = path.display();

@@ -18,14 +18,8 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     let env = AgentEnv::from_process();
     let loc = paths::locate(&args.principal, &env);
     let principal = &args.principal;
-    let key = match super::inspect_key_file(&loc.path, principal) {
-        Ok(key) => key,
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("problem: {problem}");
-            }
-            return Ok(Exit::Invalid);
-        }
+    let Some(key) = super::installed_key(&loc.path, principal) else {
+        return Ok(Exit::Invalid);
     };
     let shown_key = format!(
         "{} ({}), fingerprint {}",
