@@ -221,6 +221,25 @@ Examples:
   gobuildkey serve --listen 127.0.0.1:8790 --client-ip-header X-Real-IP --audit /var/log/gobuildkey.log")]
     Serve(ServeArgs),
 
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_help = "\
+Exit status: 0; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey completions bash > /etc/bash_completion.d/gobuildkey
+  gobuildkey completions zsh > \"${fpath[1]}/_gobuildkey\"
+  gobuildkey completions fish > ~/.config/fish/completions/gobuildkey.fish")]
+    Completions(CompletionsArgs),
+
+    /// Print the man page of gobuildkey, or of one of its commands (roff)
+    #[command(after_help = "\
+Exit status: 0; 2 no such command; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey man | man -l -
+  gobuildkey man verify > gobuildkey-verify.1")]
+    Man(ManArgs),
+
     /// Register with the coordinator as the builder agent would, and explain the answer
     /// (builder owners)
     ///
@@ -566,6 +585,22 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+}
+
+/// `gobuildkey completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `gobuildkey man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (e.g. `verify`, `master rotate`); none: the tool's
+    #[arg(value_name = "COMMAND", num_args = 0..)]
+    pub command: Vec<String>,
 }
 
 /// `gobuildkey install`.

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         Command::Master(MasterCommand::Retire(args)) => commands::master::retire(args),
         #[cfg(all(feature = "serve", unix))]
         Command::Serve(args) => commands::serve::run(args),
+        Command::Completions(args) => commands::docs::completions(args),
+        Command::Man(args) => commands::docs::man(args),
         #[cfg(all(feature = "probe", unix))]
         Command::Probe(args) => commands::probe::run(args),
     };

@@ -1,6 +1,7 @@
 //! One module per command; each has a `run` that returns the exit status or an error.
 
 pub mod check;
+pub mod docs;
 pub mod fingerprint;
 pub mod init;
 pub mod install;

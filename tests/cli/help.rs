@@ -4,7 +4,7 @@ use predicates::str::contains;
 
 use crate::common::TestEnv;
 
-const COMMANDS: [&[&str]; 17] = [
+const COMMANDS: [&[&str]; 19] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -22,6 +22,8 @@ const COMMANDS: [&[&str]; 17] = [
     &["master", "retire"],
     &["serve"],
     &["probe"],
+    &["completions"],
+    &["man"],
 ];
 
 #[test]
