@@ -23,4 +23,5 @@ mod policy;
 mod probe;
 mod rotate;
 mod serve;
+mod snapshots;
 mod verify;

@@ -1,0 +1,112 @@
+//! Snapshots of every `--help` and of the main error messages, so they change only on
+//! purpose: after a deliberate change, `SNAPSHOTS=overwrite cargo test --test cli snapshots`
+//! rewrites `tests/snapshots/`, and the diff shows what users will see.
+
+use std::path::Path;
+
+use snapbox::{Assert, Data};
+
+use crate::common::TestEnv;
+
+fn assert_snapshot(name: &str, actual: Vec<u8>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    Assert::new().action_env("SNAPSHOTS").eq(
+        String::from_utf8(actual).unwrap(),
+        Data::read_from(&path, None).raw(),
+    );
+}
+
+#[test]
+fn help_pages() {
+    let env = TestEnv::new();
+    let out = env.cmd().arg("--help").output().unwrap();
+    assert_snapshot("help", out.stdout);
+    for command in [
+        &["init"][..],
+        &["mint"],
+        &["verify"],
+        &["install"],
+        &["path"],
+        &["check"],
+        &["fingerprint"],
+        &["rotate"],
+        &["end-grace"],
+        &["revoke"],
+        &["reinstate"],
+        &["policy"],
+        &["master"],
+        &["master", "rotate"],
+        &["master", "add"],
+        &["master", "retire"],
+        &["serve"],
+        &["probe"],
+        &["completions"],
+        &["man"],
+    ] {
+        let out = env.cmd().args(command).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        assert_snapshot(&format!("help-{}", command.join("-")), out.stdout);
+    }
+}
+
+#[test]
+fn main_error_messages() {
+    let env = TestEnv::new();
+    let err = |args: &[&str], home: &str, stdin: &str| {
+        let out = env
+            .cmd()
+            .env("HOME", home)
+            .args(args)
+            .write_stdin(stdin.to_owned())
+            .output()
+            .unwrap();
+        out.stderr
+    };
+    assert_snapshot(
+        "error-no-master",
+        err(&["mint", "host-a"], "/nonexistent-gobuildkey-home", ""),
+    );
+    assert_snapshot(
+        "error-bad-principal",
+        err(&["mint", "Host/../x"], "/nonexistent-gobuildkey-home", ""),
+    );
+    assert_snapshot(
+        "error-invalid-key",
+        err(
+            &[
+                "verify",
+                "host-a",
+                "--master-key-command",
+                "echo a-master-of-at-least-16-bytes",
+            ],
+            "/nonexistent-gobuildkey-home",
+            "not a key",
+        ),
+    );
+    assert_snapshot(
+        "error-wrong-key",
+        err(
+            &[
+                "verify",
+                "host-a",
+                "--master-key-command",
+                "echo a-master-of-at-least-16-bytes",
+                "--policy",
+                "/nonexistent-policy.toml",
+            ],
+            "/nonexistent-gobuildkey-home",
+            &"0".repeat(64),
+        ),
+    );
+    assert_snapshot(
+        "error-exists",
+        err(
+            &["init", "--master-key", "/etc/passwd"],
+            "/nonexistent-gobuildkey-home",
+            "",
+        ),
+    );
+    assert_snapshot("error-no-home", err(&["init"], "", ""));
+}
