@@ -35,16 +35,23 @@ use gobuildkey::secret_file;
 
 /// Reads a key someone presents: from `key_file`, else from standard input. At most
 /// [`MAX_KEY_INPUT`] bytes are read; `None` means there was more.
+/// When standard input is a terminal, the key is asked for without echoing it (the prompt
+/// goes to the terminal); otherwise nothing interactive happens.
 fn read_key_input(key_file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>> {
     match key_file {
         Some(path) => Ok(secret_file::read_secret_file(path, MAX_KEY_INPUT)?.contents),
-        None => {
-            let stdin = io::stdin();
-            if stdin.is_terminal() {
-                eprintln!("gobuildkey: reading the key from standard input (end with Ctrl-D)");
-            }
-            Ok(secret_file::read_bounded(stdin.lock(), MAX_KEY_INPUT)?)
+        None if io::stdin().is_terminal() => {
+            let typed = Zeroizing::new(
+                rpassword::prompt_password("build key (not shown): ")
+                    .context("cannot read the key from the terminal")?,
+            );
+            // Over the bound is no key, as on a pipe.
+            Ok((typed.len() <= MAX_KEY_INPUT).then(|| Zeroizing::new(typed.as_bytes().to_vec())))
         }
+        None => Ok(secret_file::read_bounded(
+            io::stdin().lock(),
+            MAX_KEY_INPUT,
+        )?),
     }
 }
 

@@ -24,4 +24,5 @@ mod probe;
 mod rotate;
 mod serve;
 mod snapshots;
+mod terminal;
 mod verify;
