@@ -26,6 +26,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Print the result as one JSON object (schema gobuildkey/1, see docs/json.md)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but errors (and the key that mint and rotate print): for scripts that
+    /// want only the exit status
+    #[arg(short, long, global = true, conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 /// The commands.

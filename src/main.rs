@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod output;
 
 use std::io;
 use std::process::ExitCode;
@@ -18,6 +19,11 @@ use crate::exit::Exit;
 fn main() -> ExitCode {
     let matches = cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    output::set(match (cli.json, cli.quiet) {
+        (true, _) => output::Mode::Json,
+        (_, true) => output::Mode::Quiet,
+        _ => output::Mode::Human,
+    });
     let outcome = match &cli.command {
         Command::Init(args) => commands::init::run(args),
         Command::Mint(args) => commands::mint::run(args),
@@ -46,8 +52,15 @@ fn main() -> ExitCode {
         // A reader that went away (`gobuildkey mint x | head -c0`) is not an error.
         Err(err) if is_broken_pipe(&err) => Exit::Ok.into(),
         Err(err) => {
-            eprintln!("gobuildkey: error: {err:#}");
-            Exit::for_error(&err).into()
+            let exit = Exit::for_error(&err);
+            if output::mode() == output::Mode::Json {
+                let fields =
+                    serde_json::json!({ "error": format!("{err:#}"), "exit": exit.code() });
+                eprintln!("{}", output::object("error", fields));
+            } else {
+                eprintln!("gobuildkey: error: {err:#}");
+            }
+            exit.into()
         }
     }
 }

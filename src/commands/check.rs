@@ -7,6 +7,8 @@ use gobuildkey::paths::{self, AgentEnv, Candidates, Rule};
 
 use crate::cli::CheckArgs;
 use crate::exit::Exit;
+use crate::output;
+use serde_json::json;
 
 /// Finds the key as the agent would, reports each problem with its fix, and on success
 /// shows the path, the rule and the fingerprint.
@@ -14,28 +16,32 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
     let env = AgentEnv::from_process();
     let loc = paths::locate(&args.principal, &env);
     let principal = &args.principal;
-    for note in super::agent_notes(&env) {
-        eprintln!("note: {note}");
-    }
+    let mut warnings: Vec<String> = super::agent_notes(&env)
+        .into_iter()
+        .map(|note| format!("note: {note}"))
+        .collect();
     if loc.rule == Rule::Legacy {
-        eprintln!(
+        warnings.push(format!(
             "warning: only older buildlets read {}; current buildlets (-reverse-type) read {}: \
              run `gobuildkey install {principal} --key-file {}`",
             loc.path.display(),
             Candidates::new(principal, &env).primary.0.display(),
             loc.path.display()
-        );
+        ));
     }
-    let Some(key) = super::installed_key(&loc.path, principal) else {
-        return Ok(Exit::Invalid);
+    let (key, mut problems) = match super::inspect_key_file(&loc.path, principal) {
+        Ok(key) => (Some(key), Vec::new()),
+        Err(problems) => (None, problems),
     };
-    if args.verify {
+    let mut verified = None;
+    if let (Some(key), true) = (&key, args.verify) {
         // Verified with the algorithm the key's length names: the check is whether this
         // key is right, whichever way the admin minted it.
         let verifier = super::load_verifier(&args.master, key.algorithm())?;
         let verdict = verifier
             .verify(principal, key.expose_secret().as_bytes())
             .verdict;
+        verified = Some(verdict.is_valid());
         if let Verdict::Invalid(reason) = verdict {
             let why = match reason {
                 Reason::Revoked => format!("{principal} is revoked"),
@@ -45,16 +51,45 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
                     key.algorithm()
                 ),
             };
-            eprintln!("problem: {} does not verify: {why}", loc.path.display());
-            return Ok(Exit::Invalid);
+            problems.push(format!("{} does not verify: {why}", loc.path.display()));
         }
     }
-    println!("ok: {}", loc.path.display());
-    println!("rule: {}", loc.rule.describe());
-    println!("algorithm: {}", key.algorithm());
-    println!("fingerprint: {}", key.fingerprint());
-    if args.verify {
-        println!("verified: the key of {principal} under the master");
+    for warning in &warnings {
+        output::note(warning);
     }
-    Ok(Exit::Ok)
+    for problem in &problems {
+        output::note(&format!("problem: {problem}"));
+    }
+    let ok = problems.is_empty();
+    let human = match (&key, ok) {
+        (Some(key), true) => {
+            let mut lines = vec![
+                format!("ok: {}", loc.path.display()),
+                format!("rule: {}", loc.rule.describe()),
+                format!("algorithm: {}", key.algorithm()),
+                format!("fingerprint: {}", key.fingerprint()),
+            ];
+            if args.verify {
+                lines.push(format!("verified: the key of {principal} under the master"));
+            }
+            lines.join("\n")
+        }
+        _ => String::new(),
+    };
+    output::report(
+        "check",
+        &human,
+        json!({
+            "ok": ok,
+            "principal": principal.as_str(),
+            "path": loc.path,
+            "rule": loc.rule.to_string(),
+            "algorithm": key.as_ref().map(|k| k.algorithm().name()),
+            "fingerprint": key.as_ref().map(|k| k.fingerprint().as_str().to_owned()),
+            "verified": verified,
+            "problems": problems,
+            "warnings": warnings,
+        }),
+    );
+    Ok(if ok { Exit::Ok } else { Exit::Invalid })
 }

@@ -4,10 +4,17 @@ use anyhow::Result;
 
 use crate::cli::FingerprintArgs;
 use crate::exit::Exit;
+use crate::output;
+use serde_json::json;
 
 /// Reads a well-formed key and prints its fingerprint.
 pub fn run(args: &FingerprintArgs) -> Result<Exit> {
     let key = super::read_well_formed_key(args.key_file.as_deref())?;
-    println!("{}", key.fingerprint());
+    let fingerprint = key.fingerprint();
+    output::report(
+        "fingerprint",
+        fingerprint.as_str(),
+        json!({ "fingerprint": fingerprint.as_str(), "algorithm": key.algorithm().name() }),
+    );
     Ok(Exit::Ok)
 }

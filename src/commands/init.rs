@@ -7,6 +7,8 @@ use gobuildkey::secret_file::{Existing, write_secret_file};
 
 use crate::cli::InitArgs;
 use crate::exit::Exit;
+use crate::output;
+use serde_json::json;
 
 /// Draws a master, writes it, and prints where and its fingerprint.
 pub fn run(args: &InitArgs) -> Result<Exit> {
@@ -18,7 +20,14 @@ pub fn run(args: &InitArgs) -> Result<Exit> {
         Existing::Refuse
     };
     write_secret_file(&path, &master.file_contents(), existing)?;
-    println!("created master key {}", path.display());
-    println!("fingerprint {}", master.fingerprint());
+    output::report(
+        "init",
+        &format!(
+            "created master key {}\nfingerprint {}",
+            path.display(),
+            master.fingerprint()
+        ),
+        json!({ "path": path, "fingerprint": master.fingerprint().as_str() }),
+    );
     Ok(Exit::Ok)
 }

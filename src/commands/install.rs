@@ -30,20 +30,20 @@ pub fn run(args: &InstallArgs) -> Result<Exit> {
                 .and_then(|contents| BuildKey::parse(contents).ok())
                 .is_some_and(|installed| installed.ct_eq(&key));
             if same {
-                println!(
+                crate::output::say(&format!(
                     "{} already holds this key (fingerprint {}); left as it is",
                     target.display(),
                     key.fingerprint()
-                );
+                ));
                 if installed
                     .and_then(|f| f.mode)
                     .is_some_and(secret_file::is_too_open)
                 {
-                    eprintln!(
+                    crate::output::note(&format!(
                         "warning: {} is readable or writable by others: run `chmod 600 {}`",
                         target.display(),
                         target.display()
-                    );
+                    ));
                 }
                 warn_where_the_agent_reads(args, &env, &target);
                 return Ok(Exit::Ok);
@@ -60,12 +60,12 @@ pub fn run(args: &InstallArgs) -> Result<Exit> {
         &secret_file::secret_line(key.expose_secret().as_bytes()),
         existing,
     )?;
-    println!(
+    crate::output::say(&format!(
         "installed the key of {} at {} (fingerprint {})",
         args.principal,
         target.display(),
         key.fingerprint()
-    );
+    ));
     warn_where_the_agent_reads(args, &env, &target);
     Ok(Exit::Ok)
 }
@@ -75,22 +75,22 @@ pub fn run(args: &InstallArgs) -> Result<Exit> {
 fn warn_where_the_agent_reads(args: &InstallArgs, env: &AgentEnv, written: &std::path::Path) {
     let loc = paths::locate(&args.principal, env);
     if args.legacy {
-        eprintln!(
+        crate::output::note(&format!(
             "note: only older buildlets read {}; current buildlets (-reverse-type) read {}",
             written.display(),
             Candidates::new(&args.principal, env).primary.0.display()
-        );
+        ));
     }
     if loc.path != written {
-        eprintln!(
+        crate::output::note(&format!(
             "warning: the agent will read {} ({}), not {}: see `gobuildkey path --explain {}`",
             loc.path.display(),
             loc.rule,
             written.display(),
             args.principal
-        );
+        ));
     }
     for note in super::agent_notes(env) {
-        eprintln!("note: {note}");
+        crate::output::note(&format!("note: {note}"));
     }
 }

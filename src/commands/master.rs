@@ -49,17 +49,19 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
     secret_file::write_secret_file(&path, &new.file_contents(), Existing::Replace)
         .context("the old master is kept and accepted; no new master was written")?;
 
-    println!(
+    crate::output::say(&format!(
         "new primary master {} at {}",
         new.fingerprint(),
         path.display()
-    );
-    println!(
+    ));
+    crate::output::say(&format!(
         "the previous master {old_fp} is kept at {} and still accepted",
         kept.display()
+    ));
+    crate::output::say(
+        "next: re-mint the keys `gobuildkey policy --stale` lists and hand them out,",
     );
-    println!("next: re-mint the keys `gobuildkey policy --stale` lists and hand them out,");
-    println!("then: gobuildkey master retire {old_fp}");
+    crate::output::say(&format!("then: gobuildkey master retire {old_fp}"));
     Ok(Exit::Ok)
 }
 
@@ -86,12 +88,14 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
         .iter()
         .any(|(_, m)| m.fingerprint() == fp)
     {
-        println!("keys minted under {fp} are already accepted");
+        crate::output::say(&format!("keys minted under {fp} are already accepted"));
         return Ok(Exit::Ok);
     }
     policy.add_previous_master(&source)?;
     policy.save()?;
-    println!("keys minted under {fp} ({source}) are now accepted");
+    crate::output::say(&format!(
+        "keys minted under {fp} ({source}) are now accepted"
+    ));
     Ok(Exit::Ok)
 }
 
@@ -136,15 +140,15 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
     };
     policy.remove_previous_master(index)?;
     policy.save()?;
-    println!(
+    crate::output::say(&format!(
         "keys minted under {} are no longer accepted",
         args.fingerprint
-    );
+    ));
     if let MasterSource::File(path) = &source {
-        println!(
+        crate::output::say(&format!(
             "{} is no longer used: delete it when you are sure (shred -u)",
             path.display()
-        );
+        ));
     }
     Ok(Exit::Ok)
 }

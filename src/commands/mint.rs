@@ -26,6 +26,12 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
     let generation = state.generation;
     let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
     super::record_minted(&mut policy, &args.principal, state, &master)?;
-    super::emit_key(&key, &args.principal, generation)?;
+    super::emit_key(
+        "mint",
+        &key,
+        &args.principal,
+        generation,
+        serde_json::json!({}),
+    )?;
     Ok(Exit::Ok)
 }

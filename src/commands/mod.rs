@@ -109,37 +109,49 @@ fn record_minted(
     Ok(())
 }
 
-/// Prints a minted key on standard output (the key and a newline, nothing else) and what
-/// it is on standard error.
-fn emit_key(key: &BuildKey, principal: &Principal, generation: u64) -> Result<()> {
+/// Prints a minted key: on standard output the key and a newline, nothing else (with
+/// `--json`, one object holding it), and what it is on standard error.
+fn emit_key(
+    command: &str,
+    key: &BuildKey,
+    principal: &Principal,
+    generation: u64,
+    extra: serde_json::Value,
+) -> Result<()> {
+    let text = if crate::output::mode() == crate::output::Mode::Json {
+        let mut fields = serde_json::json!({
+            "principal": principal.as_str(),
+            "generation": generation,
+            "algorithm": key.algorithm().name(),
+            "fingerprint": key.fingerprint().as_str(),
+            "key": key.expose_secret(),
+        });
+        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        // The object holds the key: it is built, printed and dropped here.
+        Zeroizing::new(crate::output::object(command, fields).to_string())
+    } else {
+        Zeroizing::new(key.expose_secret().to_owned())
+    };
     let mut out = io::stdout().lock();
-    out.write_all(key.expose_secret().as_bytes())
+    out.write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
         .context("cannot write the key to standard output")?;
-    eprintln!(
+    crate::output::note(&format!(
         "minted the {} key of {principal}, generation {generation} (fingerprint {})",
         key.algorithm(),
         key.fingerprint()
-    );
+    ));
     Ok(())
 }
 
-/// The installed key at `path`, or `None` after printing every problem with its fix.
-fn installed_key(path: &Path, principal: &Principal) -> Option<BuildKey> {
-    match inspect_key_file(path, principal) {
-        Ok(key) => Some(key),
-        Err(problems) => {
-            for problem in problems {
-                eprintln!("problem: {problem}");
-            }
-            None
-        }
-    }
-}
-
 /// Reads and checks the key file: every problem found, each with its fix.
-fn inspect_key_file(path: &Path, principal: &Principal) -> Result<BuildKey, Vec<String>> {
+pub(crate) fn inspect_key_file(
+    path: &Path,
+    principal: &Principal,
+) -> Result<BuildKey, Vec<String>> {
     let shown = path.display();
     let reinstall =
         format!("install the key again with `gobuildkey install {principal} < KEYFILE`");

@@ -18,7 +18,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     let env = AgentEnv::from_process();
     let loc = paths::locate(&args.principal, &env);
     let principal = &args.principal;
-    let Some(key) = super::installed_key(&loc.path, principal) else {
+    let Some(key) = installed_key(&loc.path, principal) else {
         return Ok(Exit::Invalid);
     };
     let shown_key = format!(
@@ -27,7 +27,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         loc.rule,
         key.fingerprint()
     );
-    println!("key: {shown_key}");
+    crate::output::say(&format!("key: {shown_key}"));
     let hostname = args.hostname.clone().unwrap_or_else(local_hostname);
     let url = format!("{}{}", args.coordinator.trim_end_matches('/'), args.path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -71,39 +71,43 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     let said = gobuildkey::keys::escape_for_terminal(first_line, 200);
     match status {
         101 | 200 => {
-            println!("accepted: the coordinator at {url} let {principal} register ({status})");
+            crate::output::say(&format!(
+                "accepted: the coordinator at {url} let {principal} register ({status})"
+            ));
             Ok(Exit::Ok)
         }
         403 | 412 => {
-            println!(
+            crate::output::say(&format!(
                 "refused: {status} {said}: the coordinator does not accept this key for {principal}"
+            ));
+            crate::output::say("likely causes:");
+            crate::output::say(
+                "  - the host type was renamed: ask the admin which host type this machine registers as",
             );
-            println!("likely causes:");
-            println!(
-                "  - the host type was renamed: ask the admin which host type this machine registers as"
+            crate::output::say(
+                "  - the key is old: the admin rotated it, or replaced the master; compare the fingerprint",
             );
-            println!(
-                "  - the key is old: the admin rotated it, or replaced the master; compare the fingerprint"
-            );
-            println!("    above with the admin's (`gobuildkey mint` printed it)");
-            println!(
+            crate::output::say("    above with the admin's (`gobuildkey mint` printed it)");
+            crate::output::say(&format!(
                 "  - the agent reads another file than you think: see `gobuildkey path --explain {principal}`"
-            );
-            println!("  - the principal was revoked");
+            ));
+            crate::output::say("  - the principal was revoked");
             Ok(Exit::Invalid)
         }
         400 => {
-            println!("refused: bad request: {said}");
+            crate::output::say(&format!("refused: bad request: {said}"));
             Ok(Exit::Invalid)
         }
         429 => {
-            println!(
-                "refused: too many failed attempts from this address: wait a minute, then fix the key first"
+            crate::output::say(
+                "refused: too many failed attempts from this address: wait a minute, then fix the key first",
             );
             Ok(Exit::Invalid)
         }
         other => {
-            println!("unexpected answer {other}: {said}: is {url} the coordinator's address?");
+            crate::output::say(&format!(
+                "unexpected answer {other}: {said}: is {url} the coordinator's address?"
+            ));
             Ok(Exit::Invalid)
         }
     }
@@ -119,4 +123,20 @@ fn local_hostname() -> String {
                 .to_string_lossy()
                 .into_owned()
         })
+}
+
+/// The installed key at `path`, or `None` after printing every problem with its fix.
+fn installed_key(
+    path: &std::path::Path,
+    principal: &gobuildkey::keys::Principal,
+) -> Option<gobuildkey::keys::BuildKey> {
+    match super::inspect_key_file(path, principal) {
+        Ok(key) => Some(key),
+        Err(problems) => {
+            for problem in problems {
+                crate::output::note(&format!("problem: {problem}"));
+            }
+            None
+        }
+    }
 }

@@ -7,6 +7,7 @@ use gobuildkey::policy::Grace;
 
 use crate::cli::RotateArgs;
 use crate::exit::{Exit, Refused};
+use crate::output;
 
 /// Raises the generation, sets the grace period, saves the policy, prints the new key.
 pub fn run(args: &RotateArgs) -> Result<Exit> {
@@ -27,10 +28,24 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     let generation = state.generation;
     let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
     super::record_minted(&mut policy, &args.principal, state.clone(), &master)?;
-    super::emit_key(&key, &args.principal, generation)?;
+    let keep_previous = match state.keep_previous {
+        Grace::None => serde_json::Value::Bool(false),
+        Grace::Open => serde_json::Value::Bool(true),
+        Grace::Until(end) => serde_json::Value::from(end.to_string()),
+    };
+    super::emit_key(
+        "rotate",
+        &key,
+        &args.principal,
+        generation,
+        serde_json::json!({ "keep_previous": keep_previous, "revoked": state.revoked }),
+    )?;
     match state.keep_previous {
-        Grace::None => eprintln!("the previous key of {} no longer verifies", args.principal),
-        grace => eprintln!(
+        Grace::None => output::note(&format!(
+            "the previous key of {} no longer verifies",
+            args.principal
+        )),
+        grace => output::note(&format!(
             "the previous key of {} still verifies {grace}{}",
             args.principal,
             if grace == Grace::Open {
@@ -38,13 +53,13 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
             } else {
                 String::new()
             }
-        ),
+        )),
     }
     if state.revoked {
-        eprintln!(
+        output::note(&format!(
             "note: {p} is still revoked: `gobuildkey reinstate {p}` when the new key is in place",
             p = args.principal
-        );
+        ));
     }
     Ok(Exit::Ok)
 }

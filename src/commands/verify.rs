@@ -10,6 +10,8 @@ use gobuildkey::keys::{Reason, Verdict};
 
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
+use crate::output;
+use serde_json::json;
 
 /// Loads the masters and policy, reads the key, and asks the library's verify function.
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
@@ -28,10 +30,10 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
             audit.as_mut(),
         )?;
-        eprintln!(
+        output::note(&format!(
             "gobuildkey: answered {} lines, {} ok",
             stats.lines, stats.ok
-        );
+        ));
         return Ok(Exit::Ok);
     };
     let presented = super::read_key_input(args.key_file.as_deref())?;
@@ -43,9 +45,19 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         audit.write(&AuditRecord::new(principal, &decision, presented, now))?;
     }
     let p = principal;
+    let fields = json!({
+        "principal": p.as_str(),
+        "valid": decision.verdict.is_valid(),
+        "reason": match decision.verdict {
+            Verdict::Valid => None,
+            Verdict::Invalid(reason) => Some(reason.as_str()),
+        },
+        "master": decision.master.as_ref().map(|fp| fp.as_str()),
+        "generation": decision.generation,
+    });
     match decision.verdict {
         Verdict::Valid => {
-            println!("valid build key for {p}");
+            output::report("verify", &format!("valid build key for {p}"), fields);
             Ok(Exit::Ok)
         }
         Verdict::Invalid(reason) => {
@@ -59,7 +71,12 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
                 Reason::WrongKind => format!("{p} is not a principal of the kind asked for"),
                 _ => format!("not a current {} key of {p} under the masters", args.alg),
             };
-            eprintln!("gobuildkey: invalid build key ({why})");
+            // The refusal is the answer, not an error: a message for people, the object
+            // for scripts, nothing with -q.
+            output::report("verify", "", fields);
+            if output::mode() == output::Mode::Human {
+                eprintln!("gobuildkey: invalid build key ({why})");
+            }
             Ok(Exit::Invalid)
         }
     }

@@ -14,6 +14,7 @@ mod fingerprint;
 mod help;
 mod init;
 mod install;
+mod json;
 mod leaks;
 mod master;
 mod mint;

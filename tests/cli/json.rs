@@ -1,0 +1,150 @@
+//! `--json` (one object, schema gobuildkey/1, docs/json.md) and `-q` (nothing but errors).
+
+use serde_json::Value;
+
+use crate::common::{ARM, ARM_KEY, TestEnv};
+
+fn json_of(env: &TestEnv, args: &[&str], stdin: &str) -> (Value, Option<i32>) {
+    let out = env
+        .cmd()
+        .arg("--json")
+        .args(args)
+        .write_stdin(stdin.to_owned())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one object, one line: {text}");
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["schema"], "gobuildkey/1");
+    assert_eq!(value["command"], args[0]);
+    (value, out.status.code())
+}
+
+#[test]
+fn every_command_reports_one_object() {
+    let env = TestEnv::new();
+    let (init, code) = json_of(&env, &["init"], "");
+    assert_eq!(code, Some(0));
+    assert!(init["fingerprint"].as_str().unwrap().starts_with("SHA256:"));
+    assert!(
+        init["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("keys/gobuilder-master.key")
+    );
+
+    let (mint, _) = json_of(&env, &["mint", ARM], "");
+    let key = mint["key"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 64);
+    assert_eq!(mint["generation"], 0);
+    assert_eq!(mint["algorithm"], "hmac-sha256");
+
+    let (ok, code) = json_of(&env, &["verify", ARM], &key);
+    assert_eq!((ok["valid"].as_bool(), code), (Some(true), Some(0)));
+    assert_eq!(ok["generation"], 0);
+    let (bad, code) = json_of(&env, &["verify", ARM], "nope");
+    assert_eq!((bad["valid"].as_bool(), code), (Some(false), Some(1)));
+    assert_eq!(bad["reason"], "malformed");
+
+    let (fp, _) = json_of(&env, &["fingerprint"], &key);
+    assert_eq!(fp["fingerprint"], mint["fingerprint"]);
+
+    let (path, _) = json_of(&env, &["path", ARM], "");
+    assert_eq!(path["rule"], "per-host");
+    assert_eq!(path["exists"], false);
+
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(key.clone())
+        .assert()
+        .success();
+    let (check, code) = json_of(&env, &["check", "--verify", ARM], "");
+    assert_eq!((check["ok"].as_bool(), code), (Some(true), Some(0)));
+    assert_eq!(check["verified"], true);
+    assert_eq!(check["fingerprint"], mint["fingerprint"]);
+
+    let (rotate, _) = json_of(&env, &["rotate", "--keep-previous", ARM], "");
+    assert_eq!(rotate["generation"], 1);
+    assert_eq!(rotate["keep_previous"], true);
+    assert_ne!(rotate["key"], mint["key"]);
+
+    let (revoke, _) = json_of(&env, &["revoke", ARM], "");
+    assert_eq!(
+        (revoke["revoked"].as_bool(), revoke["changed"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    let (policy, _) = json_of(&env, &["policy"], "");
+    assert!(
+        policy["masters"]["primary"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
+    assert_eq!(policy["principals"][0]["name"], ARM);
+    assert_eq!(policy["principals"][0]["revoked"], true);
+
+    // A failing check is still one object, with its problems.
+    let (check, code) = json_of(&env, &["check", "host-missing"], "");
+    assert_eq!((check["ok"].as_bool(), code), (Some(false), Some(1)));
+    assert!(
+        check["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no key file")
+    );
+}
+
+#[test]
+fn errors_are_objects_on_stderr() {
+    let env = TestEnv::new();
+    let out = env.cmd().args(["--json", "mint", ARM]).output().unwrap();
+    assert_eq!(out.status.code(), Some(66));
+    assert!(out.stdout.is_empty());
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["command"], "error");
+    assert_eq!(err["exit"], 66);
+    assert!(err["error"].as_str().unwrap().contains("gobuildkey init"));
+}
+
+#[test]
+fn quiet_leaves_only_the_exit_status() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["-q", "verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+    env.cmd()
+        .args(["verify", "-q", ARM])
+        .write_stdin("nope")
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("");
+    env.cmd()
+        .args(["-q", "check", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("");
+    // mint still prints the key it exists to print, and nothing else.
+    env.cmd()
+        .args(["-q", "mint", ARM])
+        .assert()
+        .code(0)
+        .stdout(format!("{ARM_KEY}\n"))
+        .stderr("");
+    // Errors are still said.
+    env.cmd()
+        .args(["-q", "mint", ARM, "--master-key", "missing"])
+        .assert()
+        .code(66)
+        .stderr(predicates::str::contains("gobuildkey init"));
+    env.cmd()
+        .args(["-q", "--json", "path", ARM])
+        .assert()
+        .code(2);
+}
