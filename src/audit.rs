@@ -121,7 +121,7 @@ impl AuditLog {
         if !meta.is_file() {
             return Err(err(io::Error::other("not a regular file")));
         }
-        if mode_of(&meta).is_some_and(secret_file::is_too_open) {
+        if secret_file::mode_of(&meta).is_some_and(secret_file::is_too_open) {
             return Err(err(io::Error::other(format!(
                 "readable or writable by others: run `chmod 600 {}`",
                 path.display()
@@ -161,17 +161,6 @@ fn open_append(path: &Path) -> io::Result<File> {
         .append(true)
         .create(true)
         .open(path)
-}
-
-#[cfg(unix)]
-fn mode_of(meta: &std::fs::Metadata) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    Some(meta.permissions().mode())
-}
-
-#[cfg(not(unix))]
-fn mode_of(_: &std::fs::Metadata) -> Option<u32> {
-    None
 }
 
 /// The audit file cannot be used; nothing is verified without it.

@@ -245,30 +245,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::keys::{Algorithm, Deriver};
-    use crate::master::MasterSecret;
     use crate::policy::{Policy, PrincipalState};
 
     fn setup() -> (Verifier, String) {
-        let master = MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
-        let key = Deriver::new(&master, Algorithm::HmacSha256)
-            .derive(&"host-a".parse().unwrap())
-            .expose_secret()
-            .to_owned();
+        let (verifier, key) = crate::verifier::example();
         let mut policy = Policy::none();
+        let revoked = PrincipalState {
+            revoked: true,
+            ..Default::default()
+        };
         policy
-            .set_state(
-                &"host-r".parse().unwrap(),
-                &PrincipalState {
-                    revoked: true,
-                    ..Default::default()
-                },
-            )
+            .set_state(&"host-r".parse().unwrap(), &revoked)
             .unwrap();
-        (
-            Verifier::new(&master, Algorithm::HmacSha256).with_policy(policy),
-            key,
-        )
+        (verifier.with_policy(policy), key)
     }
 
     fn run_on(verifier: &Verifier, input: &[u8]) -> String {

@@ -147,14 +147,15 @@ pub fn read_secret_file(path: &Path, limit: usize) -> Result<SecretFile, ReadErr
     })
 }
 
+/// A file's permission bits (unix only): what [`is_too_open`] is asked about.
 #[cfg(unix)]
-fn mode_of(meta: &fs::Metadata) -> Option<u32> {
+pub(crate) fn mode_of(meta: &fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     Some(meta.permissions().mode())
 }
 
 #[cfg(not(unix))]
-fn mode_of(_: &fs::Metadata) -> Option<u32> {
+pub(crate) fn mode_of(_: &fs::Metadata) -> Option<u32> {
     None
 }
 

@@ -187,19 +187,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::keys::{Algorithm, Deriver, Kind};
-    use crate::master::MasterSecret;
+    use crate::keys::Kind;
 
     fn setup() -> (Verifier, String) {
-        let master = MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
-        let key = Deriver::new(&master, Algorithm::HmacSha256)
-            .derive(&"host-a".parse().unwrap())
-            .expose_secret()
-            .to_owned();
-        (
-            Verifier::new(&master, Algorithm::HmacSha256).only_kind(Kind::Host),
-            key,
-        )
+        let (verifier, key) = crate::verifier::example();
+        (verifier.only_kind(Kind::Host), key)
     }
 
     #[test]

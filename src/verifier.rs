@@ -221,6 +221,20 @@ pub enum LoadError {
     Policy(PolicyError),
 }
 
+/// What the unit tests of the verifier's callers (batch, service) share: a verifier with
+/// one master and no policy, and the HMAC-SHA256 key of `host-a` under it.
+#[cfg(test)]
+pub(crate) fn example() -> (Verifier, String) {
+    let master = MasterSecret::from_text(b"an example master, 32 bytes long")
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    let host = "host-a".parse().unwrap_or_else(|e| unreachable!("{e}"));
+    let key = Deriver::new(&master, Algorithm::HmacSha256)
+        .derive(&host)
+        .expose_secret()
+        .to_owned();
+    (Verifier::new(&master, Algorithm::HmacSha256), key)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

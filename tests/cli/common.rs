@@ -44,6 +44,29 @@ fn unprivileged_binary() -> &'static Path {
     path
 }
 
+/// Every command and subcommand, for the tests that go through all of them.
+pub const COMMANDS: [&[&str]; 19] = [
+    &["init"],
+    &["mint"],
+    &["verify"],
+    &["install"],
+    &["path"],
+    &["check"],
+    &["fingerprint"],
+    &["rotate"],
+    &["end-grace"],
+    &["revoke"],
+    &["reinstate"],
+    &["policy"],
+    &["master", "rotate"],
+    &["master", "add"],
+    &["master", "retire"],
+    &["serve"],
+    &["probe"],
+    &["completions"],
+    &["man"],
+];
+
 /// The user that [`TestEnv::unprivileged_cmd`] runs as when the tests run as root.
 pub const NOBODY: u32 = 65534;
 

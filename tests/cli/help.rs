@@ -2,29 +2,7 @@
 
 use predicates::str::contains;
 
-use crate::common::TestEnv;
-
-const COMMANDS: [&[&str]; 19] = [
-    &["init"],
-    &["mint"],
-    &["verify"],
-    &["install"],
-    &["path"],
-    &["check"],
-    &["fingerprint"],
-    &["rotate"],
-    &["end-grace"],
-    &["revoke"],
-    &["reinstate"],
-    &["policy"],
-    &["master", "rotate"],
-    &["master", "add"],
-    &["master", "retire"],
-    &["serve"],
-    &["probe"],
-    &["completions"],
-    &["man"],
-];
+use crate::common::{COMMANDS, TestEnv};
 
 #[test]
 fn help_lists_commands_and_exit_codes() {

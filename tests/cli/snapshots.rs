@@ -6,7 +6,7 @@ use std::path::Path;
 
 use snapbox::{Assert, Data};
 
-use crate::common::TestEnv;
+use crate::common::{COMMANDS, TestEnv};
 
 fn assert_snapshot(name: &str, actual: Vec<u8>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,28 +23,8 @@ fn help_pages() {
     let env = TestEnv::new();
     let out = env.cmd().arg("--help").output().unwrap();
     assert_snapshot("help", out.stdout);
-    for command in [
-        &["init"][..],
-        &["mint"],
-        &["verify"],
-        &["install"],
-        &["path"],
-        &["check"],
-        &["fingerprint"],
-        &["rotate"],
-        &["end-grace"],
-        &["revoke"],
-        &["reinstate"],
-        &["policy"],
-        &["master"],
-        &["master", "rotate"],
-        &["master", "add"],
-        &["master", "retire"],
-        &["serve"],
-        &["probe"],
-        &["completions"],
-        &["man"],
-    ] {
+    // `master` itself too: its page lists the subcommands.
+    for command in COMMANDS.iter().copied().chain([&["master"][..]]) {
         let out = env.cmd().args(command).arg("--help").output().unwrap();
         assert!(out.status.success());
         assert_snapshot(&format!("help-{}", command.join("-")), out.stdout);
