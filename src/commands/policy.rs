@@ -135,11 +135,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         principals.push(json!({
             "name": p.as_str(),
             "generation": state.generation,
-            "keep_previous": match state.keep_previous {
-                Grace::None => json!(false),
-                Grace::Open => json!(true),
-                Grace::Until(end) => json!(end.to_string()),
-            },
+            "keep_previous": grace_json(state.keep_previous),
             "revoked": state.revoked,
             "minted_under": state.minted_under,
             "stale": !state.revoked && stale(state.minted_under.as_ref()),
@@ -166,4 +162,13 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         }),
     );
     Ok(Exit::Ok)
+}
+
+/// A grace period as docs/json.md has it: `false`, `true` (until ended), or its end.
+pub(crate) fn grace_json(grace: Grace) -> serde_json::Value {
+    match grace {
+        Grace::None => json!(false),
+        Grace::Open => json!(true),
+        Grace::Until(end) => json!(end.to_string()),
+    }
 }

@@ -28,11 +28,7 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     let generation = state.generation;
     let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
     super::record_minted(&mut policy, &args.principal, state.clone(), &master)?;
-    let keep_previous = match state.keep_previous {
-        Grace::None => serde_json::Value::Bool(false),
-        Grace::Open => serde_json::Value::Bool(true),
-        Grace::Until(end) => serde_json::Value::from(end.to_string()),
-    };
+    let keep_previous = super::policy::grace_json(state.keep_previous);
     super::emit_key(
         "rotate",
         &key,
