@@ -156,15 +156,16 @@ Examples:
     ///
     /// Raises the principal's generation by one in the policy file and prints the new key
     /// on standard output, as `mint` does. The previous key stops verifying at once, unless
-    /// --keep-previous (until `gobuildkey end-grace`) or --keep-previous-until DATE keeps
-    /// it valid while the machine switches. No other principal's key changes.
+    /// --keep-previous (until `gobuildkey end-grace`), --keep-previous-until DATE or
+    /// --keep-previous-for DURATION keeps it valid while the machine switches. No other
+    /// principal's key changes.
     #[command(after_help = "\
 Exit status: 0 rotated; 66 no master; 78 a bad policy file; see `gobuildkey --help` for the
 others.
 
 Examples:
   gobuildkey rotate host-linux-arm-aws > host-linux-arm-aws.key
-  gobuildkey rotate --keep-previous-until 2026-12-01 host-linux-arm-aws > new.key")]
+  gobuildkey rotate --keep-previous-for 7d host-linux-arm-aws > new.key")]
     Rotate(RotateArgs),
 
     /// End the grace period of a principal's previous key (admins)
@@ -424,12 +425,17 @@ pub struct RotateArgs {
     pub principal: Principal,
 
     /// Keep the previous key valid until `gobuildkey end-grace`
-    #[arg(long, conflicts_with = "keep_previous_until")]
+    #[arg(long, conflicts_with_all = ["keep_previous_until", "keep_previous_for"])]
     pub keep_previous: bool,
 
-    /// Keep the previous key valid until DATE (2026-12-01, or 2026-12-01T12:00:00Z)
-    #[arg(long, value_name = "DATE", value_parser = moment_parser)]
+    /// Keep the previous key valid until DATE, a future date (2026-12-01, meaning 00:00 UTC)
+    /// or date and time (2026-12-01T12:00:00Z)
+    #[arg(long, value_name = "DATE", value_parser = future_moment_parser, conflicts_with = "keep_previous_for")]
     pub keep_previous_until: Option<jiff::Timestamp>,
+
+    /// Keep the previous key valid for a while from now: 7d, 2w, 36h, "1 week"
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser)]
+    pub keep_previous_for: Option<jiff::Span>,
 
     /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey
     #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
@@ -450,8 +456,27 @@ pub struct PolicyArgs {
     pub master: MasterArgs,
 }
 
-fn moment_parser(text: &str) -> Result<jiff::Timestamp, String> {
-    gobuildkey::policy::parse_moment(text)
+/// A `--keep-previous-until` value: a moment after now. A past one would end the grace
+/// period before it started, cutting off the machine the flag was meant to keep working.
+fn future_moment_parser(text: &str) -> Result<jiff::Timestamp, String> {
+    let moment = gobuildkey::policy::parse_moment(text)?;
+    if moment <= jiff::Timestamp::now() {
+        return Err(format!(
+            "{moment} is in the past, so the previous key would stop verifying at once: give a later date, or a length with --keep-previous-for 7d"
+        ));
+    }
+    Ok(moment)
+}
+
+/// A `--keep-previous-for` value: a positive length of time, in jiff's friendly or ISO 8601
+/// form.
+fn duration_parser(text: &str) -> Result<jiff::Span, String> {
+    match text.parse::<jiff::Span>() {
+        Ok(span) if span.is_positive() => Ok(span),
+        _ => Err(format!(
+            "`{text}` is not a positive length of time: write it as 7d, 2w, 36h or \"1 week\""
+        )),
+    }
 }
 
 /// `gobuildkey init`.

@@ -20,10 +20,14 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         .checked_add(1)
         .filter(|&g| i64::try_from(g).is_ok())
         .ok_or_else(|| Refused::new(Exit::DataErr, "the generation cannot go higher"))?;
-    state.keep_previous = match (args.keep_previous, args.keep_previous_until) {
-        (true, _) => Grace::Open,
-        (false, Some(until)) => Grace::Until(until),
-        (false, None) => Grace::None,
+    state.keep_previous = if args.keep_previous {
+        Grace::Open
+    } else if let Some(until) = args.keep_previous_until {
+        Grace::Until(until)
+    } else if let Some(length) = args.keep_previous_for {
+        Grace::Until(end_after(length)?)
+    } else {
+        Grace::None
     };
     let generation = state.generation;
     let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
@@ -58,4 +62,18 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// The moment `length` from now. Days, weeks and months are calendar units in UTC.
+fn end_after(length: jiff::Span) -> Result<jiff::Timestamp, Refused> {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(length)
+        .and_then(|end| end.timestamp().round(jiff::Unit::Second))
+        .map_err(|_| {
+            Refused::new(
+                Exit::Usage,
+                format!("--keep-previous-for {length:#} ends too far in the future: give a shorter length"),
+            )
+        })
 }

@@ -79,18 +79,61 @@ fn grace_ends_at_its_date() {
         &["rotate", "--keep-previous-until", "2999-01-01", ARM],
     );
     assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
-    assert!(policy_text(&env).contains("keep_previous = 2999-01-01T00:00:00Z"));
-    let past = stdout(
-        &env,
-        &[
-            "rotate",
-            "--keep-previous-until",
-            "2001-01-01T00:00:00Z",
-            ARM,
-        ],
-    );
-    assert_eq!(verifies(&env, ARM, &new_key), 1);
-    assert_eq!(verifies(&env, ARM, &past), 0);
+    let policy = policy_text(&env);
+    assert!(policy.contains("keep_previous = 2999-01-01T00:00:00Z"));
+    // Time passes: an admin's edit of the date stands in for it.
+    fs::write(
+        env.path("keys/gobuildkey.toml"),
+        policy.replace("2999-01-01T00:00:00Z", "2001-01-01T00:00:00Z"),
+    )
+    .unwrap();
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    assert_eq!(verifies(&env, ARM, &new_key), 0);
+}
+
+#[test]
+fn grace_for_a_length_of_time_ends_that_long_from_now() {
+    let env = TestEnv::new().with_master();
+    let week = jiff::SignedDuration::from_hours(7 * 24);
+    let before = jiff::Timestamp::now() + week;
+    stdout(&env, &["rotate", "--keep-previous-for", "7d", ARM]);
+    let after = jiff::Timestamp::now() + week;
+    let policy = policy_text(&env);
+    let end: jiff::Timestamp = policy
+        .lines()
+        .find_map(|line| line.strip_prefix("keep_previous = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Written to the second.
+    assert!(before.round(jiff::Unit::Second).unwrap() <= end);
+    assert!(end <= after.round(jiff::Unit::Second).unwrap());
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+}
+
+#[test]
+fn a_grace_that_would_be_over_already_is_refused() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["rotate", "--keep-previous-until", "2001-01-01", ARM])
+        .assert()
+        .code(2)
+        .stderr(contains("is in the past"))
+        .stderr(contains("--keep-previous-for 7d"));
+    for length in ["0s", "a while", "P0D"] {
+        env.cmd()
+            .args(["rotate", "--keep-previous-for", length, ARM])
+            .assert()
+            .code(2)
+            .stderr(contains("not a positive length of time"));
+    }
+    env.cmd()
+        .args(["rotate", "--keep-previous-for", "19000y", ARM])
+        .assert()
+        .code(2)
+        .stderr(contains("too far in the future"));
+    assert!(!env.path("keys/gobuildkey.toml").exists());
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
 }
 
 #[test]
@@ -105,6 +148,17 @@ fn bad_dates_and_both_grace_flags_are_usage_errors() {
         .args([
             "rotate",
             "--keep-previous",
+            "--keep-previous-until",
+            "2999-01-01",
+            ARM,
+        ])
+        .assert()
+        .code(2);
+    env.cmd()
+        .args([
+            "rotate",
+            "--keep-previous-for",
+            "7d",
             "--keep-previous-until",
             "2999-01-01",
             ARM,
