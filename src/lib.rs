@@ -57,3 +57,15 @@ pub mod policy;
 pub mod secret_file;
 pub mod service;
 pub mod verifier;
+
+/// The Rust examples of docs/coordinators.md, compiled (and run where they can be) as
+/// doctests, so the guide cannot drift from the library. (Its shell examples, and the
+/// README's, run in tests/cli/doc_examples.rs.)
+#[cfg(doctest)]
+#[doc = include_str!("../docs/coordinators.md")]
+pub struct CoordinatorsGuide;
+
+/// The README's Rust examples, should it get any, as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct Readme;

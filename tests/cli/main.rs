@@ -9,6 +9,7 @@ mod common;
 mod batch;
 mod check;
 mod crash;
+mod doc_examples;
 mod docs;
 mod fingerprint;
 mod help;

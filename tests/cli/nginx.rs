@@ -1,5 +1,5 @@
 //! End to end behind a real nginx: `auth_request` to `gobuildkey serve` in front of a stub
-//! upstream, all on loopback. The snippet is the one docs/coordinators.md shows.
+//! upstream, all on loopback, with the `location` blocks read from docs/coordinators.md.
 //!
 //! Needs Debian's `nginx-light` (it has `auth_request`); `.ci/run` installs it. Where
 //! nginx is missing the test says so and passes, except under CI (`CI` set), where it fails.
@@ -16,9 +16,24 @@ use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, free_port, 
 
 const NGINX: &str = "/usr/sbin/nginx";
 
+/// The `location` blocks of the nginx example in docs/coordinators.md, taken from the
+/// guide itself, pointed at this test's service.
+fn documented_locations(service: std::net::SocketAddr) -> String {
+    let guide = include_str!("../../docs/coordinators.md");
+    let example = guide.split("```nginx\n").nth(1).unwrap();
+    let example = &example[..example.find("```").unwrap()];
+    let start = example.find("    location = /_gobuildkey").unwrap();
+    let end = example.rfind("\n}").unwrap();
+    let locations = &example[start..end];
+    assert!(locations.contains("proxy_pass http://127.0.0.1:8790/verify;"));
+    assert!(locations.contains("auth_request /_gobuildkey;"));
+    locations.replace("127.0.0.1:8790", &service.to_string())
+}
+
 /// The nginx configuration of docs/coordinators.md, with this test's ports and folders.
 fn nginx_conf(dir: &Path, listen: u16, service: std::net::SocketAddr, upstream: u16) -> String {
     let d = dir.display();
+    let locations = documented_locations(service);
     format!(
         r#"daemon off;
 master_process off;
@@ -40,21 +55,7 @@ http {{
         listen 127.0.0.1:{listen};
 
         # --- the snippet of docs/coordinators.md ---
-        location = /_gobuildkey {{
-            internal;
-            proxy_pass http://{service}/verify;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Real-IP $remote_addr;
-        }}
-
-        location /reverse {{
-            auth_request /_gobuildkey;
-            proxy_pass http://coordinator;
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-        }}
+{locations}
         # --- end of the snippet ---
     }}
 }}
