@@ -44,8 +44,9 @@ fn unprivileged_binary() -> &'static Path {
     path
 }
 
-/// Every command and subcommand, for the tests that go through all of them.
-pub const COMMANDS: [&[&str]; 19] = [
+/// Every command and subcommand, for the tests that go through all of them; [`commands`]
+/// leaves out those this build does not have.
+const COMMANDS: [&[&str]; 19] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -66,6 +67,18 @@ pub const COMMANDS: [&[&str]; 19] = [
     &["completions"],
     &["man"],
 ];
+
+/// Whether this build has `command`: `serve` and `probe` come with the features of the same
+/// names (on by default; `cargo test --no-default-features` tests the build without them).
+pub fn is_built(command: &str) -> bool {
+    (command != "serve" || cfg!(feature = "serve"))
+        && (command != "probe" || cfg!(feature = "probe"))
+}
+
+/// The commands of [`COMMANDS`] this build has.
+pub fn commands() -> impl Iterator<Item = &'static [&'static str]> {
+    COMMANDS.into_iter().filter(|command| is_built(command[0]))
+}
 
 /// The user that [`TestEnv::unprivileged_cmd`] runs as when the tests run as root.
 pub const NOBODY: u32 = 65534;
@@ -238,6 +251,7 @@ fn constants_are_the_vectors() {
 
 /// A `gobuildkey serve` (or other long-running command) started for a test, stopped
 /// (SIGKILL) when dropped.
+#[cfg(feature = "serve")]
 pub struct Server {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -245,6 +259,7 @@ pub struct Server {
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+#[cfg(feature = "serve")]
 impl TestEnv {
     /// Starts `gobuildkey serve --listen 127.0.0.1:0 ARGS…` and waits for its address.
     pub fn serve(&self, args: &[&str]) -> Server {
@@ -284,6 +299,7 @@ impl TestEnv {
     }
 }
 
+#[cfg(feature = "serve")]
 impl Server {
     /// Sends a signal (`HUP`, `TERM`) to the server.
     pub fn signal(&self, name: &str) {
@@ -307,6 +323,7 @@ impl Server {
     }
 }
 
+#[cfg(feature = "serve")]
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -315,6 +332,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request on a new connection: the status and the body.
+#[cfg(feature = "serve")]
 pub fn http_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -325,6 +343,7 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]
 }
 
 /// Sends raw bytes on a new connection and parses the answer's status line and body.
+#[cfg(feature = "serve")]
 pub fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -349,6 +368,7 @@ pub fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
 }
 
 /// A port that was free a moment ago, for servers the tests start (nginx, a stub).
+#[cfg(any(feature = "serve", feature = "probe"))]
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

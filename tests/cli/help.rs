@@ -2,7 +2,7 @@
 
 use predicates::str::contains;
 
-use crate::common::{COMMANDS, TestEnv};
+use crate::common::{TestEnv, commands};
 
 #[test]
 fn help_lists_commands_and_exit_codes() {
@@ -15,7 +15,7 @@ fn help_lists_commands_and_exit_codes() {
         .get_output()
         .clone();
     let help = String::from_utf8(out.stdout).unwrap();
-    for command in COMMANDS.iter().map(|c| c[0]) {
+    for command in commands().map(|c| c[0]) {
         assert!(
             help.contains(&format!("  {command} ")),
             "--help lacks {command}:\n{help}"
@@ -29,7 +29,7 @@ fn help_lists_commands_and_exit_codes() {
 #[test]
 fn each_command_has_help_with_examples_and_exit_status() {
     let env = TestEnv::new();
-    for command in COMMANDS {
+    for command in commands() {
         env.cmd()
             .args(command)
             .arg("--help")

@@ -19,11 +19,14 @@ mod json;
 mod leaks;
 mod master;
 mod mint;
+#[cfg(feature = "serve")]
 mod nginx;
 mod path;
 mod policy;
+#[cfg(feature = "probe")]
 mod probe;
 mod rotate;
+#[cfg(feature = "serve")]
 mod serve;
 mod snapshots;
 mod terminal;

@@ -116,6 +116,7 @@ fn refused_by_a_go_coordinator_with_the_likely_causes() {
     assert_no_secret(&all_output(&out), &wrong);
 }
 
+#[cfg(feature = "serve")]
 #[test]
 fn against_gobuildkey_serve() {
     let env = TestEnv::new().with_master();
