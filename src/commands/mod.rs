@@ -22,7 +22,7 @@ use std::path::Path;
 use gobuildkey::secret_file::ReadError;
 
 use anyhow::{Context, Result};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use gobuildkey::keys::{Algorithm, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal};
 use gobuildkey::master::MasterSecret;
@@ -111,6 +111,12 @@ fn record_minted(
 
 /// Prints a minted key: on standard output the key and a newline, nothing else (with
 /// `--json`, one object holding it), and what it is on standard error.
+/// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal and every field
+/// take under 600 bytes.
+const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
+
+/// Prints a minted key: the key and a newline, or with `--json` the command's object; then
+/// the fingerprint on standard error.
 fn emit_key(
     command: &str,
     key: &BuildKey,
@@ -119,23 +125,12 @@ fn emit_key(
     extra: serde_json::Value,
 ) -> Result<()> {
     let text = if crate::output::mode() == crate::output::Mode::Json {
-        let mut fields = serde_json::json!({
-            "principal": principal.as_str(),
-            "generation": generation,
-            "algorithm": key.algorithm().name(),
-            "fingerprint": key.fingerprint().as_str(),
-            "key": key.expose_secret(),
-        });
-        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
-            fields.extend(extra);
-        }
-        // The object holds the key: it is built, printed and dropped here.
-        Zeroizing::new(crate::output::object(command, fields).to_string())
+        key_object(command, key, principal, generation, extra)?
     } else {
-        Zeroizing::new(key.expose_secret().to_owned())
+        Zeroizing::new(key.expose_secret().as_bytes().to_vec())
     };
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
+    out.write_all(&text)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
         .context("cannot write the key to standard output")?;
@@ -145,6 +140,36 @@ fn emit_key(
         key.fingerprint()
     ));
     Ok(())
+}
+
+/// The JSON object of `mint` or `rotate`, encoded. The key's copies are the object's string,
+/// wiped here, and the text, written into a buffer large enough never to be moved (a move
+/// would leave a copy behind in freed memory).
+fn key_object(
+    command: &str,
+    key: &BuildKey,
+    principal: &Principal,
+    generation: u64,
+    extra: serde_json::Value,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut fields = serde_json::json!({
+        "principal": principal.as_str(),
+        "generation": generation,
+        "algorithm": key.algorithm().name(),
+        "fingerprint": key.fingerprint().as_str(),
+        "key": key.expose_secret(),
+    });
+    if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+        fields.extend(extra);
+    }
+    let mut object = crate::output::object(command, fields);
+    let mut text = Zeroizing::new(Vec::with_capacity(JSON_KEY_OBJECT_CAPACITY));
+    let written = serde_json::to_writer(&mut *text, &object);
+    if let Some(serde_json::Value::String(key)) = object.get_mut("key") {
+        key.zeroize();
+    }
+    written.context("cannot encode the key as JSON")?;
+    Ok(text)
 }
 
 /// Reads and checks the key file: every problem found, each with its fix.
@@ -195,4 +220,32 @@ pub(crate) fn inspect_key_file(
         )),
     }
     Err(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use gobuildkey::keys::{Algorithm, Deriver, Principal};
+    use gobuildkey::master::MasterSecret;
+
+    use super::{JSON_KEY_OBJECT_CAPACITY, key_object};
+
+    #[test]
+    fn the_largest_key_object_fits_its_buffer() {
+        let master = MasterSecret::generate().unwrap();
+        let principal: Principal = "a".repeat(128).parse().unwrap();
+        let key = Deriver::new(&master, Algorithm::HmacSha256)
+            .derive_generation(&principal, u64::MAX / 2);
+        let extra = serde_json::json!({
+            "keep_previous": "2026-12-01T12:00:00Z",
+            "revoked": true,
+        });
+        let text = key_object("rotate", &key, &principal, u64::MAX / 2, extra).unwrap();
+        // Never grown: the only copy of the key text is the one that is wiped.
+        assert_eq!(text.capacity(), JSON_KEY_OBJECT_CAPACITY);
+        assert!(text.len() < JSON_KEY_OBJECT_CAPACITY / 4, "{}", text.len());
+        let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(value["key"], key.expose_secret());
+    }
 }
