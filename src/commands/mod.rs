@@ -109,14 +109,12 @@ fn record_minted(
     Ok(())
 }
 
-/// Prints a minted key: on standard output the key and a newline, nothing else (with
-/// `--json`, one object holding it), and what it is on standard error.
 /// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal and every field
 /// take under 600 bytes.
 const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
 
-/// Prints a minted key: the key and a newline, or with `--json` the command's object; then
-/// the fingerprint on standard error.
+/// Prints a minted key: on standard output the key and a newline, nothing else (with
+/// `--json`, one object holding it), and what it is on standard error.
 fn emit_key(
     command: &str,
     key: &BuildKey,

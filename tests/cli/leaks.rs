@@ -144,7 +144,7 @@ fn failure_paths_never_show_the_master_or_the_key() {
     // The service's refusals and its log.
     #[cfg(feature = "serve")]
     {
-        use crate::common::http_get;
+        use crate::server::http_get;
         let server = env.serve(&["--audit", "-", "--max-failures", "2"]);
         for key in [wrong.as_str(), cut, &upper, ARM_KEY] {
             for host in ["host-other", ARM, "user-x", "../x"] {

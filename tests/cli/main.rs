@@ -28,6 +28,8 @@ mod probe;
 mod rotate;
 #[cfg(feature = "serve")]
 mod serve;
+#[cfg(feature = "serve")]
+mod server;
 mod snapshots;
 mod terminal;
 mod verify;

@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, free_port, http_get};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, free_port};
+use crate::server::http_get;
 
 const NGINX: &str = "/usr/sbin/nginx";
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, http_get, http_raw};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret};
+use crate::server::{http_get, http_raw};
 
 fn registration(key: &str) -> [(&'static str, String); 3] {
     [

@@ -1,0 +1,116 @@
+//! `gobuildkey serve` started for a test, and a minimal HTTP client to ask it (the build
+//! has it with the `serve` feature).
+
+use crate::common::TestEnv;
+
+/// A `gobuildkey serve` (or other long-running command) started for a test, stopped
+/// (SIGKILL) when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// Everything the server wrote on standard error so far.
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl TestEnv {
+    /// Starts `gobuildkey serve --listen 127.0.0.1:0 ARGS…` and waits for its address.
+    pub fn serve(&self, args: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = self
+            .std_cmd()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let line = line.unwrap_or_default();
+                if let Some(addr) = line.strip_prefix("gobuildkey serve: listening on http://") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        Server {
+            child,
+            addr: addr.parse().unwrap(),
+            stderr: log,
+        }
+    }
+}
+
+impl Server {
+    /// Sends a signal (`HUP`, `TERM`) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until the server's standard error holds `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        for _ in 0..3000 {
+            if self.stderr.lock().unwrap().contains(text) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no {text:?} in the log: {}", self.stderr.lock().unwrap());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a new connection: the status and the body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    http_raw(addr, request.as_bytes())
+}
+
+/// Sends raw bytes on a new connection and parses the answer's status line and body.
+pub fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The server may answer and close before reading everything (a refused request).
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
