@@ -7,16 +7,15 @@ use predicates::prelude::*;
 use predicates::str::contains;
 
 use crate::common::{
-    ARM, ARM_KEY, ARM_KEY_MD5, TestEnv, all_output, assert_no_secret, fingerprint_in,
+    ARM, ARM_KEY, ARM_KEY_MD5, TestEnv, all_output, assert_no_secret, fingerprint_in, write_file,
 };
 
 fn per_host(env: &TestEnv) -> std::path::PathBuf {
-    env.path(&format!(".gobuildkey-{ARM}"))
+    env.per_host(ARM)
 }
 
 fn put_key(env: &TestEnv, content: &str, mode: u32) {
-    fs::write(per_host(env), content).unwrap();
-    fs::set_permissions(per_host(env), fs::Permissions::from_mode(mode)).unwrap();
+    write_file(&per_host(env), content, mode);
 }
 
 #[test]
@@ -164,8 +163,7 @@ fn an_unreadable_file_says_whose_it_should_be() {
 fn go_build_key_path_and_delete_after_read() {
     let env = TestEnv::new();
     let file = env.path("gobuildkey");
-    fs::write(&file, ARM_KEY).unwrap();
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    write_file(&file, ARM_KEY, 0o600);
     env.cmd()
         .env("GO_BUILD_KEY_PATH", &file)
         .env("GO_BUILD_KEY_DELETE_AFTER_READ", "1")
@@ -180,8 +178,7 @@ fn go_build_key_path_and_delete_after_read() {
 #[test]
 fn a_legacy_file_passes_with_a_warning() {
     let env = TestEnv::new();
-    fs::write(env.path(".gobuildkey"), ARM_KEY).unwrap();
-    fs::set_permissions(env.path(".gobuildkey"), fs::Permissions::from_mode(0o600)).unwrap();
+    write_file(&env.path(".gobuildkey"), ARM_KEY, 0o600);
     env.cmd()
         .args(["check", ARM])
         .assert()

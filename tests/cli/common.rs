@@ -142,10 +142,13 @@ impl TestEnv {
     /// Writes a master file at the default path with `mode`.
     pub fn write_master(&self, content: &[u8], mode: u32) -> PathBuf {
         let path = self.master_path();
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, content).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        write_file(&path, content, mode);
         path
+    }
+
+    /// The builder agent's per-host key file of `principal` in this home.
+    pub fn per_host(&self, principal: &str) -> PathBuf {
+        self.path(&format!(".gobuildkey-{principal}"))
     }
 
     /// Writes [`MASTER`] with whitespace around it, as a hand-made master file might be.
@@ -158,6 +161,18 @@ impl TestEnv {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.home.path().join(rel)
     }
+}
+
+/// Writes `content` to `path` (making its folders) and gives it `mode`.
+pub fn write_file(path: &Path, content: impl AsRef<[u8]>, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Runs `cmd`, which must succeed, and gives its standard output.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
 }
 
 /// The permission bits of `path` (not following links).

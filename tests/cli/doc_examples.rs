@@ -33,7 +33,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{TestEnv, is_built};
+use crate::common::{TestEnv, is_built, write_file};
 
 /// Absolute folders the examples name, moved into the sandbox; `true`: made beforehand, as
 /// on a system that has them.
@@ -331,13 +331,13 @@ fn the_policy_example_is_a_valid_policy() {
         .unwrap()
         .text;
     let env = TestEnv::new().with_master();
-    let policy = env.path("keys/gobuildkey.toml");
-    fs::write(&policy, toml).unwrap();
-    fs::set_permissions(&policy, fs::Permissions::from_mode(0o600)).unwrap();
+    write_file(&env.path("keys/gobuildkey.toml"), toml, 0o600);
     // The example's previous master, as `master rotate` would have left it.
-    let previous = env.path("keys/gobuilder-master.key.9400c745792c2465");
-    fs::write(&previous, format!("{}\n", "ab".repeat(32))).unwrap();
-    fs::set_permissions(&previous, fs::Permissions::from_mode(0o600)).unwrap();
+    write_file(
+        &env.path("keys/gobuilder-master.key.9400c745792c2465"),
+        format!("{}\n", "ab".repeat(32)),
+        0o600,
+    );
     let out = env.cmd().args(["--json", "policy"]).output().unwrap();
     assert!(
         out.status.success(),

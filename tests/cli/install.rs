@@ -10,12 +10,13 @@ use predicates::str::contains;
 
 use crate::common::{
     ARM, ARM_KEY, ARM_KEY_MD5, NOBODY, TestEnv, all_output, assert_no_secret, inode, mode, names,
+    write_file,
 };
 
 const OTHER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn per_host(env: &TestEnv) -> std::path::PathBuf {
-    env.path(&format!(".gobuildkey-{ARM}"))
+    env.per_host(ARM)
 }
 
 #[test]
@@ -106,8 +107,7 @@ fn the_same_key_again_leaves_the_file_alone() {
 #[test]
 fn the_same_key_in_an_open_file_is_left_but_flagged() {
     let env = TestEnv::new();
-    fs::write(per_host(&env), format!("{ARM_KEY}\n")).unwrap();
-    fs::set_permissions(per_host(&env), fs::Permissions::from_mode(0o644)).unwrap();
+    write_file(&per_host(&env), format!("{ARM_KEY}\n"), 0o644);
     env.cmd()
         .args(["install", ARM])
         .write_stdin(ARM_KEY)
@@ -119,8 +119,7 @@ fn the_same_key_in_an_open_file_is_left_but_flagged() {
 #[test]
 fn a_different_key_needs_force() {
     let env = TestEnv::new();
-    fs::write(per_host(&env), format!("{OTHER_KEY}\n")).unwrap();
-    fs::set_permissions(per_host(&env), fs::Permissions::from_mode(0o644)).unwrap();
+    write_file(&per_host(&env), format!("{OTHER_KEY}\n"), 0o644);
     env.cmd()
         .args(["install", ARM])
         .write_stdin(ARM_KEY)

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, all_output, assert_no_secret};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, all_output, assert_no_secret, write_file};
 
 /// A failing run: its arguments, standard input, and extra environment.
 struct Case {
@@ -70,12 +70,11 @@ fn failure_paths_never_show_the_master_or_the_key() {
         case(&["probe", "--coordinator", "http://127.0.0.1:9", ARM], ""),
     ];
     // The installed key is another principal's: check --verify and install --force paths.
-    fs::write(env.path(".gobuildkey-host-other"), format!("{ARM_KEY}\n")).unwrap();
-    fs::set_permissions(
-        env.path(".gobuildkey-host-other"),
-        fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    write_file(
+        &env.path(".gobuildkey-host-other"),
+        format!("{ARM_KEY}\n"),
+        0o600,
+    );
     cases.push(case(&["install", "host-other"], &wrong));
     cases.push(case(
         &["verify", ARM, "--key-file", &kf, "--alg", "hmac-md5"],

@@ -4,7 +4,7 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names, verifies};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names, verifies, write_file};
 
 fn fingerprint_of_master(text: &str) -> String {
     gobuildkey::keys::Fingerprint::of(text.as_bytes()).to_string()
@@ -73,8 +73,7 @@ fn add_accepts_another_master_and_retire_unknown_is_refused() {
     let env = TestEnv::new();
     env.cmd().arg("init").assert().success();
     let old = env.path("old.key");
-    fs::write(&old, format!("{MASTER}\n")).unwrap();
-    fs::set_permissions(&old, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    write_file(&old, format!("{MASTER}\n"), 0o600);
     assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
     env.cmd()
         .args(["master", "add", "--file"])

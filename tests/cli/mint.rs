@@ -8,7 +8,7 @@ use gobuildkey::keys::Fingerprint;
 use predicates::str::contains;
 
 use crate::common::{
-    ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, all_output, assert_no_secret, vectors,
+    ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, all_output, assert_no_secret, vectors, write_file,
 };
 
 #[test]
@@ -238,8 +238,7 @@ fn master_behind_a_link_is_read() {
     // is what is checked.
     let env = TestEnv::new();
     let real = env.path("real.key");
-    fs::write(&real, MASTER).unwrap();
-    fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    write_file(&real, MASTER, 0o600);
     symlink(&real, env.path("link.key")).unwrap();
     env.cmd()
         .args(["mint", ARM, "--master-key"])
@@ -253,8 +252,7 @@ fn master_behind_a_link_is_read() {
 fn master_from_flag_or_environment() {
     let env = TestEnv::new();
     let path = env.path("elsewhere.key");
-    fs::write(&path, MASTER).unwrap();
-    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    write_file(&path, MASTER, 0o600);
     env.cmd()
         .args(["mint", ARM, "--master-key"])
         .arg(&path)

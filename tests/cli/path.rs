@@ -5,11 +5,7 @@ use std::fs;
 use predicates::prelude::*;
 use predicates::str::contains;
 
-use crate::common::{ARM, TestEnv};
-
-fn stdout_of(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
-}
+use crate::common::{ARM, TestEnv, stdout_of};
 
 #[test]
 fn default_is_the_per_host_file() {

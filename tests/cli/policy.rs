@@ -1,16 +1,13 @@
 //! `gobuildkey policy`, and bad policy files: every command fails closed on them.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, write_file};
 
 fn write_policy(env: &TestEnv, text: &str, mode: u32) {
-    let path = env.path("keys/gobuildkey.toml");
-    fs::write(&path, text).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    write_file(&env.path("keys/gobuildkey.toml"), text, mode);
 }
 
 #[test]

@@ -5,20 +5,12 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, TestEnv, mode, verifies};
+use crate::common::{ARM, ARM_KEY, TestEnv, mode, stdout_of, verifies};
 
 const OTHER: &str = "host-darwin-amd64-12_0";
 
 fn stdout(env: &TestEnv, args: &[&str]) -> String {
-    let out = env
-        .cmd()
-        .args(args)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    String::from_utf8(out).unwrap()
+    stdout_of(env.cmd().args(args))
 }
 
 fn policy_text(env: &TestEnv) -> String {
