@@ -13,6 +13,8 @@ pub const MASTER: &str = "f23ffcafa5d6010469d9b02cbe015c52768bd735acc996245b0084
 pub const ARM_KEY: &str = "91845ce35fee606a271e60bef0d1ce1b4a2ccec5d17171e3113f809168cd7b9d";
 /// The HMAC-MD5 key of `host-linux-arm-aws` under [`MASTER`] (from `keys.json`).
 pub const ARM_KEY_MD5: &str = "8b0c4698fea7bcd887bffbcc277a1934";
+/// A well-formed HMAC-SHA256 key that is nobody's.
+pub const OTHER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 /// A principal with known keys.
 pub const ARM: &str = "host-linux-arm-aws";
 

@@ -1,21 +1,32 @@
-//! Crash safety: `init`, `rotate` and `revoke` killed with SIGKILL at random moments, many
-//! times each; after every kill each file they write is a whole old or whole new version
-//! with mode 0600, and after one more run no temporary file remains. (`install` has its
-//! own: `install::sigkill_while_replacing_leaves_a_whole_key`.)
+//! Crash safety: `install`, `init`, `rotate` and `revoke` killed with SIGKILL at random
+//! moments, many times each; after every kill each file they write is a whole old or whole
+//! new version with mode 0600, and after one more run no temporary file remains.
 
 use std::fs;
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
 use gobuildkey::policy::Policy;
 
-use crate::common::{ARM, TestEnv, mode, names};
+use crate::common::{ARM, ARM_KEY, OTHER_KEY, TestEnv, mode, names};
 
 const ROUNDS: usize = 200;
 
 /// Runs `args` `ROUNDS` times, each killed after a random delay unless it finished, and
 /// calls `check` after each round. Returns (killed, finished).
-fn kill_loop(env: &TestEnv, args: &[&str], mut check: impl FnMut(usize)) -> (usize, usize) {
+fn kill_loop(env: &TestEnv, args: &[&str], check: impl FnMut(usize)) -> (usize, usize) {
+    kill_loop_with_input(env, args, ROUNDS, |_| "", check)
+}
+
+/// [`kill_loop`] for `rounds` rounds, with `input(round)` on the command's standard input.
+fn kill_loop_with_input(
+    env: &TestEnv,
+    args: &[&str],
+    rounds: usize,
+    input: impl Fn(usize) -> &'static str,
+    mut check: impl FnMut(usize),
+) -> (usize, usize) {
     let mut state: u64 = 0x2545_f491_4f6c_dd1d ^ u64::from(std::process::id());
     let mut next = move || {
         state ^= state << 13;
@@ -24,15 +35,19 @@ fn kill_loop(env: &TestEnv, args: &[&str], mut check: impl FnMut(usize)) -> (usi
         state
     };
     let (mut killed, mut finished) = (0, 0);
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let mut child = env
             .std_cmd()
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The child may already be dead when the input is written: that is part of the test.
+        let _ = stdin.write_all(input(round).as_bytes());
+        drop(stdin);
         std::thread::sleep(Duration::from_micros(next() % 4000));
         match child.try_wait().unwrap() {
             Some(_) => finished += 1,
@@ -52,6 +67,51 @@ fn temps(dir: &std::path::Path) -> Vec<String> {
         .into_iter()
         .filter(|n| n.starts_with(".gobuildkey.tmp-"))
         .collect()
+}
+
+/// `install --force` replacing a key, 300 times: the key file holds a whole old or a whole
+/// new key, mode 0600, and at most one temporary file is left (a kill between creating it
+/// and renaming it), which the next write removes.
+#[test]
+fn install_force_always_leaves_a_whole_key() {
+    let env = TestEnv::new();
+    let keys = [ARM_KEY, OTHER_KEY];
+    let per_host = env.per_host(ARM);
+    env.cmd()
+        .args(["install", ARM])
+        .write_stdin(keys[0])
+        .assert()
+        .success();
+    let mut mid_write = 0;
+    let (killed, finished) = kill_loop_with_input(
+        &env,
+        &["install", "--force", ARM],
+        300,
+        |round| keys[(round + 1) % 2],
+        |round| {
+            let content = fs::read_to_string(&per_host).unwrap();
+            assert!(
+                keys.iter().any(|k| content == format!("{k}\n")),
+                "round {round}: torn key file {content:?}"
+            );
+            assert_eq!(mode(&per_host), 0o600, "round {round}");
+            let temps = temps(env.home.path()).len();
+            assert!(temps <= 1, "round {round}: {temps} temporary files");
+            mid_write += temps;
+        },
+    );
+    // One more write after the last kill (a third key, so that it does write): nothing is
+    // left behind.
+    env.cmd()
+        .args(["install", "--force", ARM])
+        .write_stdin("f".repeat(64))
+        .assert()
+        .success();
+    assert_eq!(names(env.home.path()), [format!(".gobuildkey-{ARM}")]);
+    eprintln!(
+        "sigkill test: {killed} killed ({mid_write} rounds left a temporary file), {finished} finished"
+    );
+    assert!(killed > 0, "no run was killed: the test tested nothing");
 }
 
 #[test]
