@@ -158,10 +158,13 @@ Examples:
     /// on standard output, as `mint` does. The previous key stops verifying at once, unless
     /// --keep-previous (until `gobuildkey end-grace`), --keep-previous-until DATE or
     /// --keep-previous-for DURATION keeps it valid while the machine switches. No other
-    /// principal's key changes.
+    /// principal's key changes. A principal whose previous key is still in its grace period
+    /// is not rotated again (that key, already handed out, would stop verifying at once)
+    /// unless --discard-previous says so.
     #[command(after_help = "\
-Exit status: 0 rotated; 66 no master; 78 a bad policy file; see `gobuildkey --help` for the
-others.
+Exit status: 0 rotated; 1 the previous key is still in its grace period (see
+--discard-previous); 66 no master or no policy; 75 another edit held the policy's lock too
+long; 78 a bad policy file; see `gobuildkey --help` for the others.
 
 Examples:
   gobuildkey rotate host-linux-arm-aws > host-linux-arm-aws.key
@@ -178,11 +181,13 @@ Example:
 
     /// Refuse every key of a principal, of every generation and master (admins)
     #[command(after_help = "\
-Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
+Exit status: 0; 1 the farm never knew the principal (the message suggests near names;
+--allow-unknown revokes it anyway); 66 no policy; 75 another edit held the policy's lock too
+long; 78 a bad policy file; see `gobuildkey --help` for the others.
 
 Example:
-  gobuildkey revoke host-linux-arm-aws     # undo with: gobuildkey reinstate host-linux-arm-aws")]
-    Revoke(PrincipalArgs),
+  gobuildkey revoke --reason \"laptop stolen\" host-linux-arm-aws   # undo: gobuildkey reinstate host-linux-arm-aws")]
+    Revoke(RevokeArgs),
 
     /// Undo `revoke` (admins)
     #[command(after_help = "\
@@ -199,14 +204,33 @@ Example:
     /// re-mint after `gobuildkey master rotate`.
     #[command(
         visible_alias = "list",
+        args_conflicts_with_subcommands = true,
         after_help = "\
-Exit status: 0; 66 no master; 78 a bad policy file; see `gobuildkey --help` for the others.
+Exit status: 0; 66 no master or no policy; 78 a bad policy file; see `gobuildkey --help` for
+the others.
 
 Examples:
   gobuildkey policy
-  gobuildkey policy --stale"
+  gobuildkey policy --stale
+  gobuildkey policy init --policy /etc/farm/gobuildkey.toml"
     )]
     Policy(PolicyArgs),
+
+    /// Show the admin action log: who changed what, when and why (admins)
+    ///
+    /// Every change of the policy or the master (init, mint of a new principal, rotate,
+    /// revoke, reinstate, end-grace, master rotate/add/retire, policy init) appends one JSON
+    /// line to gobuildkey-actions.log beside the policy: the time (UTC), the user and the
+    /// person behind sudo, the host, the command, the principal, its generation, the
+    /// fingerprints of the master and of the key minted (never a secret), and --reason.
+    /// This shows it as a table; --json gives one object holding the actions.
+    #[command(after_help = "\
+Exit status: 0; 74 the log cannot be read; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey log
+  gobuildkey log host-linux-arm-aws --since 2026-11-01")]
+    Log(LogArgs),
 
     /// Manage the masters: replace the primary, accept or retire previous ones (admins)
     #[command(subcommand)]
@@ -217,10 +241,12 @@ Examples:
     /// `GET /verify` reads the builder agent's own headers, X-Go-Host-Type and
     /// X-Go-Builder-Key (and X-Go-Builder-Hostname for the audit line), and answers 200
     /// valid, 403 invalid, revoked or not a host type (see --kind), 400 a header missing,
-    /// repeated or malformed, 429 too many failures from the client, 503 no valid masters
-    /// and policy loaded. `GET /healthz` answers 200 (503 after a failed reload). SIGHUP
-    /// reloads the masters and the policy without dropping requests; a failed reload
-    /// answers 503 until a reload succeeds. Replicas share only the master and the policy.
+    /// repeated or malformed, 429 too many failures from the client. `GET /healthz` answers
+    /// 200 and JSON: {"state":"ok","loaded_at":…}, or after a failed reload
+    /// {"state":"stale","error":…,"since":…,"loaded_at":…}. SIGHUP reloads the masters and
+    /// the policy without dropping requests; a failed reload keeps the last good ones (and
+    /// every revocation they hold) and is logged: alert when the state is not ok. Replicas
+    /// share only the master and the policy.
     #[cfg(all(feature = "serve", unix))]
     #[command(after_help = "\
 Exit status: 0 stopped by SIGTERM or SIGINT; 66 no master; 78 a bad policy file; 74 cannot
@@ -368,11 +394,41 @@ Example:
     Retire(MasterRetireArgs),
 }
 
-/// Commands that need only the master and policy options.
+/// Commands that need only the master and policy options, and change them.
 #[derive(Debug, Args)]
 pub struct MasterOnlyArgs {
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// What every command that changes the policy or the master takes.
+#[derive(Debug, Clone, Args)]
+pub struct EditArgs {
+    /// Print what would change, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Why: recorded with the change in the action log (gobuildkey-actions.log)
+    #[arg(long, value_name = "TEXT", value_parser = reason_parser)]
+    pub reason: Option<String>,
+
+    /// Seconds to wait for another edit of the policy to finish (exit 75 after that)
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_timeout: u64,
+}
+
+/// A `--reason`: one line of at most 1000 characters.
+fn reason_parser(text: &str) -> Result<String, String> {
+    if text.chars().count() > 1000 {
+        return Err("a reason has at most 1000 characters".into());
+    }
+    if text.chars().any(char::is_control) {
+        return Err("a reason is one line, without control characters".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// `gobuildkey master add`.
@@ -393,6 +449,9 @@ pub struct MasterAddArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 /// `gobuildkey master retire`.
@@ -404,9 +463,12 @@ pub struct MasterRetireArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
-/// Commands that take a principal and the master and policy options.
+/// Commands that change one principal's state in the policy.
 #[derive(Debug, Args)]
 pub struct PrincipalArgs {
     /// The principal
@@ -415,6 +477,20 @@ pub struct PrincipalArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// `gobuildkey revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub target: PrincipalArgs,
+
+    /// Revoke a principal the farm never knew (not in the policy, nor in the action log)
+    #[arg(long)]
+    pub allow_unknown: bool,
 }
 
 /// `gobuildkey rotate`.
@@ -441,8 +517,16 @@ pub struct RotateArgs {
     #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
     pub alg: Algorithm,
 
+    /// Rotate even though the previous key is still in its grace period: that key (already
+    /// handed out) then stops verifying at once
+    #[arg(long)]
+    pub discard_previous: bool,
+
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 /// `gobuildkey policy`.
@@ -454,6 +538,63 @@ pub struct PolicyArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(subcommand)]
+    pub action: Option<PolicyCommand>,
+}
+
+/// `gobuildkey policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Create the policy file for a master made another way (admins)
+    ///
+    /// For a farm whose master came from Go's genbuilderkey or a secret manager: writes a
+    /// policy naming no principal (mode 0600) where the master options say (gobuildkey.toml
+    /// beside the master, or --policy). An existing policy is never replaced. When an
+    /// action log is beside it, the farm had a policy: restore that from its backup, or
+    /// rebuild it from the log with --from-log — a new empty policy would make every key
+    /// it revoked verify again, so that is refused.
+    #[command(after_help = "\
+Exit status: 0 created; 73 a policy is there, or an action log is (use --from-log); see
+`gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey policy init --master-key-command 'pass show farm/master' --policy /etc/farm/gobuildkey.toml
+  gobuildkey policy init --from-log")]
+    Init(PolicyInitArgs),
+}
+
+/// `gobuildkey policy init`.
+#[derive(Debug, Args)]
+pub struct PolicyInitArgs {
+    /// Rebuild the policy by replaying the action log beside it
+    #[arg(long)]
+    pub from_log: bool,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// `gobuildkey log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only the actions on this principal
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Option<Principal>,
+
+    /// Only the actions from this date on (2026-12-01, or a date and time with an offset)
+    #[arg(long, value_name = "DATE", value_parser = moment_parser)]
+    pub since: Option<jiff::Timestamp>,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
+fn moment_parser(text: &str) -> Result<jiff::Timestamp, String> {
+    gobuildkey::policy::parse_moment(text)
 }
 
 /// A `--keep-previous-until` value: a moment after now. A past one would end the grace
@@ -486,9 +627,17 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE", env = ENV_MASTER_FILE)]
     pub master_key: Option<PathBuf>,
 
-    /// Replace an existing master file. Every key minted from it stops verifying.
+    /// Replace an existing master file, which is moved aside to
+    /// FILE.replaced-TIMESTAMP (0600). Every key minted from it stops verifying.
     #[arg(long)]
     pub force: bool,
+
+    /// The policy file to create [default: gobuildkey.toml beside the master key file]
+    #[arg(long, value_name = "FILE", env = "GOBUILDKEY_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 impl InitArgs {
@@ -497,6 +646,16 @@ impl InitArgs {
         self.master_key
             .clone()
             .map_or_else(master::default_path, Ok)
+    }
+
+    /// The policy to create: `--policy`, else beside the master.
+    pub fn policy_path(&self) -> Result<PathBuf, MasterError> {
+        match &self.policy {
+            Some(path) => Ok(path.clone()),
+            None => Ok(self
+                .path()?
+                .with_file_name(gobuildkey::policy::DEFAULT_FILE_NAME)),
+        }
     }
 }
 
@@ -582,6 +741,9 @@ pub struct MintArgs {
 
     #[command(flatten)]
     pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
 }
 
 /// `gobuildkey verify`.

@@ -35,6 +35,8 @@ pub enum Exit {
     CantCreate = 73,
     /// Reading or writing failed.
     IoErr = 74,
+    /// Another edit held the policy's lock for longer than this one would wait: try again.
+    TempFail = 75,
     /// A secret file is readable or writable by others, or access was denied.
     NoPerm = 77,
     /// The environment is wrong: no home folder.
@@ -43,7 +45,7 @@ pub enum Exit {
 
 impl Exit {
     /// Every code, in order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Ok,
         Self::Invalid,
         Self::Usage,
@@ -53,6 +55,7 @@ impl Exit {
         Self::Software,
         Self::CantCreate,
         Self::IoErr,
+        Self::TempFail,
         Self::NoPerm,
         Self::Config,
     ];
@@ -71,13 +74,14 @@ impl Exit {
             Self::DataErr => {
                 "malformed master or key input: empty, too short or long, not a regular file"
             }
-            Self::NoInput => "a file that must exist does not (the master, a key file)",
+            Self::NoInput => "a file that must exist does not (the master, the policy, a key file)",
             Self::Unavailable => "the master key command could not be run or failed",
             Self::Software => "internal error (a bug: please report it)",
             Self::CantCreate => {
                 "refused to write a file (it exists, or a link or folder is in the way)"
             }
             Self::IoErr => "reading or writing failed",
+            Self::TempFail => "another edit held the policy's lock too long: try again",
             Self::NoPerm => "a secret file is open to others, or access was denied",
             Self::Config => {
                 "configuration error: a bad policy file, no usable HOME, or both master variables set"
@@ -128,7 +132,7 @@ impl Exit {
     fn for_master(err: &MasterError) -> Self {
         match err {
             MasterError::Missing { .. } => Self::NoInput,
-            MasterError::TooOpen { .. } => Self::NoPerm,
+            MasterError::TooOpen { .. } | MasterError::Untrusted(_) => Self::NoPerm,
             MasterError::Read(e) => Self::for_read(e),
             MasterError::Empty | MasterError::TooShort { .. } | MasterError::TooLong => {
                 Self::DataErr
@@ -144,7 +148,13 @@ impl Exit {
             PolicyError::Read(e) => Self::for_read(e),
             PolicyError::Write(e) => Self::for_write(e),
             PolicyError::Master { error, .. } => Self::for_master(error),
-            PolicyError::Writable { .. } => Self::NoPerm,
+            PolicyError::Untrusted(_) | PolicyError::NotOwner { .. } => Self::NoPerm,
+            PolicyError::Missing { .. } => Self::NoInput,
+            PolicyError::Locked { .. } => Self::TempFail,
+            PolicyError::Lock { error, .. } | PolicyError::ActionLog { error, .. } => {
+                Self::for_io(error)
+            }
+            PolicyError::EditThroughLink { .. } => Self::CantCreate,
             _ => Self::Config,
         }
     }

@@ -18,9 +18,10 @@
 //! # let path = dir.path().join("master.key");
 //! # gobuildkey::secret_file::write_secret_file(
 //! #     &path, b"0123456789abcdef0123456789abcdef\n", gobuildkey::secret_file::Existing::Refuse)?;
-//! // Once, at start-up: load the policy and the masters (both fail closed).
-//! let policy = Policy::load(&dir.path().join("gobuildkey.toml"))?;
-//! let verifier = Verifier::load(&MasterSource::File(path), policy, Algorithm::HmacSha256)?
+//! # let policy_path = dir.path().join("gobuildkey.toml");
+//! # gobuildkey::policy::store::Store::new(&policy_path).create(&Policy::template(&policy_path))?;
+//! // Once, at start-up: load the master, the policy and the keyring (all fail closed).
+//! let verifier = Verifier::open(&MasterSource::File(path), &policy_path, Algorithm::HmacSha256)?
 //!     .only_kind(Kind::Host);
 //!
 //! // Per registration: the host type and the key the machine presented.
@@ -41,7 +42,8 @@
 //! [`verifier`] (the one verification path), [`batch`] (the `verify --batch` protocol),
 //! [`service`] (what `gobuildkey serve` answers), [`audit`] (one JSON line per verification),
 //! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
-//! writes of files that hold secrets).
+//! writes of files that hold secrets), [`trust`] (who may have written the master or the
+//! policy: owners and folders up to `/`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
@@ -56,6 +58,7 @@ pub mod paths;
 pub mod policy;
 pub mod secret_file;
 pub mod service;
+pub mod trust;
 pub mod verifier;
 
 /// The Rust examples of docs/coordinators.md, compiled (and run where they can be) as

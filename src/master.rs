@@ -208,12 +208,22 @@ fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
         ReadError::Missing { path } => MasterError::Missing { path },
         other => MasterError::Read(other),
     })?;
-    if let Some(mode) = file.mode.filter(|&mode| secret_file::is_too_open(mode)) {
+    // A Kubernetes Secret mounted with `fsGroup` is group-readable, on a read-only
+    // filesystem that nobody can write: that one opening is accepted.
+    let group_read_on_read_only =
+        |mode: u32| mode & 0o077 == 0o040 && crate::trust::on_read_only_fs(path);
+    if let Some(mode) = file
+        .mode
+        .filter(|&mode| secret_file::is_too_open(mode) && !group_read_on_read_only(mode))
+    {
         return Err(MasterError::TooOpen {
             path: path.to_owned(),
             mode: mode & 0o7777,
         });
     }
+    // Then who could have written it: its owner, and the folders on the way to it.
+    crate::trust::check_file(path, "the master")
+        .map_err(|e| MasterError::Untrusted(Box::new(e)))?;
     let contents = file.contents.ok_or(MasterError::TooLong)?;
     MasterSecret::from_text(&contents)
 }
@@ -292,6 +302,9 @@ pub enum MasterError {
     /// The file is not a regular file or cannot be read.
     #[error("cannot use the master key: {0}")]
     Read(ReadError),
+    /// Someone but root and this user could have written or replaced the file.
+    #[error("refusing to use the master: {0}")]
+    Untrusted(Box<crate::trust::TrustError>),
     /// Nothing but whitespace.
     #[error("the master key is empty: create one with `gobuildkey init`")]
     Empty,

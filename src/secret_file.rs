@@ -224,6 +224,48 @@ pub fn write_secret_file(
     contents: &[u8],
     existing: Existing,
 ) -> Result<(), WriteError> {
+    write_secret_file_as(path, contents, existing, None)
+}
+
+/// The owner, group and permission bits a rewritten file keeps (unix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    /// Permission bits (the low 12 bits of `st_mode`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+impl Ownership {
+    /// What `meta` says of a file.
+    #[cfg(unix)]
+    #[must_use]
+    pub fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }
+    }
+}
+
+/// [`write_secret_file`], with the new file given `keep`'s owner, group and mode instead of
+/// the writer's own and 0600: a file that a service account reads through its group stays
+/// readable by it after an admin rewrote it. The temporary file gets them before any content
+/// is written and before it replaces the target; when they cannot be given (a user who is
+/// not root giving the file to someone else), nothing is changed and the error says so.
+///
+/// # Errors
+/// As [`write_secret_file`]; [`WriteError::Ownership`] when `keep` cannot be applied.
+pub fn write_secret_file_as(
+    path: &Path,
+    contents: &[u8],
+    existing: Existing,
+    keep: Option<Ownership>,
+) -> Result<(), WriteError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -244,11 +286,14 @@ pub fn write_secret_file(
     }
     remove_stale_temps(dir);
 
-    // tempfile's error repeats the temporary path; keep only what went wrong.
-    let mut tmp = temp_builder(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(|e| io_err(io::Error::from(e.kind())))?;
-    lock_while_writing(tmp.as_file()).map_err(io_err)?;
+    let mut tmp = locked_temp_file(dir).map_err(io_err)?;
+    if let Some(keep) = keep {
+        apply_ownership(tmp.as_file(), keep).map_err(|error| WriteError::Ownership {
+            path: path.to_owned(),
+            keep,
+            error,
+        })?;
+    }
     tmp.write_all(contents).map_err(io_err)?;
     tmp.as_file().sync_all().map_err(io_err)?;
     let persisted = match existing {
@@ -292,6 +337,70 @@ pub fn inspect_target(path: &Path) -> Result<Target, WriteError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Target::Absent),
         Err(error) => Err(WriteError::Io { path: at(), error }),
     }
+}
+
+/// A new temporary file in `dir`, locked by this writer. Another writer's clean-up may find
+/// the file between its creation and the lock, take it for a dead writer's and remove it;
+/// so once locked, the file must still be the one at its name, or a new one is made.
+fn locked_temp_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut attempts = 0;
+    loop {
+        // tempfile's error repeats the temporary path; keep only what went wrong.
+        let tmp = temp_builder(TEMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| io::Error::from(e.kind()))?;
+        if lock_while_writing(tmp.as_file()).is_ok() && still_at_its_name(&tmp) {
+            return Ok(tmp);
+        }
+        attempts += 1;
+        if attempts == 16 {
+            return Err(io::Error::other(
+                "temporary files keep disappearing: another process is removing files in this folder",
+            ));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn still_at_its_name(tmp: &tempfile::NamedTempFile) -> bool {
+    same_file(tmp.as_file(), tmp.path())
+}
+
+/// Whether `path` names the open `file` (not following a link).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.ino() == named.ino() && open.dev() == named.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at_its_name(_: &tempfile::NamedTempFile) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn apply_ownership(file: &File, keep: Ownership) -> io::Result<()> {
+    use rustix::fs::{Gid, Mode, Uid, fchmod, fchown};
+    use std::os::unix::fs::MetadataExt;
+    let now = file.metadata()?;
+    if (now.uid(), now.gid()) != (keep.uid, keep.gid) {
+        fchown(
+            file,
+            Some(Uid::from_raw(keep.uid)),
+            Some(Gid::from_raw(keep.gid)),
+        )?;
+    }
+    // After chown, which may clear set-id bits.
+    fchmod(file, Mode::from_raw_mode(keep.mode))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn apply_ownership(_: &File, _: Ownership) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -349,7 +458,10 @@ fn remove_stale_temps(dir: &Path) {
         else {
             continue;
         };
-        if lock_while_writing(&file).is_ok() {
+        // Unlocked: its writer died, or has only just created it (that writer sees its file
+        // gone once it holds the lock, and makes another). Removed only if the name still
+        // leads to the file locked here.
+        if lock_while_writing(&file).is_ok() && same_file(&file, &path) {
             let _ = fs::remove_file(&path);
         }
     }
@@ -357,6 +469,15 @@ fn remove_stale_temps(dir: &Path) {
 
 #[cfg(not(unix))]
 fn remove_stale_temps(_: &Path) {}
+
+/// Creates `dir` and its missing parents with mode 0700 (folders that already exist are
+/// left as they are).
+///
+/// # Errors
+/// What the system said.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    create_private_dirs(dir)
+}
 
 #[cfg(unix)]
 fn create_private_dirs(dir: &Path) -> io::Result<()> {
@@ -413,6 +534,20 @@ pub enum WriteError {
     CreateDir {
         /// The folder.
         path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The new file could not be given the owner, group or mode of the one it replaces.
+    #[error(
+        "cannot give the new {} the owner {}, group {} and mode {:04o} of the old one ({error}): \
+         run the edit as root or as the file's owner, in its group",
+        path.display(), keep.uid, keep.gid, keep.mode
+    )]
+    Ownership {
+        /// The target.
+        path: PathBuf,
+        /// What it was to keep.
+        keep: Ownership,
         /// What the system said.
         error: io::Error,
     },

@@ -94,6 +94,26 @@ impl Verifier {
         Ok(verifier.with_policy(policy))
     }
 
+    /// Loads the primary master, then the policy at `policy` (which must exist), then the
+    /// keyring's masters: what every verifier of the command line (verify, batch, serve)
+    /// starts from. The master is read first, so a missing master is reported as such.
+    ///
+    /// # Errors
+    /// [`LoadError::Primary`] or [`LoadError::Policy`]; nothing verifies without both.
+    pub fn open(
+        primary: &MasterSource,
+        policy: &std::path::Path,
+        alg: Algorithm,
+    ) -> Result<Self, LoadError> {
+        let master = primary.load().map_err(LoadError::Primary)?;
+        let policy = Policy::load(policy).map_err(LoadError::Policy)?;
+        let mut verifier = Self::new(&master, alg);
+        for (_, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
+            verifier = verifier.with_previous_master(&previous);
+        }
+        Ok(verifier.with_policy(policy))
+    }
+
     /// Also accepts keys minted under `previous` (a master being replaced).
     #[must_use]
     pub fn with_previous_master(mut self, previous: &MasterSecret) -> Self {

@@ -3,12 +3,15 @@
 use anyhow::{Context, Result};
 
 use gobuildkey::master::{MasterSecret, MasterSource};
+use gobuildkey::policy::actions::{Action, KeyringChange, KeyringSource};
 use gobuildkey::secret_file::{self, Existing, WriteError};
 
 use crate::cli::{MasterAddArgs, MasterOnlyArgs, MasterRetireArgs};
 use crate::exit::{Exit, Refused};
 
-/// Replaces the primary master, keeping the old one as a previous master.
+/// Replaces the primary master, keeping the old one as a previous master. The whole change
+/// happens under the policy's lock, so two admins rotating at once rotate one after the
+/// other: the second keeps the first's new master, never loses it.
 pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
     let MasterSource::File(path) = args.master.source()? else {
         return Err(Refused::new(
@@ -18,37 +21,63 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
         )
         .into());
     };
-    let mut policy = super::load_policy(&args.master)?;
-    let old = MasterSource::File(path.clone()).load()?;
-    let old_fp = old.fingerprint();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let digits = old_fp.as_str().trim_start_matches("SHA256:");
-    let kept = path.with_file_name(format!("{name}.{digits}"));
-
-    // 1. A copy of the old master beside it (a copy from an interrupted run is reused).
-    match secret_file::write_secret_file(&kept, &old.file_contents(), Existing::Refuse) {
-        Err(WriteError::Exists { .. })
-            if MasterSource::File(kept.clone()).load()?.fingerprint() == old_fp => {}
-        other => other?,
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let dry_run = args.edit.dry_run;
+    let (old_fp, kept, new) = super::edit_policy_then(
+        &store,
+        &args.edit,
+        |policy| {
+            // Read under the lock: another rotation may just have replaced it.
+            let old = MasterSource::File(path.clone()).load()?;
+            let old_fp = old.fingerprint();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let digits = old_fp.as_str().trim_start_matches("SHA256:");
+            let kept = path.with_file_name(format!("{name}.{digits}"));
+            // 1. A copy of the old master beside it (a copy from an interrupted run is reused).
+            if !dry_run {
+                match secret_file::write_secret_file(&kept, &old.file_contents(), Existing::Refuse)
+                {
+                    Err(WriteError::Exists { .. })
+                        if MasterSource::File(kept.clone()).load()?.fingerprint() == old_fp => {}
+                    other => other?,
+                }
+            }
+            // 2. The copy joins the keyring, so keys minted under the old master still verify.
+            let kept_source = MasterSource::File(kept.clone());
+            if !policy
+                .keyring()
+                .iter()
+                .any(|entry| entry.source == kept_source)
+            {
+                policy.add_previous_master(&kept_source)?;
+            }
+            let new = MasterSecret::generate()?;
+            let mut action = Action::new("master rotate");
+            action.master = Some(new.fingerprint().to_string());
+            action.keyring = Some(KeyringChange::Added(KeyringSource::of(&kept_source)));
+            Ok(super::Edited {
+                value: (old_fp, kept, new),
+                action: Some(action),
+            })
+        },
+        // 3. The new master replaces the old one, atomically, once the policy accepts the old.
+        |(_, _, new)| {
+            secret_file::write_secret_file(&path, &new.file_contents(), Existing::Replace)
+                .context("the old master is kept and accepted; no new master was written")
+        },
+    )?;
+    if dry_run {
+        crate::output::say(&format!(
+            "dry run: nothing was changed; the master {old_fp} at {} would be kept at {} and \
+             accepted, and a new master written in its place",
+            path.display(),
+            kept.display()
+        ));
+        return Ok(Exit::Ok);
     }
-    // 2. The copy joins the keyring, so keys minted under the old master still verify.
-    let kept_source = MasterSource::File(kept.clone());
-    if !policy
-        .keyring()
-        .iter()
-        .any(|entry| entry.source == kept_source)
-    {
-        policy.add_previous_master(&kept_source)?;
-        policy.save()?;
-    }
-    // 3. The new master replaces the old one, atomically.
-    let new = MasterSecret::generate()?;
-    secret_file::write_secret_file(&path, &new.file_contents(), Existing::Replace)
-        .context("the old master is kept and accepted; no new master was written")?;
-
     crate::output::say(&format!(
         "new primary master {} at {}",
         new.fingerprint(),
@@ -82,26 +111,40 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
         )
         .into());
     }
-    let mut policy = super::load_policy(&args.master)?;
-    if policy
-        .load_keyring()?
-        .iter()
-        .any(|(_, m)| m.fingerprint() == fp)
-    {
-        crate::output::say(&format!("keys minted under {fp} are already accepted"));
-        return Ok(Exit::Ok);
-    }
-    policy.add_previous_master(&source)?;
-    policy.save()?;
-    crate::output::say(&format!(
-        "keys minted under {fp} ({source}) are now accepted"
-    ));
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let added = super::edit_policy(&store, &args.edit, |policy| {
+        if policy
+            .load_keyring()?
+            .iter()
+            .any(|(_, m)| m.fingerprint() == fp)
+        {
+            return Ok(super::Edited {
+                value: false,
+                action: None,
+            });
+        }
+        policy.add_previous_master(&source)?;
+        let mut action = Action::new("master add");
+        action.master = Some(fp.to_string());
+        action.keyring = Some(KeyringChange::Added(KeyringSource::of(&source)));
+        Ok(super::Edited {
+            value: true,
+            action: Some(action),
+        })
+    })?;
+    crate::output::say(&if !added {
+        format!("keys minted under {fp} are already accepted")
+    } else if args.edit.dry_run {
+        format!("dry run: keys minted under {fp} ({source}) would be accepted")
+    } else {
+        format!("keys minted under {fp} ({source}) are now accepted")
+    });
     Ok(Exit::Ok)
 }
 
-/// Stops accepting keys minted under a previous master.
+/// Stops accepting keys minted under a previous master: every keyring entry that loads to
+/// that master is removed.
 pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
-    let mut policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?.load()?;
     if primary.fingerprint().as_str() == args.fingerprint {
         return Err(Refused::new(
@@ -113,42 +156,61 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
         )
         .into());
     }
-    // Each entry is loaded on its own, so an unreadable one does not block retiring another.
-    let mut unreadable = Vec::new();
-    let mut found = None;
-    for (index, entry) in policy.keyring().iter().enumerate() {
-        match entry.source.load() {
-            Ok(master) if master.fingerprint().as_str() == args.fingerprint => {
-                found = Some((index, entry.source.clone()));
-                break;
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let sources = super::edit_policy(&store, &args.edit, |policy| {
+        // Each entry is loaded on its own, so an unreadable one does not block retiring another.
+        let mut unreadable = Vec::new();
+        let mut found = Vec::new();
+        for (index, entry) in policy.keyring().iter().enumerate() {
+            match entry.source.load() {
+                Ok(master) if master.fingerprint().as_str() == args.fingerprint => {
+                    found.push((index, entry.source.clone()));
+                }
+                Ok(_) => {}
+                Err(_) => unreadable.push(entry.at.0),
             }
-            Ok(_) => {}
-            Err(_) => unreadable.push(entry.at.0),
         }
-    }
-    let Some((index, source)) = found else {
-        let mut message = format!(
-            "no previous master has the fingerprint {}: `gobuildkey policy` lists them",
-            args.fingerprint
-        );
-        if !unreadable.is_empty() {
-            message.push_str(&format!(
-                "; entries that cannot be loaded (lines {unreadable:?} of the policy) can be removed by hand"
-            ));
+        if found.is_empty() {
+            let mut message = format!(
+                "no previous master has the fingerprint {}: `gobuildkey policy` lists them",
+                args.fingerprint
+            );
+            if !unreadable.is_empty() {
+                message.push_str(&format!(
+                    "; entries that cannot be loaded (lines {unreadable:?} of the policy) can be removed by hand"
+                ));
+            }
+            return Err(Refused::new(Exit::DataErr, message).into());
         }
-        return Err(Refused::new(Exit::DataErr, message).into());
-    };
-    policy.remove_previous_master(index)?;
-    policy.save()?;
+        // From the last, so the indexes of the others stay right.
+        for (index, _) in found.iter().rev() {
+            policy.remove_previous_master(*index)?;
+        }
+        let mut action = Action::new("master retire");
+        action.master = Some(args.fingerprint.clone());
+        action.keyring = found
+            .first()
+            .map(|(_, source)| KeyringChange::Removed(KeyringSource::of(source)));
+        Ok(super::Edited {
+            value: found
+                .into_iter()
+                .map(|(_, source)| source)
+                .collect::<Vec<_>>(),
+            action: Some(action),
+        })
+    })?;
+    let would = if args.edit.dry_run { "dry run: " } else { "" };
     crate::output::say(&format!(
-        "keys minted under {} are no longer accepted",
+        "{would}keys minted under {} are no longer accepted",
         args.fingerprint
     ));
-    if let MasterSource::File(path) = &source {
-        crate::output::say(&format!(
-            "{} is no longer used: delete it when you are sure (shred -u)",
-            path.display()
-        ));
+    for source in &sources {
+        if let MasterSource::File(path) = source {
+            crate::output::say(&format!(
+                "{} is no longer used: delete it when you are sure (shred -u)",
+                path.display()
+            ));
+        }
     }
     Ok(Exit::Ok)
 }

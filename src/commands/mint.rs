@@ -2,16 +2,54 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::Deriver;
+use gobuildkey::keys::{BuildKey, Deriver};
+use gobuildkey::master::MasterSecret;
+use gobuildkey::policy::Policy;
 
 use crate::cli::MintArgs;
 use crate::exit::{Exit, Refused};
 
-/// Prints the key of the principal's current generation, and records the master it was
-/// minted under in the policy.
+/// Prints the key of the principal's current generation. The policy is written only when
+/// it must record something new — a principal it does not name yet, or a key minted under
+/// another master than the one recorded — and then under its lock.
 pub fn run(args: &MintArgs) -> Result<Exit> {
     let master = args.master.source()?.load()?;
-    let mut policy = super::load_policy(&args.master)?;
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let (key, generation) = match mint(&store.read()?, args, &master)? {
+        // Nothing new to record: no lock, no write.
+        (key, generation, false) => (key, generation),
+        // Again under the lock, from the policy as it is now (a rotation may have landed).
+        (_, _, true) => super::edit_policy(&store, &args.edit, |policy| {
+            let (key, generation, _) = mint(policy, args, &master)?;
+            let state = policy.state(&args.principal);
+            let action =
+                super::record_minted(policy, "mint", &args.principal, state, &master, &key)?;
+            Ok(super::Edited {
+                value: (key, generation),
+                action,
+            })
+        })?,
+    };
+    if args.edit.dry_run {
+        crate::output::note(&format!(
+            "dry run: the key of {} was not printed",
+            args.principal
+        ));
+        return Ok(Exit::Ok);
+    }
+    super::emit_key(
+        "mint",
+        &key,
+        &args.principal,
+        generation,
+        serde_json::json!({}),
+    )?;
+    Ok(Exit::Ok)
+}
+
+/// The key `policy` gives the principal, its generation, and whether the policy has yet to
+/// record it.
+fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(BuildKey, u64, bool)> {
     let state = policy.state(&args.principal);
     if state.revoked {
         return Err(Refused::new(
@@ -23,15 +61,9 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
         )
         .into());
     }
-    let generation = state.generation;
-    let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
-    super::record_minted(&mut policy, &args.principal, state, &master)?;
-    super::emit_key(
-        "mint",
-        &key,
-        &args.principal,
-        generation,
-        serde_json::json!({}),
-    )?;
-    Ok(Exit::Ok)
+    let key = Deriver::new(master, args.alg).derive_generation(&args.principal, state.generation);
+    let fingerprint = master.fingerprint().to_string();
+    let recorded = policy.state_ref(&args.principal).is_some()
+        && state.minted_under.as_deref() == Some(fingerprint.as_str());
+    Ok((key, state.generation, !recorded))
 }

@@ -5,6 +5,7 @@ pub mod docs;
 pub mod fingerprint;
 pub mod init;
 pub mod install;
+pub mod log;
 pub mod master;
 pub mod mint;
 pub mod path;
@@ -27,10 +28,12 @@ use zeroize::{Zeroize, Zeroizing};
 use gobuildkey::keys::{Algorithm, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal};
 use gobuildkey::master::MasterSecret;
 use gobuildkey::paths::{AgentEnv, ENV_DELETE_AFTER_READ};
+use gobuildkey::policy::actions::{Action, ActionLog};
+use gobuildkey::policy::store::Store;
 use gobuildkey::policy::{Policy, PrincipalState};
 use gobuildkey::verifier::Verifier;
 
-use crate::cli::MasterArgs;
+use crate::cli::{EditArgs, MasterArgs};
 use gobuildkey::secret_file;
 
 /// Reads a key someone presents: from `key_file`, else from standard input. At most
@@ -79,34 +82,103 @@ fn agent_notes(env: &AgentEnv) -> Vec<String> {
     notes
 }
 
-/// The policy the options name; an empty one when its file does not exist yet.
+/// The policy the options name. It must exist (fail closed).
 fn load_policy(master: &MasterArgs) -> Result<Policy> {
     Ok(Policy::load(&master.policy_path()?)?)
 }
 
-/// The verifier the options name: primary master, policy, and the keyring's masters.
-fn load_verifier(master: &MasterArgs, alg: Algorithm) -> Result<Verifier> {
-    let policy = load_policy(master)?;
-    Ok(Verifier::load(&master.source()?, policy, alg)?)
+/// The store of the policy the options name, waiting `edit.lock_timeout` for its lock.
+fn policy_store(master: &MasterArgs, edit: &EditArgs) -> Result<Store> {
+    Ok(Store::new(master.policy_path()?)
+        .lock_timeout(std::time::Duration::from_secs(edit.lock_timeout)))
 }
 
-/// Records that `principal`'s key at `state.generation` was minted under `master`, and
-/// saves the policy if that changed anything.
+/// What an edit of the policy did: the command's result, and the action to log when the
+/// policy changed (`None`: nothing to write).
+pub(crate) struct Edited<T> {
+    pub value: T,
+    pub action: Option<Action>,
+}
+
+/// Changes the policy the one safe way: takes its lock (saying at once who holds it when
+/// someone does), reads it again under the lock, lets `change` edit that copy, then —
+/// unless `--dry-run` — appends the action to the log and replaces the policy, keeping its
+/// owner and mode. Nothing is written when `change` fails or reports no action.
+pub(crate) fn edit_policy<T>(
+    store: &Store,
+    edit: &EditArgs,
+    change: impl FnOnce(&mut Policy) -> Result<Edited<T>>,
+) -> Result<T> {
+    edit_policy_then(store, edit, change, |_| Ok(()))
+}
+
+/// [`edit_policy`], then `then` with the result, still under the lock (and not on a dry
+/// run, nor when nothing changed): for a change of the policy that must land before another
+/// file changes (`master rotate` lists the old master before replacing it).
+pub(crate) fn edit_policy_then<T>(
+    store: &Store,
+    edit: &EditArgs,
+    change: impl FnOnce(&mut Policy) -> Result<Edited<T>>,
+    then: impl FnOnce(&T) -> Result<()>,
+) -> Result<T> {
+    let lock = store.lock(|holder| {
+        let who = holder.map_or_else(String::new, |pid| format!(" held by pid {pid}"));
+        crate::output::note(&format!(
+            "waiting for the lock on {}{who} (up to {}s)…",
+            store.path().display(),
+            edit.lock_timeout
+        ));
+    })?;
+    let mut policy = lock.read()?;
+    let Edited { value, action } = change(&mut policy)?;
+    let Some(mut action) = action else {
+        return Ok(value);
+    };
+    action.reason.clone_from(&edit.reason);
+    if edit.dry_run {
+        crate::output::note(&format!(
+            "dry run: nothing was changed; {} would be written, and this action logged: {}",
+            store.path().display(),
+            serde_json::to_string(&action).unwrap_or_default()
+        ));
+        return Ok(value);
+    }
+    ActionLog::beside(store.path()).append(&action)?;
+    lock.write(&policy)?;
+    then(&value)?;
+    Ok(value)
+}
+
+/// The verifier the options name: primary master, policy, and the keyring's masters.
+fn load_verifier(master: &MasterArgs, alg: Algorithm) -> Result<Verifier> {
+    Ok(Verifier::open(
+        &master.source()?,
+        &master.policy_path()?,
+        alg,
+    )?)
+}
+
+/// Records in `policy` that `principal`'s key at `state.generation` was minted under
+/// `master`; the action to log when that changed the policy.
 fn record_minted(
     policy: &mut Policy,
+    command: &str,
     principal: &Principal,
     mut state: PrincipalState,
     master: &MasterSecret,
-) -> Result<()> {
+    key: &BuildKey,
+) -> Result<Option<Action>> {
     let fingerprint = master.fingerprint().to_string();
-    if state.minted_under.as_deref() != Some(fingerprint.as_str())
-        || state != policy.state(principal)
-    {
-        state.minted_under = Some(fingerprint);
-        policy.set_state(principal, &state)?;
-        policy.save()?;
+    state.minted_under = Some(fingerprint.clone());
+    if policy.state_ref(principal) == Some(&state) {
+        return Ok(None);
     }
-    Ok(())
+    policy.set_state(principal, &state)?;
+    let mut action = Action::new(command).on(principal, &state);
+    action.algorithm = Some(key.algorithm().name().to_owned());
+    action.master = Some(fingerprint);
+    action.key = Some(key.fingerprint().to_string());
+    Ok(Some(action))
 }
 
 /// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal and every field

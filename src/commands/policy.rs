@@ -1,77 +1,234 @@
-//! `gobuildkey revoke`, `reinstate`, `end-grace` and `policy`: the policy's state.
+//! `gobuildkey revoke`, `reinstate`, `end-grace`, `policy` and `policy init`: the policy's
+//! state.
 
 use anyhow::Result;
 
-use gobuildkey::keys::Algorithm;
-use gobuildkey::policy::Grace;
+use gobuildkey::keys::{Algorithm, Principal};
+use gobuildkey::policy::actions::{Action, ActionLog, replay};
+use gobuildkey::policy::{Grace, Policy};
+use gobuildkey::secret_file::WriteError;
 
-use crate::cli::{PolicyArgs, PrincipalArgs};
-use crate::exit::Exit;
+use crate::cli::{PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs};
+use crate::exit::{Exit, Refused};
 use crate::output;
 use serde_json::json;
 
-/// Marks a principal revoked (`revoked = true`) or reinstates it.
-pub fn revoke(args: &PrincipalArgs, revoked: bool) -> Result<Exit> {
-    let mut policy = super::load_policy(&args.master)?;
-    let mut state = policy.state(&args.principal);
+/// Marks a principal revoked (`revoked = true`).
+pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
+    let target = &args.target;
+    let store = super::policy_store(&target.master, &target.edit)?;
+    super::edit_policy(&store, &target.edit, |policy| {
+        if !args.allow_unknown && policy.state_ref(&target.principal).is_none() {
+            let log = ActionLog::beside(store.path()).read()?;
+            if !log
+                .iter()
+                .any(|a| a.principal.as_deref() == Some(target.principal.as_str()))
+            {
+                return Err(unknown(&target.principal, policy, &log).into());
+            }
+        }
+        set_revoked(policy, target, true)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// Undoes `revoke`.
+pub fn reinstate(args: &PrincipalArgs) -> Result<Exit> {
+    let store = super::policy_store(&args.master, &args.edit)?;
+    super::edit_policy(&store, &args.edit, |policy| {
+        set_revoked(policy, args, false)
+    })?;
+    Ok(Exit::Ok)
+}
+
+fn set_revoked(
+    policy: &mut Policy,
+    args: &PrincipalArgs,
+    revoked: bool,
+) -> Result<super::Edited<()>> {
     let p = &args.principal;
+    let mut state = policy.state(p);
     let command = if revoked { "revoke" } else { "reinstate" };
     let changed = state.revoked != revoked;
+    let would = if args.edit.dry_run { "would have " } else { "" };
     let human = if !changed {
         format!(
             "{p} is already {}",
             if revoked { "revoked" } else { "not revoked" }
         )
     } else if revoked {
-        format!("revoked {p}: every key of it is refused (undo: gobuildkey reinstate {p})")
+        format!("{would}revoked {p}: every key of it is refused (undo: gobuildkey reinstate {p})")
     } else {
         format!(
-            "reinstated {p}: its generation-{} key verifies again",
+            "{would}reinstated {p}: its generation-{} key verifies again",
             state.generation
         )
     };
+    let mut action = None;
     if changed {
         state.revoked = revoked;
         policy.set_state(p, &state)?;
-        policy.save()?;
+        action = Some(Action::new(command).on(p, &state));
     }
     output::report(
         command,
         &human,
-        json!({ "principal": p.as_str(), "revoked": revoked, "changed": changed }),
+        json!({ "principal": p.as_str(), "revoked": revoked, "changed": changed, "dry_run": args.edit.dry_run }),
     );
-    Ok(Exit::Ok)
+    Ok(super::Edited { value: (), action })
+}
+
+/// The refusal to revoke a name the farm never knew, with the names it knows that are close.
+fn unknown(principal: &Principal, policy: &Policy, log: &[Action]) -> Refused {
+    let name = principal.as_str();
+    let mut near: Vec<&str> = policy
+        .principals()
+        .map(|(p, _)| p.as_str())
+        .chain(log.iter().filter_map(|a| a.principal.as_deref()))
+        .filter(|known| {
+            strsim::damerau_levenshtein(known, name) <= 3 || strsim::jaro_winkler(known, name) > 0.9
+        })
+        .collect();
+    near.sort_unstable();
+    near.dedup();
+    near.truncate(5);
+    let hint = match near.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (did you mean {one}?)"),
+        many => format!(" (did you mean one of {}?)", many.join(", ")),
+    };
+    Refused::new(
+        Exit::Invalid,
+        format!(
+            "{name} is not in the policy, and no action in the log names it{hint}: nothing was \
+             revoked. Check the name; to revoke it anyway (a principal minted before the policy \
+             or the log existed), pass --allow-unknown"
+        ),
+    )
 }
 
 /// Ends a principal's grace period: its previous key stops verifying.
 pub fn end_grace(args: &PrincipalArgs) -> Result<Exit> {
-    let mut policy = super::load_policy(&args.master)?;
-    let mut state = policy.state(&args.principal);
-    let p = &args.principal;
-    let changed = state.keep_previous != Grace::None;
-    let human = if changed {
-        format!(
-            "ended the grace period of {p}: only its generation-{} key verifies",
-            state.generation
-        )
+    let store = super::policy_store(&args.master, &args.edit)?;
+    super::edit_policy(&store, &args.edit, |policy| {
+        let mut state = policy.state(&args.principal);
+        let p = &args.principal;
+        let changed = state.keep_previous != Grace::None;
+        let would = if args.edit.dry_run { "would have " } else { "" };
+        let human = if changed {
+            format!(
+                "{would}ended the grace period of {p}: only its generation-{} key verifies",
+                state.generation
+            )
+        } else {
+            format!("{p} has no grace period")
+        };
+        let mut action = None;
+        if changed {
+            state.keep_previous = Grace::None;
+            policy.set_state(p, &state)?;
+            action = Some(Action::new("end-grace").on(p, &state));
+        }
+        output::report(
+            "end-grace",
+            &human,
+            json!({ "principal": p.as_str(), "changed": changed, "generation": state.generation, "dry_run": args.edit.dry_run }),
+        );
+        Ok(super::Edited { value: (), action })
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `gobuildkey policy init`: creates the policy; with `--from-log`, rebuilt from the log.
+pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let path = store.path().to_owned();
+    let log = ActionLog::beside(&path);
+    let policy = if args.from_log {
+        let actions = log.read()?;
+        if actions.is_empty() {
+            return Err(Refused::new(
+                Exit::NoInput,
+                format!(
+                    "there is no action log at {} to rebuild the policy from: restore the policy from its backup",
+                    log.path().display()
+                ),
+            )
+            .into());
+        }
+        replay(&actions, &path)?
     } else {
-        format!("{p} has no grace period")
+        if log.exists() {
+            return Err(Refused::new(
+                Exit::CantCreate,
+                format!(
+                    "an action log is at {}: this farm had a policy, and a new empty one would make \
+                     every key it revoked verify again. Restore the policy from its backup, or \
+                     rebuild it from the log with `gobuildkey policy init --from-log`",
+                    log.path().display()
+                ),
+            )
+            .into());
+        }
+        Policy::template(&path)
     };
-    if changed {
-        state.keep_previous = Grace::None;
-        policy.set_state(p, &state)?;
-        policy.save()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        gobuildkey::secret_file::create_private_dir(dir)
+            .map_err(|error| WriteError::CreateDir {
+                path: dir.to_owned(),
+                error,
+            })
+            .map_err(gobuildkey::policy::PolicyError::Write)?;
+    }
+    let lock = store.lock(|_| {})?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(gobuildkey::policy::PolicyError::Write(WriteError::Exists { path }).into());
+    }
+    let mut action = Action::new("policy init");
+    action.reason.clone_from(&args.edit.reason);
+    if args.from_log {
+        action.reason = Some(match action.reason {
+            Some(reason) => format!("rebuilt from the action log: {reason}"),
+            None => "rebuilt from the action log".into(),
+        });
+    }
+    let principals = policy.principals().count();
+    if args.edit.dry_run {
+        output::note(&format!(
+            "dry run: nothing was written; {} would hold:\n{}",
+            path.display(),
+            policy.to_text()
+        ));
+    } else {
+        log.append(&action)?;
+        lock.create(&policy)?;
     }
     output::report(
-        "end-grace",
-        &human,
-        json!({ "principal": p.as_str(), "changed": changed, "generation": state.generation }),
+        "policy init",
+        &format!(
+            "{} policy {}{}",
+            if args.edit.dry_run {
+                "would create"
+            } else {
+                "created"
+            },
+            path.display(),
+            if args.from_log {
+                format!(" from the action log ({principals} principals)")
+            } else {
+                String::new()
+            }
+        ),
+        json!({ "policy": path, "from_log": args.from_log, "principals": principals, "dry_run": args.edit.dry_run }),
     );
     Ok(Exit::Ok)
 }
 
 /// Shows the masters and every principal the policy names; `--stale`, the ones to re-mint.
 pub fn show(args: &PolicyArgs) -> Result<Exit> {
+    if let Some(PolicyCommand::Init(init_args)) = &args.action {
+        return init(init_args);
+    }
     let policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?;
     let verifier =
@@ -99,8 +256,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
 
     let keyring = policy.load_keyring()?;
     let mut lines = vec![match policy.path() {
-        Some(path) if path.exists() => format!("policy: {}", path.display()),
-        Some(path) => format!("policy: {} (not created yet)", path.display()),
+        Some(path) => format!("policy: {}", path.display()),
         None => "policy: none".to_owned(),
     }];
     lines.push("masters:".into());

@@ -9,18 +9,12 @@ use crate::cli::RotateArgs;
 use crate::exit::{Exit, Refused};
 use crate::output;
 
-/// Raises the generation, sets the grace period, saves the policy, prints the new key.
+/// Raises the generation, sets the grace period, saves the policy (under its lock), prints
+/// the new key.
 pub fn run(args: &RotateArgs) -> Result<Exit> {
     let master = args.master.source()?.load()?;
-    let mut policy = super::load_policy(&args.master)?;
-    let mut state = policy.state(&args.principal);
-    // Generations are written as TOML integers, which stop at i64::MAX.
-    state.generation = state
-        .generation
-        .checked_add(1)
-        .filter(|&g| i64::try_from(g).is_ok())
-        .ok_or_else(|| Refused::new(Exit::DataErr, "the generation cannot go higher"))?;
-    state.keep_previous = if args.keep_previous {
+    let store = super::policy_store(&args.master, &args.edit)?;
+    let keep_previous = if args.keep_previous {
         Grace::Open
     } else if let Some(until) = args.keep_previous_until {
         Grace::Until(until)
@@ -29,9 +23,41 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     } else {
         Grace::None
     };
+    let (key, state) = super::edit_policy(&store, &args.edit, |policy| {
+        let mut state = policy.state(&args.principal);
+        if state.keep_previous.active_at(jiff::Timestamp::now()) && !args.discard_previous {
+            return Err(in_grace(&args.principal, &state).into());
+        }
+        // Generations are written as TOML integers, which stop at i64::MAX.
+        state.generation = state
+            .generation
+            .checked_add(1)
+            .filter(|&g| i64::try_from(g).is_ok())
+            .ok_or_else(|| Refused::new(Exit::DataErr, "the generation cannot go higher"))?;
+        state.keep_previous = keep_previous;
+        let key =
+            Deriver::new(&master, args.alg).derive_generation(&args.principal, state.generation);
+        let action = super::record_minted(
+            policy,
+            "rotate",
+            &args.principal,
+            state.clone(),
+            &master,
+            &key,
+        )?;
+        Ok(super::Edited {
+            value: (key, state),
+            action,
+        })
+    })?;
     let generation = state.generation;
-    let key = Deriver::new(&master, args.alg).derive_generation(&args.principal, generation);
-    super::record_minted(&mut policy, &args.principal, state.clone(), &master)?;
+    if args.edit.dry_run {
+        output::note(&format!(
+            "dry run: {} would move to generation {generation}; no key was printed",
+            args.principal
+        ));
+        return Ok(Exit::Ok);
+    }
     let keep_previous = super::policy::grace_json(state.keep_previous);
     super::emit_key(
         "rotate",
@@ -62,6 +88,25 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// The refusal to rotate a principal whose previous key, handed out already, is still in
+/// its grace period: rotating again would cut it off at once.
+fn in_grace(
+    principal: &gobuildkey::keys::Principal,
+    state: &gobuildkey::policy::PrincipalState,
+) -> Refused {
+    Refused::new(
+        Exit::Invalid,
+        format!(
+            "the previous key of {principal} (generation {}) still verifies {}: rotating again \
+             now would stop it at once, on the machines that have not switched yet; rotate \
+             after that, end the grace period first (`gobuildkey end-grace {principal}`), or \
+             pass --discard-previous",
+            state.generation.saturating_sub(1),
+            state.keep_previous
+        ),
+    )
 }
 
 /// The moment `length` from now. Days, weeks and months are calendar units in UTC.

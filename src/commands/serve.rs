@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -17,6 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use jiff::Timestamp;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
@@ -38,11 +39,88 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const MAX_TRACKED_CLIENTS: usize = 100_000;
 
 struct State {
-    /// `None` after a failed reload: every verification answers 503 until one succeeds.
-    verifier: RwLock<Option<Arc<Verifier>>>,
+    /// The last good masters and policy: a failed reload keeps them (see [`Loaded`]).
+    loaded: RwLock<Loaded>,
     limiter: FailureLimiter,
     audit: Option<Mutex<AuditLog>>,
     client_ip_header: Option<String>,
+}
+
+impl State {
+    fn loaded(&self) -> RwLockReadGuard<'_, Loaded> {
+        self.loaded.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the service answers from. `serve` refuses to start without valid masters and
+/// policy, so there always is a verifier: a failed reload keeps the last good one (with
+/// every revocation it had) and marks it stale, as nginx keeps its configuration after a
+/// bad reload. One broken policy edit must not refuse a whole farm's registrations.
+struct Loaded {
+    verifier: Arc<Verifier>,
+    /// When `verifier` was loaded.
+    loaded_at: Timestamp,
+    /// Set by a failed reload, cleared by a successful one.
+    stale: Option<Stale>,
+}
+
+/// The failed reloads since the last good one.
+struct Stale {
+    /// The last failed reload's error, on one line.
+    error: String,
+    /// The first failed reload's time.
+    since: Timestamp,
+}
+
+impl Loaded {
+    fn new(verifier: Verifier) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            loaded_at: Timestamp::now(),
+            stale: None,
+        }
+    }
+
+    /// Records a failed reload, keeping the verifier.
+    fn failed(&mut self, error: String) {
+        match &mut self.stale {
+            Some(stale) => stale.error = error,
+            None => {
+                self.stale = Some(Stale {
+                    error,
+                    since: Timestamp::now(),
+                });
+            }
+        }
+    }
+
+    /// The body of `GET /healthz`: `{"state":"ok","loaded_at":…}`, or after a failed
+    /// reload `{"state":"stale","error":…,"since":…,"loaded_at":…}` (times in RFC 3339,
+    /// UTC).
+    fn health(&self) -> String {
+        let loaded_at = self.loaded_at.to_string();
+        let body = match &self.stale {
+            None => serde_json::json!({ "state": "ok", "loaded_at": loaded_at }),
+            Some(stale) => serde_json::json!({
+                "state": "stale",
+                "error": stale.error,
+                "since": stale.since.to_string(),
+                "loaded_at": loaded_at,
+            }),
+        };
+        format!("{body}\n")
+    }
+}
+
+/// An error on one line (`{:#}` of anyhow, the lines of a parser's message joined), for
+/// the log and the health body.
+fn one_line(error: &impl std::fmt::Display) -> String {
+    format!("{error:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Loads the masters and policy (failing before listening if they are bad), then serves
@@ -52,7 +130,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
     let verifier = load(&args)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let state = Arc::new(State {
-        verifier: RwLock::new(Some(Arc::new(verifier))),
+        loaded: RwLock::new(Loaded::new(verifier)),
         limiter: FailureLimiter::new(args.max_failures, FAILURE_WINDOW, MAX_TRACKED_CLIENTS),
         audit: audit.map(Mutex::new),
         client_ip_header: args.client_ip_header.clone(),
@@ -118,22 +196,26 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
             _ = hangup.recv() => {
                 let loader = Arc::clone(&args);
                 let reloaded = tokio::task::spawn_blocking(move || load(&loader)).await;
-                let mut current = state.verifier.write().unwrap_or_else(PoisonError::into_inner);
-                match reloaded {
+                let error = match reloaded {
                     Ok(Ok(verifier)) => {
-                        *current = Some(Arc::new(verifier));
+                        *state.loaded.write().unwrap_or_else(PoisonError::into_inner) =
+                            Loaded::new(verifier);
                         eprintln!("gobuildkey serve: reloaded the masters and the policy");
+                        continue;
                     }
-                    Ok(Err(e)) => {
-                        // Fail closed: a policy that cannot be read may hold a revocation.
-                        *current = None;
-                        eprintln!("gobuildkey serve: reload failed, answering 503 until a reload succeeds: {e:#}");
-                    }
-                    Err(e) => {
-                        *current = None;
-                        eprintln!("gobuildkey serve: reload failed: {e}");
-                    }
-                }
+                    Ok(Err(e)) => one_line(&e),
+                    Err(e) => one_line(&e),
+                };
+                // Keep answering from the last good state: it still holds every revocation
+                // it had. /healthz reports it stale until a reload succeeds.
+                let loaded_at = {
+                    let mut loaded = state.loaded.write().unwrap_or_else(PoisonError::into_inner);
+                    loaded.failed(error.clone());
+                    loaded.loaded_at
+                };
+                eprintln!(
+                    "gobuildkey serve: reload failed, keeping the last good masters and policy (loaded at {loaded_at}): {error}"
+                );
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -147,15 +229,11 @@ fn handle(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
     let path = req.uri().path();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     match (read_only, path) {
+        // 200 even when stale: the replica still answers from its last good state, and
+        // taking every replica out for one broken policy edit would refuse the whole farm.
         (true, "/healthz") => {
-            if loaded(state).is_some() {
-                respond(StatusCode::OK, "ok\n")
-            } else {
-                respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no valid masters and policy loaded\n",
-                )
-            }
+            let body = state.loaded().health();
+            response(StatusCode::OK, "application/json", Bytes::from(body))
         }
         (true, "/verify") => verify(state, peer, req),
         (false, "/verify" | "/healthz") => respond(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
@@ -175,12 +253,7 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
             "too many failed attempts: try again later\n",
         );
     }
-    let Some(verifier) = loaded(state) else {
-        return respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no valid masters and policy loaded\n",
-        );
-    };
+    let verifier = Arc::clone(&state.loaded().verifier);
     let values = |name: &str| -> Vec<&[u8]> {
         req.headers()
             .get_all(name)
@@ -188,7 +261,7 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
             .map(HeaderValue::as_bytes)
             .collect()
     };
-    let now = jiff::Timestamp::now();
+    let now = Timestamp::now();
     let key_values = values(KEY_HEADER);
     let answer = service::answer(&verifier, &values(HOST_TYPE_HEADER), &key_values, now);
     if answer.is_failure() {
@@ -219,14 +292,6 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
     respond(status, answer.body)
 }
 
-fn loaded(state: &State) -> Option<Arc<Verifier>> {
-    state
-        .verifier
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-}
-
 /// The client's address: the peer's, or, behind a proxy that sets it, the header's.
 fn client_address(state: &State, peer: IpAddr, req: &Request<Incoming>) -> IpAddr {
     state
@@ -238,12 +303,20 @@ fn client_address(state: &State, peer: IpAddr, req: &Request<Incoming>) -> IpAdd
         .unwrap_or(peer)
 }
 
+/// A one-line plain-text answer.
 fn respond(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

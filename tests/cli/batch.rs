@@ -13,7 +13,10 @@ use crate::common::{ARM, ARM_KEY, ARM_KEY_MD5, TestEnv};
 #[test]
 fn answers_every_line_in_order_with_reasons() {
     let env = TestEnv::new().with_master();
-    env.cmd().args(["revoke", "host-gone"]).assert().success();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-gone"])
+        .assert()
+        .success();
     let input = format!(
         "{ARM} {ARM_KEY}\nhost-other {ARM_KEY}\nhost-gone {ARM_KEY}\nuser-x {ARM_KEY}\n{ARM} {ARM_KEY_MD5}\n\ngarbage\n../x {ARM_KEY}\n{ARM} {ARM_KEY}\n"
     );

@@ -17,6 +17,8 @@ pub const ARM_KEY_MD5: &str = "8b0c4698fea7bcd887bffbcc277a1934";
 pub const OTHER_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 /// A principal with known keys.
 pub const ARM: &str = "host-linux-arm-aws";
+/// A policy naming no principal.
+pub const EMPTY_POLICY: &str = "# test policy\n[principals]\n";
 
 /// A temporary home folder for one test.
 pub struct TestEnv {
@@ -48,7 +50,7 @@ fn unprivileged_binary() -> &'static Path {
 
 /// Every command and subcommand, for the tests that go through all of them; [`commands`]
 /// leaves out those this build does not have.
-const COMMANDS: [&[&str]; 19] = [
+const COMMANDS: [&[&str]; 21] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -61,6 +63,8 @@ const COMMANDS: [&[&str]; 19] = [
     &["revoke"],
     &["reinstate"],
     &["policy"],
+    &["policy", "init"],
+    &["log"],
     &["master", "rotate"],
     &["master", "add"],
     &["master", "retire"],
@@ -153,10 +157,24 @@ impl TestEnv {
         self.path(&format!(".gobuildkey-{principal}"))
     }
 
-    /// Writes [`MASTER`] with whitespace around it, as a hand-made master file might be.
+    /// Writes [`MASTER`] with whitespace around it, as a hand-made master file might be, and
+    /// an empty policy beside it (as `gobuildkey policy init` would).
     pub fn with_master(self) -> Self {
         self.write_master(format!("\n  {MASTER}\t\r\n").as_bytes(), 0o600);
+        self.write_policy(EMPTY_POLICY);
         self
+    }
+
+    /// Where the policy lives by default: beside the default master.
+    pub fn policy_path(&self) -> PathBuf {
+        self.home.path().join("keys/gobuildkey.toml")
+    }
+
+    /// Writes the policy at the default path, mode 0600.
+    pub fn write_policy(&self, text: &str) -> PathBuf {
+        let path = self.policy_path();
+        write_file(&path, text, 0o600);
+        path
     }
 
     /// A path under the home folder.

@@ -74,8 +74,24 @@ fn force_replaces_and_makes_private() {
     let content = fs::read_to_string(&path).unwrap();
     assert_eq!(content.len(), 65);
     assert_eq!(mode(&path), 0o600);
-    // Nothing left behind: no temporary file beside the master.
-    assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    // The old master is moved aside, not destroyed; no temporary file is left behind.
+    let names = crate::common::names(path.parent().unwrap());
+    let replaced: Vec<_> = names
+        .iter()
+        .filter(|n| n.starts_with("gobuilder-master.key.replaced-"))
+        .collect();
+    assert_eq!(replaced.len(), 1, "{names:?}");
+    let kept = path.with_file_name(replaced[0]);
+    assert_eq!(
+        fs::read(&kept).unwrap(),
+        b"an existing master of 32 bytes!!\n"
+    );
+    assert_eq!(mode(&kept), 0o600);
+    assert_eq!(
+        names.len(),
+        5,
+        "master, replaced, policy, its lock, action log: {names:?}"
+    );
 }
 
 #[test]

@@ -139,6 +139,7 @@ fn failure_paths_never_show_the_master_or_the_key() {
     fs::write(env.master_path(), "short\n").unwrap();
     run(&case(&["mint", ARM], ""));
     fs::write(env.master_path(), format!("{MASTER}\n")).unwrap();
+    env.write_policy(crate::common::EMPTY_POLICY);
 
     // The service's refusals and its log.
     #[cfg(feature = "serve")]

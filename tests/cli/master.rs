@@ -62,8 +62,8 @@ fn the_runbook_replace_remint_retire() {
     assert_eq!(verifies(&env, ARM, &new_key), 0);
     assert_eq!(
         names(&env.path("keys")).len(),
-        3,
-        "master, kept copy, policy: {:?}",
+        5,
+        "master, kept copy, policy, its lock, action log: {:?}",
         names(&env.path("keys"))
     );
 }

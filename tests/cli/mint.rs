@@ -8,7 +8,8 @@ use gobuildkey::keys::Fingerprint;
 use predicates::str::contains;
 
 use crate::common::{
-    ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, all_output, assert_no_secret, vectors, write_file,
+    ARM, ARM_KEY, ARM_KEY_MD5, EMPTY_POLICY, MASTER, TestEnv, all_output, assert_no_secret,
+    vectors, write_file,
 };
 
 #[test]
@@ -56,6 +57,7 @@ fn explicit_default_algorithm_is_sha256() {
 #[test]
 fn known_answers() {
     let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
     let mut checked = 0;
     for v in vectors().iter().filter(|v| v.master.len() >= 16) {
         env.write_master(format!("\t{}\n\n", v.master).as_bytes(), 0o600);
@@ -186,6 +188,7 @@ fn owner_only_modes_are_accepted() {
     for mode in [0o600, 0o400] {
         let env = TestEnv::new();
         env.write_master(format!("{MASTER}\n").as_bytes(), mode);
+        env.write_policy(EMPTY_POLICY);
         env.cmd()
             .args(["mint", ARM])
             .assert()
@@ -239,6 +242,7 @@ fn master_behind_a_link_is_read() {
     let env = TestEnv::new();
     let real = env.path("real.key");
     write_file(&real, MASTER, 0o600);
+    write_file(&env.path("gobuildkey.toml"), EMPTY_POLICY, 0o600);
     symlink(&real, env.path("link.key")).unwrap();
     env.cmd()
         .args(["mint", ARM, "--master-key"])
@@ -253,6 +257,7 @@ fn master_from_flag_or_environment() {
     let env = TestEnv::new();
     let path = env.path("elsewhere.key");
     write_file(&path, MASTER, 0o600);
+    write_file(&env.path("gobuildkey.toml"), EMPTY_POLICY, 0o600);
     env.cmd()
         .args(["mint", ARM, "--master-key"])
         .arg(&path)
@@ -268,6 +273,7 @@ fn master_from_flag_or_environment() {
 #[test]
 fn master_from_a_command() {
     let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
     let command = format!("printf '  {MASTER}\\n'");
     env.cmd()
         .args(["mint", ARM, "--master-key-command", &command])

@@ -17,7 +17,10 @@ fn shows_masters_and_principals_without_secrets() {
         .args(["rotate", "--keep-previous", ARM])
         .assert()
         .success();
-    env.cmd().args(["revoke", "host-x"]).assert().success();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .assert()
+        .success();
     let out = env
         .cmd()
         .arg("policy")
@@ -104,7 +107,7 @@ fn bad_policy_files_fail_closed_with_line_and_column() {
             .code(predicates::ord::ge(3))
             .stdout("");
         env.cmd()
-            .args(["revoke", ARM])
+            .args(["revoke", "--allow-unknown", ARM])
             .assert()
             .code(predicates::ord::ge(3));
         assert_eq!(
@@ -145,7 +148,7 @@ fn a_policy_others_may_write_is_refused() {
         .write_stdin(ARM_KEY)
         .assert()
         .code(77)
-        .stderr(contains("chmod 600"));
+        .stderr(contains("chmod go-w"));
 }
 
 #[test]
@@ -154,11 +157,23 @@ fn policy_from_flag_or_environment() {
     let elsewhere = env.path("farm/policy.toml");
     env.cmd()
         .env("GOBUILDKEY_POLICY", &elsewhere)
-        .args(["revoke", ARM])
+        .args(["policy", "init"])
         .assert()
         .success();
-    assert!(elsewhere.exists());
-    assert!(!env.path("keys/gobuildkey.toml").exists());
+    env.cmd()
+        .env("GOBUILDKEY_POLICY", &elsewhere)
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    assert!(
+        fs::read_to_string(&elsewhere)
+            .unwrap()
+            .contains("revoked = true")
+    );
+    assert_eq!(
+        fs::read_to_string(env.policy_path()).unwrap(),
+        crate::common::EMPTY_POLICY
+    );
     env.cmd()
         .args(["verify", ARM])
         .write_stdin(ARM_KEY)

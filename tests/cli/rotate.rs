@@ -5,7 +5,7 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, TestEnv, mode, stdout_of, verifies};
+use crate::common::{ARM, ARM_KEY, EMPTY_POLICY, TestEnv, mode, stdout_of, verifies};
 
 const OTHER: &str = "host-darwin-amd64-12_0";
 
@@ -124,7 +124,7 @@ fn a_grace_that_would_be_over_already_is_refused() {
         .assert()
         .code(2)
         .stderr(contains("too far in the future"));
-    assert!(!env.path("keys/gobuildkey.toml").exists());
+    assert_eq!(fs::read_to_string(env.policy_path()).unwrap(), EMPTY_POLICY);
     assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
 }
 
@@ -157,7 +157,7 @@ fn bad_dates_and_both_grace_flags_are_usage_errors() {
         ])
         .assert()
         .code(2);
-    assert!(!env.path("keys/gobuildkey.toml").exists());
+    assert_eq!(fs::read_to_string(env.policy_path()).unwrap(), EMPTY_POLICY);
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn revoke_refuses_every_key_and_reinstate_undoes_it() {
     let env = TestEnv::new().with_master();
     let g1 = stdout(&env, &["rotate", "--keep-previous", ARM]);
     env.cmd()
-        .args(["revoke", ARM])
+        .args(["revoke", "--allow-unknown", ARM])
         .assert()
         .success()
         .stdout(contains("revoked host-linux-arm-aws"));
@@ -187,7 +187,7 @@ fn revoke_refuses_every_key_and_reinstate_undoes_it() {
         .stdout("")
         .stderr(contains("gobuildkey reinstate host-linux-arm-aws"));
     env.cmd()
-        .args(["revoke", ARM])
+        .args(["revoke", "--allow-unknown", ARM])
         .assert()
         .success()
         .stdout(contains("already revoked"));
@@ -211,7 +211,12 @@ fn revoke_needs_no_master_but_never_fails_open() {
     let env = TestEnv::new();
     let policy = env.path("farm.toml");
     env.cmd()
-        .args(["revoke", ARM, "--policy"])
+        .args(["policy", "init", "--policy"])
+        .arg(&policy)
+        .assert()
+        .success();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM, "--policy"])
         .arg(&policy)
         .assert()
         .success();

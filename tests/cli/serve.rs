@@ -1,25 +1,60 @@
 //! `gobuildkey serve`: the HTTP verification service, on loopback.
 
-use std::io::Read;
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret};
+use serde_json::Value;
+
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, stdout_of};
 use crate::server::{http_get, http_raw};
 
 fn registration(key: &str) -> [(&'static str, String); 3] {
+    registration_as(ARM, key)
+}
+
+fn registration_as(principal: &str, key: &str) -> [(&'static str, String); 3] {
     [
-        ("X-Go-Host-Type", ARM.to_owned()),
+        ("X-Go-Host-Type", principal.to_owned()),
         ("X-Go-Builder-Key", key.to_owned()),
         ("X-Go-Builder-Hostname", "builder-7".to_owned()),
     ]
 }
 
-fn get(addr: std::net::SocketAddr, headers: &[(&str, String)]) -> u16 {
+fn get(addr: SocketAddr, headers: &[(&str, String)]) -> u16 {
     let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     http_get(addr, "/verify", &headers).0
+}
+
+/// `GET /healthz`, which must answer 200 with a JSON object: the object.
+fn health(addr: SocketAddr) -> Value {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{response}");
+    assert!(
+        head.lines()
+            .any(|line| line.eq_ignore_ascii_case("content-type: application/json")),
+        "{response}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}
+
+/// A time of the health object: RFC 3339, UTC.
+fn time(health: &Value, field: &str) -> jiff::Timestamp {
+    let text = health[field].as_str().unwrap_or_else(|| panic!("{health}"));
+    assert!(text.ends_with('Z'), "{health}");
+    text.parse().unwrap_or_else(|e| panic!("{e}: {health}"))
 }
 
 #[test]
@@ -60,7 +95,17 @@ fn answers_by_the_agents_headers() {
         ),
         403
     );
-    assert_eq!(http_get(a, "/healthz", &[]), (200, "ok\n".to_owned()));
+    let healthy = health(a);
+    assert_eq!(healthy["state"], "ok", "{healthy}");
+    assert!(time(&healthy, "loaded_at") <= jiff::Timestamp::now());
+    assert_eq!(healthy.as_object().unwrap().len(), 2, "{healthy}");
+    assert_eq!(
+        http_raw(
+            a,
+            b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ),
+        (200, String::new())
+    );
     assert_eq!(http_get(a, "/", &[]).0, 404);
     assert_eq!(
         http_raw(
@@ -79,13 +124,15 @@ fn answers_by_the_agents_headers() {
 }
 
 #[test]
-fn sighup_reloads_without_dropping_requests_and_fails_closed() {
+fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_good_state() {
     let env = TestEnv::new().with_master();
+    let amd64 = "host-linux-amd64-x";
+    let amd64_key = stdout_of(env.cmd().args(["mint", amd64])).trim().to_owned();
     // No rate limit: the hammering client below fails often once the principal is revoked.
     let server = env.serve(&["--max-failures", "0"]);
     let a = server.addr;
-    // A client hammering the service throughout: every answer is 200 or 403, never an
-    // error or a dropped connection.
+    // A client hammering the service throughout, failed reloads included: every answer is
+    // 200 or 403, never a 503, an error or a dropped connection.
     let stop = Arc::new(AtomicBool::new(false));
     let hammer = {
         let stop = Arc::clone(&stop);
@@ -97,7 +144,11 @@ fn sighup_reloads_without_dropping_requests_and_fails_closed() {
             answers
         })
     };
-    env.cmd().args(["revoke", ARM]).assert().success();
+    let started = health(a);
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
     server.signal("HUP");
     server.wait_for_log("reloaded the masters and the policy");
     assert_eq!(get(a, &registration(ARM_KEY)), 403);
@@ -105,26 +156,108 @@ fn sighup_reloads_without_dropping_requests_and_fails_closed() {
     env.cmd().args(["reinstate", ARM]).assert().success();
     server.signal("HUP");
     wait_until(|| get(a, &registration(ARM_KEY)) == 200);
-    stop.store(true, Ordering::Relaxed);
-    let answers = hammer.join().unwrap();
-    assert!(!answers.is_empty());
-    assert!(answers.iter().all(|&s| s == 200 || s == 403), "{answers:?}");
 
-    // A policy that cannot be read may hold a revocation: 503 until it is fixed.
+    // The last good state revokes ARM.
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    server.signal("HUP");
+    wait_until(|| get(a, &registration(ARM_KEY)) == 403);
+    let good = health(a);
+    assert_eq!(good["state"], "ok", "{good}");
+    assert!(time(&good, "loaded_at") > time(&started, "loaded_at"));
+    let failures = || {
+        server
+            .stderr
+            .lock()
+            .unwrap()
+            .matches("reload failed")
+            .count()
+    };
+
+    // A broken edit: the reload fails, and the service keeps answering from the last good
+    // state, its revocation included; /healthz stays 200 and says so.
     let policy = env.path("keys/gobuildkey.toml");
+    let good_policy = std::fs::read(&policy).unwrap();
     std::fs::write(
         &policy,
         "[principals.host-linux-arm-aws]\nrevoked = maybe\n",
     )
     .unwrap();
     server.signal("HUP");
-    server.wait_for_log("reload failed");
-    assert_eq!(get(a, &registration(ARM_KEY)), 503);
-    assert_eq!(http_get(a, "/healthz", &[]).0, 503);
-    std::fs::write(&policy, "").unwrap();
+    server.wait_for_log("reload failed, keeping the last good masters and policy");
+    assert_eq!(get(a, &registration(ARM_KEY)), 403);
+    assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
+    let stale = health(a);
+    assert_eq!(stale["state"], "stale", "{stale}");
+    let error = stale["error"].as_str().unwrap();
+    assert!(
+        error.contains(&policy.display().to_string()) && error.contains("not valid TOML"),
+        "{stale}"
+    );
+    assert!(!error.contains('\n'), "{stale}");
+    assert_eq!(stale["loaded_at"], good["loaded_at"], "{stale}");
+    let since = time(&stale, "since");
+    assert!(since > time(&good, "loaded_at"), "{stale}");
+    let keys: Vec<&str> = stale
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["state", "error", "since", "loaded_at"]);
+
+    // Another failed reload: the newest error, the first failure's time.
+    std::fs::write(&policy, &good_policy).unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o666)).unwrap();
     server.signal("HUP");
-    wait_until(|| get(a, &registration(ARM_KEY)) == 200);
-    assert_eq!(http_get(a, "/healthz", &[]).0, 200);
+    wait_until(|| failures() == 2);
+    assert_eq!(get(a, &registration(ARM_KEY)), 403);
+    assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
+    let still = health(a);
+    assert_eq!(still["state"], "stale", "{still}");
+    assert!(
+        still["error"]
+            .as_str()
+            .unwrap()
+            .contains("writable by group or others"),
+        "{still}"
+    );
+    assert_eq!(still["since"], stale["since"], "{still}");
+    assert_eq!(still["loaded_at"], good["loaded_at"], "{still}");
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The policy deleted: a missing policy is no "nothing revoked"; the last good state
+    // holds, revocation included.
+    std::fs::remove_file(&policy).unwrap();
+    server.signal("HUP");
+    wait_until(|| failures() == 3);
+    assert_eq!(get(a, &registration(ARM_KEY)), 403);
+    assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
+    let gone = health(a);
+    assert_eq!(gone["state"], "stale", "{gone}");
+    assert!(
+        gone["error"].as_str().unwrap().contains("does not exist"),
+        "{gone}"
+    );
+    assert_eq!(gone["since"], stale["since"], "{gone}");
+    std::fs::write(&policy, &good_policy).unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Fixed: the next reload is good again.
+    server.signal("HUP");
+    wait_until(|| health(a)["state"] == "ok");
+    let fixed = health(a);
+    assert!(time(&fixed, "loaded_at") > since, "{fixed}");
+    assert_eq!(fixed.as_object().unwrap().len(), 2, "{fixed}");
+    assert_eq!(get(a, &registration(ARM_KEY)), 403);
+    assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
+    assert_eq!(failures(), 3, "one log line per failed reload");
+
+    stop.store(true, Ordering::Relaxed);
+    let answers = hammer.join().unwrap();
+    assert!(!answers.is_empty());
+    assert!(answers.iter().all(|&s| s == 200 || s == 403), "{answers:?}");
 }
 
 fn wait_until(mut ok: impl FnMut() -> bool) {

@@ -37,6 +37,8 @@ fn help_pages() {
 #[test]
 fn main_error_messages() {
     let env = TestEnv::new();
+    let policy = env.write_policy(crate::common::EMPTY_POLICY);
+    let policy = policy.to_str().unwrap();
     let err = |args: &[&str], home: &str, stdin: &str| {
         let out = env
             .cmd()
@@ -63,6 +65,8 @@ fn main_error_messages() {
                 "host-a",
                 "--master-key-command",
                 "echo a-master-of-at-least-16-bytes",
+                "--policy",
+                policy,
             ],
             "/nonexistent-gobuildkey-home",
             "not a key",
@@ -77,7 +81,7 @@ fn main_error_messages() {
                 "--master-key-command",
                 "echo a-master-of-at-least-16-bytes",
                 "--policy",
-                "/nonexistent-policy.toml",
+                policy,
             ],
             "/nonexistent-gobuildkey-home",
             &"0".repeat(64),

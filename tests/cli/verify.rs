@@ -116,6 +116,7 @@ fn another_principals_key_is_invalid() {
 #[test]
 fn known_answers_verify() {
     let env = TestEnv::new();
+    env.write_policy(crate::common::EMPTY_POLICY);
     for v in vectors().iter().filter(|v| v.master.len() >= 16).step_by(7) {
         env.write_master(format!("{}\n", v.master).as_bytes(), 0o600);
         env.cmd()

@@ -15,24 +15,35 @@
 //! revoked = true                        # no key of it verifies
 //! ```
 //!
-//! No file means every principal is at generation 0 with nothing revoked: exactly the
-//! keys of Go's `genbuilderkey`. The tool edits the file through `toml_edit`, so comments,
-//! order and layout of hand edits survive; it is written atomically with mode 0600, and
-//! refused when others may write it (they could reinstate a principal or add a master).
-//! Any error in it — syntax, an unknown field, a wrong type — names the file, line and
-//! column, and no verification happens (fail closed).
+//! A principal the file does not name is at generation 0 with nothing revoked: exactly the
+//! keys of Go's `genbuilderkey`. The file itself is required: a missing or empty policy is
+//! an error, never "nothing revoked" (whoever deletes it must not revive every revoked
+//! key). `gobuildkey init` and `gobuildkey policy init` create it.
+//!
+//! The tool edits the file through `toml_edit`, so comments, order and layout of hand edits
+//! survive; every edit goes through [`store::Store`] (a lock, a re-read under it, an atomic
+//! replace that keeps the file's owner and mode), and the file is refused when others may
+//! write it (they could reinstate a principal or add a master). Any error in it — syntax,
+//! an unknown field, a wrong type — names the file, line and column, and no verification
+//! happens (fail closed).
+
+pub mod actions;
+mod edit;
+mod parse;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, TableLike, Value};
+use toml_edit::DocumentMut;
+
+use parse::{Ctx, timestamp_of};
 
 use crate::keys::Principal;
 use crate::master::{MasterSecret, MasterSource};
-use crate::secret_file::{self, Existing, ReadError, WriteError};
+use crate::secret_file::{self, ReadError, WriteError};
 
 /// The policy's file name, beside the master key file by default.
 pub const DEFAULT_FILE_NAME: &str = "gobuildkey.toml";
@@ -106,7 +117,6 @@ pub struct KeyringEntry {
 #[derive(Debug, Clone)]
 pub struct Policy {
     path: Option<PathBuf>,
-    exists: bool,
     doc: DocumentMut,
     principals: BTreeMap<Principal, PrincipalState>,
     keyring: Vec<KeyringEntry>,
@@ -124,51 +134,57 @@ impl Policy {
     pub fn none() -> Self {
         Self {
             path: None,
-            exists: false,
             doc: TEMPLATE.parse().unwrap_or_default(),
             principals: BTreeMap::new(),
             keyring: Vec::new(),
         }
     }
 
-    /// Loads the policy at `path`; a missing file is an empty policy that will be created
-    /// there on [`Policy::save`].
+    /// A new policy for the file at `path`, naming no principal: what `gobuildkey init`
+    /// and `gobuildkey policy init` write ([`store::Store::create`]). Its text is never
+    /// empty, so an empty file can be told apart as a truncated one.
+    #[must_use]
+    pub fn template(path: &Path) -> Self {
+        Self {
+            path: Some(path.to_owned()),
+            ..Self::none()
+        }
+    }
+
+    /// Loads the policy at `path`. The file must exist: a missing policy is an error, not
+    /// an empty policy.
     ///
     /// ```
-    /// use gobuildkey::policy::{Policy, PrincipalState};
+    /// use gobuildkey::policy::{Policy, PolicyError, PrincipalState, store::Store};
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let mut policy = Policy::load(&dir.path().join("gobuildkey.toml"))?;
+    /// let path = dir.path().join("gobuildkey.toml");
+    /// assert!(matches!(Policy::load(&path), Err(PolicyError::Missing { .. })));
+    ///
+    /// Store::new(&path).create(&Policy::template(&path))?;
+    /// let policy = Policy::load(&path)?;
     /// let host = "host-linux-arm-aws".parse()?;
     /// assert_eq!(policy.state(&host), PrincipalState::default());
-    ///
-    /// policy.set_state(&host, &PrincipalState { generation: 1, ..Default::default() })?;
-    /// policy.save()?;
-    /// let again = Policy::load(&dir.path().join("gobuildkey.toml"))?;
-    /// assert_eq!(again.state(&host).generation, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// [`PolicyError`] when the file cannot be read, may be written by others, or is not a
-    /// valid policy.
+    /// [`PolicyError`] when the file is missing, empty, cannot be read, may be written by
+    /// others, or is not a valid policy.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let file = match secret_file::read_secret_file(path, MAX_LEN) {
             Ok(file) => file,
             Err(ReadError::Missing { .. }) => {
-                return Ok(Self {
-                    path: Some(path.to_owned()),
-                    ..Self::none()
+                return Err(PolicyError::Missing {
+                    path: path.to_owned(),
                 });
             }
             Err(e) => return Err(PolicyError::Read(e)),
         };
-        if let Some(mode) = file.mode.filter(|mode| mode & 0o022 != 0) {
-            return Err(PolicyError::Writable {
-                path: path.to_owned(),
-                mode: mode & 0o7777,
-            });
-        }
+        // Whoever could write the policy could reinstate a principal, or add a keyring
+        // `command` for gobuildkey to run.
+        crate::trust::check_file(path, "the policy")
+            .map_err(|e| PolicyError::Untrusted(Box::new(e)))?;
         let contents = file.contents.ok_or_else(|| PolicyError::Invalid {
             path: path.display().to_string(),
             at: (1, 1),
@@ -179,9 +195,16 @@ impl Policy {
             at: (1, 1),
             message: "the file is not UTF-8".into(),
         })?;
-        let mut policy = Self::parse(&text, Some(path))?;
-        policy.exists = true;
-        Ok(policy)
+        if text.is_empty() {
+            return Err(PolicyError::Invalid {
+                path: path.display().to_string(),
+                at: (1, 1),
+                message: "the file is empty: a policy gobuildkey writes never is, so it was \
+                          truncated; restore it from its backup"
+                    .into(),
+            });
+        }
+        Self::parse(&text, Some(path))
     }
 
     /// Parses policy text; `path` names it in errors and anchors relative master paths.
@@ -219,7 +242,6 @@ impl Policy {
         }
         Ok(Self {
             path: path.map(Path::to_owned),
-            exists: false,
             doc: parsed.into_mut(),
             principals,
             keyring,
@@ -278,175 +300,13 @@ impl Policy {
             .collect()
     }
 
-    /// Records `state` for `principal`, keeping the rest of the document as it is.
-    ///
-    /// # Errors
-    /// [`PolicyError::Invalid`] if the document cannot hold the change (a hand edit made
-    /// `principals` something other than a table).
-    pub fn set_state(
-        &mut self,
-        principal: &Principal,
-        state: &PrincipalState,
-    ) -> Result<(), PolicyError> {
-        let path = self.shown_path();
-        let invalid = |message: &str| PolicyError::Invalid {
-            path: path.clone(),
-            at: (1, 1),
-            message: message.to_owned(),
-        };
-        let principals = self
-            .doc
-            .entry("principals")
-            .or_insert_with(|| {
-                let mut table = toml_edit::Table::new();
-                table.set_implicit(true);
-                Item::Table(table)
-            })
-            .as_table_like_mut()
-            .ok_or_else(|| invalid("`principals` is not a table"))?;
-        let entry = principals
-            .entry(principal.as_str())
-            .or_insert_with(|| Item::Table(toml_edit::Table::new()))
-            .as_table_like_mut()
-            .ok_or_else(|| invalid("a principal's entry is not a table"))?;
-        set_or_remove(
-            entry,
-            "generation",
-            (state.generation != 0).then(|| {
-                // Generations beyond i64 cannot be written; `rotate` refuses before that.
-                Value::from(i64::try_from(state.generation).unwrap_or(i64::MAX))
-            }),
-        );
-        set_or_remove(
-            entry,
-            "keep_previous",
-            match state.keep_previous {
-                Grace::None => None,
-                Grace::Open => Some(Value::from(true)),
-                Grace::Until(end) => end
-                    .to_string()
-                    .parse::<toml_edit::Datetime>()
-                    .ok()
-                    .map(Value::from),
-            },
-        );
-        set_or_remove(entry, "revoked", state.revoked.then(|| Value::from(true)));
-        set_or_remove(
-            entry,
-            "minted_under",
-            state.minted_under.as_deref().map(Value::from),
-        );
-        if entry.is_empty() {
-            principals.remove(principal.as_str());
-        }
-        self.reparse()
-    }
-
-    /// Adds a previous master to the keyring.
-    ///
-    /// # Errors
-    /// [`PolicyError::Invalid`] if `keyring.previous` is not an array.
-    pub fn add_previous_master(&mut self, source: &MasterSource) -> Result<(), PolicyError> {
-        let mut entry = InlineTable::new();
-        match source {
-            MasterSource::File(file) => {
-                let shown = self
-                    .path
-                    .as_deref()
-                    .and_then(Path::parent)
-                    .and_then(|dir| file.strip_prefix(dir).ok())
-                    .unwrap_or(file);
-                entry.insert("file", Value::from(shown.display().to_string()));
-            }
-            MasterSource::Command(command) => {
-                entry.insert(
-                    "command",
-                    Value::from(command.to_string_lossy().into_owned()),
-                );
-            }
-        }
-        let path = self.shown_path();
-        let keyring = self
-            .doc
-            .entry("keyring")
-            .or_insert_with(|| Item::Table(toml_edit::Table::new()))
-            .as_table_like_mut()
-            .ok_or_else(|| PolicyError::Invalid {
-                path: path.clone(),
-                at: (1, 1),
-                message: "`keyring` is not a table".into(),
-            })?;
-        let previous = keyring
-            .entry("previous")
-            .or_insert_with(|| Item::Value(Value::Array(Array::new())));
-        if let Some(tables) = previous.as_array_of_tables_mut() {
-            tables.push(entry.into_table());
-        } else if let Some(array) = previous.as_array_mut() {
-            array.push(entry);
-        } else {
-            return Err(PolicyError::Invalid {
-                path,
-                at: (1, 1),
-                message: "`keyring.previous` is not an array".into(),
-            });
-        }
-        self.reparse()
-    }
-
-    /// Removes the keyring's entry number `index` (0-based, in the file's order).
-    ///
-    /// # Errors
-    /// [`PolicyError::Invalid`] if there is no such entry.
-    pub fn remove_previous_master(&mut self, index: usize) -> Result<(), PolicyError> {
-        let removed = self
-            .doc
-            .get_mut("keyring")
-            .and_then(Item::as_table_like_mut)
-            .and_then(|keyring| keyring.get_mut("previous"))
-            .is_some_and(|previous| {
-                if let Some(tables) = previous.as_array_of_tables_mut() {
-                    (index < tables.len())
-                        .then(|| tables.remove(index))
-                        .is_some()
-                } else if let Some(array) = previous.as_array_mut() {
-                    (index < array.len()).then(|| array.remove(index)).is_some()
-                } else {
-                    false
-                }
-            });
-        if !removed {
-            return Err(PolicyError::Invalid {
-                path: self.shown_path(),
-                at: (1, 1),
-                message: format!("the keyring has no entry {index}"),
-            });
-        }
-        self.reparse()
-    }
-
-    /// Writes the policy to its file: atomically, mode 0600.
-    ///
-    /// # Errors
-    /// [`PolicyError::NoFile`] for a policy without a file; [`PolicyError::Write`].
-    pub fn save(&mut self) -> Result<(), PolicyError> {
-        let path = self.path.clone().ok_or(PolicyError::NoFile)?;
-        let existing = if self.exists {
-            Existing::Replace
-        } else {
-            Existing::Refuse
-        };
-        secret_file::write_secret_file(&path, self.to_text().as_bytes(), existing)?;
-        self.exists = true;
-        Ok(())
-    }
-
-    /// The document as text, as [`Policy::save`] would write it.
+    /// The document as text, as [`store::Lock::write`] writes it.
     #[must_use]
     pub fn to_text(&self) -> String {
         self.doc.to_string()
     }
 
-    fn shown_path(&self) -> String {
+    pub(crate) fn shown_path(&self) -> String {
         self.path
             .as_deref()
             .map_or_else(|| "policy".to_owned(), |p| p.display().to_string())
@@ -454,210 +314,10 @@ impl Policy {
 
     /// Rebuilds the model from the edited document, so the two never disagree and every
     /// edit passes the same checks as a loaded file.
-    fn reparse(&mut self) -> Result<(), PolicyError> {
+    pub(crate) fn reparse(&mut self) -> Result<(), PolicyError> {
         let text = self.doc.to_string();
-        let exists = self.exists;
         *self = Self::parse(&text, self.path.as_deref())?;
-        self.exists = exists;
         Ok(())
-    }
-}
-
-fn set_or_remove(table: &mut dyn TableLike, key: &str, value: Option<Value>) {
-    match value {
-        Some(value) => {
-            // Keep the comments around a value that is replaced.
-            let decor = table
-                .get(key)
-                .and_then(Item::as_value)
-                .map(|old| old.decor().clone());
-            let mut value = value;
-            if let Some(decor) = decor {
-                *value.decor_mut() = decor;
-            }
-            table.insert(key, Item::Value(value));
-        }
-        None => {
-            table.remove(key);
-        }
-    }
-}
-
-/// Parsing context: the raw text for positions, the path for messages.
-struct Ctx<'a> {
-    raw: &'a str,
-    path: &'a str,
-    dir: &'a Path,
-}
-
-impl Ctx<'_> {
-    fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
-        let offset = span.map_or(0, |s| s.start).min(self.raw.len());
-        let before = &self.raw[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
-        (line, column)
-    }
-
-    fn invalid(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
-        PolicyError::Invalid {
-            path: self.path.to_owned(),
-            at: self.position(span),
-            message,
-        }
-    }
-
-    fn table<'i>(&self, item: &'i Item, what: &str) -> Result<&'i dyn TableLike, PolicyError> {
-        item.as_table_like()
-            .ok_or_else(|| self.invalid(item.span(), format!("{what} must be a table")))
-    }
-
-    fn principals(&self, item: &Item) -> Result<BTreeMap<Principal, PrincipalState>, PolicyError> {
-        let table = self.table(item, "`principals`")?;
-        let mut out = BTreeMap::new();
-        for (name, entry) in table.iter() {
-            let key_span = table.get_key_value(name).and_then(|(k, _)| k.span());
-            let principal =
-                Principal::new(name).map_err(|e| self.invalid(key_span, e.to_string()))?;
-            let fields = self.table(entry, &format!("`principals.{name}`"))?;
-            out.insert(principal, self.state(name, fields)?);
-        }
-        Ok(out)
-    }
-
-    fn state(&self, name: &str, fields: &dyn TableLike) -> Result<PrincipalState, PolicyError> {
-        let mut state = PrincipalState::default();
-        for (field, item) in fields.iter() {
-            let wrong = |expected: &str| {
-                self.invalid(
-                    item.span(),
-                    format!("`principals.{name}.{field}` must be {expected}"),
-                )
-            };
-            match field {
-                "generation" => {
-                    state.generation = item
-                        .as_integer()
-                        .and_then(|n| u64::try_from(n).ok())
-                        .ok_or_else(|| wrong("a whole number from 0 up"))?;
-                }
-                "keep_previous" => {
-                    state.keep_previous = match item.as_value() {
-                        Some(Value::Boolean(b)) if *b.value() => Grace::Open,
-                        Some(Value::Boolean(_)) => Grace::None,
-                        Some(Value::Datetime(dt)) => {
-                            Grace::Until(timestamp_of(dt.value()).ok_or_else(|| {
-                                wrong("true, false, a date or a date and time with an offset")
-                            })?)
-                        }
-                        _ => {
-                            return Err(wrong(
-                                "true, false, a date or a date and time with an offset",
-                            ));
-                        }
-                    };
-                }
-                "revoked" => {
-                    state.revoked = item.as_bool().ok_or_else(|| wrong("true or false"))?;
-                }
-                "minted_under" => {
-                    state.minted_under =
-                        Some(item.as_str().ok_or_else(|| wrong("a string"))?.to_owned());
-                }
-                other => {
-                    let at = fields.get_key_value(other).and_then(|(k, _)| k.span());
-                    return Err(self.invalid(
-                        at,
-                        format!(
-                            "unknown field `{other}` in `principals.{name}`: expected \
-                             generation, keep_previous, revoked or minted_under"
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(state)
-    }
-
-    fn keyring(&self, item: &Item) -> Result<Vec<KeyringEntry>, PolicyError> {
-        let table = self.table(item, "`keyring`")?;
-        let mut out = Vec::new();
-        for (field, value) in table.iter() {
-            if field != "previous" {
-                let at = table.get_key_value(field).and_then(|(k, _)| k.span());
-                return Err(self.invalid(
-                    at,
-                    format!("unknown field `{field}` in `keyring`: expected `previous`"),
-                ));
-            }
-            let entries: Vec<(&dyn TableLike, Option<Range<usize>>)> =
-                if let Some(tables) = value.as_array_of_tables() {
-                    tables
-                        .iter()
-                        .map(|t| (t as &dyn TableLike, t.span()))
-                        .collect()
-                } else if let Some(array) = value.as_array() {
-                    array
-                        .iter()
-                        .map(|v| {
-                            v.as_inline_table()
-                                .map(|t| (t as &dyn TableLike, v.span()))
-                                .ok_or_else(|| {
-                                    self.invalid(
-                                        v.span(),
-                                        "each `keyring.previous` entry must be \
-                                         { file = \"...\" } or { command = \"...\" }"
-                                            .into(),
-                                    )
-                                })
-                        })
-                        .collect::<Result<_, _>>()?
-                } else {
-                    return Err(
-                        self.invalid(value.span(), "`keyring.previous` must be an array".into())
-                    );
-                };
-            for (entry, span) in entries {
-                out.push(self.keyring_entry(entry, span)?);
-            }
-        }
-        Ok(out)
-    }
-
-    fn keyring_entry(
-        &self,
-        entry: &dyn TableLike,
-        span: Option<Range<usize>>,
-    ) -> Result<KeyringEntry, PolicyError> {
-        let expected =
-            "each `keyring.previous` entry must be { file = \"...\" } or { command = \"...\" }";
-        let mut fields = entry.iter();
-        let (Some((field, value)), None) = (fields.next(), fields.next()) else {
-            return Err(self.invalid(span, expected.into()));
-        };
-        let text = value
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| self.invalid(value.span().or(span.clone()), expected.into()))?;
-        let source = match field {
-            "file" => MasterSource::File(self.dir.join(text)),
-            "command" => MasterSource::Command(text.into()),
-            _ => return Err(self.invalid(span, expected.into())),
-        };
-        Ok(KeyringEntry {
-            source,
-            at: self.position(span.or(value.span())),
-        })
-    }
-}
-
-/// A TOML date or date-time as a moment: a date alone is 00:00 UTC of that day; a time
-/// without an offset is refused (whose midnight?).
-fn timestamp_of(dt: &toml_edit::Datetime) -> Option<Timestamp> {
-    match (dt.date, dt.time, dt.offset) {
-        (Some(_), Some(_), Some(_)) => dt.to_string().parse().ok(),
-        (Some(date), None, None) => format!("{date}T00:00:00Z").parse().ok(),
-        _ => None,
     }
 }
 
@@ -689,20 +349,25 @@ pub fn parse_moment(text: &str) -> Result<Timestamp, String> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
+    /// There is no policy file. It is required: without it every revocation it held would
+    /// be forgotten.
+    #[error(
+        "policy {} does not exist, and without it every key it revoked would verify again: \
+         restore it from its backup (or `gobuildkey policy init --from-log` rebuilds it from \
+         the action log beside it); for a new farm, `gobuildkey policy init` creates an empty one",
+        path.display()
+    )]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file cannot be read, or is not a regular file.
     #[error("cannot read the policy: {0}")]
     Read(ReadError),
-    /// Group or others may write the file.
-    #[error(
-        "policy {path} may be written by others (mode {mode:04o}), who could reinstate principals or add masters: run `chmod 600 {path}`",
-        path = path.display()
-    )]
-    Writable {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// Someone but root and this user could have written or replaced the file, and so
+    /// reinstated a principal or added a keyring command to run.
+    #[error("refusing to use the policy: {0}")]
+    Untrusted(Box<crate::trust::TrustError>),
     /// Not TOML.
     #[error("policy {path}, line {}, column {}: not valid TOML: {message}", at.0, at.1)]
     Syntax {
@@ -741,6 +406,62 @@ pub enum PolicyError {
     /// The file could not be written.
     #[error("cannot write the policy: {0}")]
     Write(WriteError),
+    /// Another edit held the lock for longer than the edit would wait.
+    #[error(
+        "the policy is locked by another edit ({}) and was still locked after {}s: \
+         nothing was changed; try again when it is done (or raise --lock-timeout)",
+        pid.map_or_else(|| "lock file ".to_owned() + &path.display().to_string(), |pid| format!("pid {pid}, lock file {}", path.display())),
+        waited.as_secs_f64()
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's process id, when it left one.
+        pid: Option<u32>,
+        /// How long this edit waited.
+        waited: std::time::Duration,
+    },
+    /// The lock file cannot be opened or locked.
+    #[error("cannot lock the policy with {}: {error}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// The action log beside the policy cannot be read or appended to. An edit that cannot
+    /// be logged is not made.
+    #[error("action log {}: {error}", path.display())]
+    ActionLog {
+        /// The log.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// The policy is a symbolic link: read through, never edited through.
+    #[error(
+        "policy {} is a symbolic link (a mounted ConfigMap or Secret?): gobuildkey reads \
+         through it but never edits through it: make the change where the file comes from",
+        path.display()
+    )]
+    EditThroughLink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// The policy belongs to another user, and only root could keep it theirs.
+    #[error(
+        "policy {} belongs to uid {owner}, not to you (uid {uid}): an edit would make it \
+         yours; run the edit as that user (`sudo -u#{owner} gobuildkey …`) or as root",
+        path.display()
+    )]
+    NotOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The user running gobuildkey.
+        uid: u32,
+    },
 }
 
 impl From<WriteError> for PolicyError {
@@ -975,6 +696,19 @@ generation = 1 # rotated
     }
 
     #[test]
+    fn a_missing_or_empty_policy_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let err = Policy::load(&path).unwrap_err();
+        assert!(matches!(err, PolicyError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("backup"), "{err}");
+        std::fs::write(&path, "").unwrap();
+        let err = Policy::load(&path).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        assert!(!Policy::template(&path).to_text().is_empty());
+    }
+
+    #[test]
     fn grace_is_active_until_its_end() {
         let now: Timestamp = "2026-11-24T00:00:00Z".parse().unwrap();
         assert!(!Grace::None.active_at(now));
@@ -989,44 +723,10 @@ generation = 1 # rotated
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, "").unwrap();
+        std::fs::write(&path, "[principals]\n").unwrap();
         for (mode, ok) in [(0o600, true), (0o644, true), (0o620, false), (0o602, false)] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(Policy::load(&path).is_ok(), ok, "{mode:o}");
-        }
-    }
-
-    #[test]
-    fn saving_writes_a_private_file_and_then_replaces_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.toml");
-        let mut policy = Policy::load(&path).unwrap();
-        policy
-            .set_state(
-                &p("h"),
-                &PrincipalState {
-                    generation: 1,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        policy.save().unwrap();
-        policy
-            .set_state(
-                &p("h"),
-                &PrincipalState {
-                    generation: 2,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        policy.save().unwrap();
-        assert_eq!(Policy::load(&path).unwrap().state(&p("h")).generation, 2);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
         }
     }
 }

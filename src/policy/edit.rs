@@ -1,0 +1,176 @@
+//! Edits of the policy document that keep its layout: comments, order and hand edits survive.
+
+use toml_edit::{Array, InlineTable, Item, TableLike, Value};
+
+use super::{Grace, Policy, PolicyError, PrincipalState};
+use crate::keys::Principal;
+use crate::master::MasterSource;
+use std::path::Path;
+
+impl Policy {
+    /// Records `state` for `principal`, keeping the rest of the document as it is.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] if the document cannot hold the change (a hand edit made
+    /// `principals` something other than a table).
+    pub fn set_state(
+        &mut self,
+        principal: &Principal,
+        state: &PrincipalState,
+    ) -> Result<(), PolicyError> {
+        let path = self.shown_path();
+        let invalid = |message: &str| PolicyError::Invalid {
+            path: path.clone(),
+            at: (1, 1),
+            message: message.to_owned(),
+        };
+        let principals = self
+            .doc
+            .entry("principals")
+            .or_insert_with(|| {
+                let mut table = toml_edit::Table::new();
+                table.set_implicit(true);
+                Item::Table(table)
+            })
+            .as_table_like_mut()
+            .ok_or_else(|| invalid("`principals` is not a table"))?;
+        let entry = principals
+            .entry(principal.as_str())
+            .or_insert_with(|| Item::Table(toml_edit::Table::new()))
+            .as_table_like_mut()
+            .ok_or_else(|| invalid("a principal's entry is not a table"))?;
+        set_or_remove(
+            entry,
+            "generation",
+            (state.generation != 0).then(|| {
+                // Generations beyond i64 cannot be written; `rotate` refuses before that.
+                Value::from(i64::try_from(state.generation).unwrap_or(i64::MAX))
+            }),
+        );
+        set_or_remove(
+            entry,
+            "keep_previous",
+            match state.keep_previous {
+                Grace::None => None,
+                Grace::Open => Some(Value::from(true)),
+                Grace::Until(end) => end
+                    .to_string()
+                    .parse::<toml_edit::Datetime>()
+                    .ok()
+                    .map(Value::from),
+            },
+        );
+        set_or_remove(entry, "revoked", state.revoked.then(|| Value::from(true)));
+        set_or_remove(
+            entry,
+            "minted_under",
+            state.minted_under.as_deref().map(Value::from),
+        );
+        if entry.is_empty() {
+            principals.remove(principal.as_str());
+        }
+        self.reparse()
+    }
+
+    /// Adds a previous master to the keyring.
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] if `keyring.previous` is not an array.
+    pub fn add_previous_master(&mut self, source: &MasterSource) -> Result<(), PolicyError> {
+        let mut entry = InlineTable::new();
+        match source {
+            MasterSource::File(file) => {
+                let shown = self
+                    .path
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .and_then(|dir| file.strip_prefix(dir).ok())
+                    .unwrap_or(file);
+                entry.insert("file", Value::from(shown.display().to_string()));
+            }
+            MasterSource::Command(command) => {
+                entry.insert(
+                    "command",
+                    Value::from(command.to_string_lossy().into_owned()),
+                );
+            }
+        }
+        let path = self.shown_path();
+        let keyring = self
+            .doc
+            .entry("keyring")
+            .or_insert_with(|| Item::Table(toml_edit::Table::new()))
+            .as_table_like_mut()
+            .ok_or_else(|| PolicyError::Invalid {
+                path: path.clone(),
+                at: (1, 1),
+                message: "`keyring` is not a table".into(),
+            })?;
+        let previous = keyring
+            .entry("previous")
+            .or_insert_with(|| Item::Value(Value::Array(Array::new())));
+        if let Some(tables) = previous.as_array_of_tables_mut() {
+            tables.push(entry.into_table());
+        } else if let Some(array) = previous.as_array_mut() {
+            array.push(entry);
+        } else {
+            return Err(PolicyError::Invalid {
+                path,
+                at: (1, 1),
+                message: "`keyring.previous` is not an array".into(),
+            });
+        }
+        self.reparse()
+    }
+
+    /// Removes the keyring's entry number `index` (0-based, in the file's order).
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] if there is no such entry.
+    pub fn remove_previous_master(&mut self, index: usize) -> Result<(), PolicyError> {
+        let removed = self
+            .doc
+            .get_mut("keyring")
+            .and_then(Item::as_table_like_mut)
+            .and_then(|keyring| keyring.get_mut("previous"))
+            .is_some_and(|previous| {
+                if let Some(tables) = previous.as_array_of_tables_mut() {
+                    (index < tables.len())
+                        .then(|| tables.remove(index))
+                        .is_some()
+                } else if let Some(array) = previous.as_array_mut() {
+                    (index < array.len()).then(|| array.remove(index)).is_some()
+                } else {
+                    false
+                }
+            });
+        if !removed {
+            return Err(PolicyError::Invalid {
+                path: self.shown_path(),
+                at: (1, 1),
+                message: format!("the keyring has no entry {index}"),
+            });
+        }
+        self.reparse()
+    }
+}
+
+pub(super) fn set_or_remove(table: &mut dyn TableLike, key: &str, value: Option<Value>) {
+    match value {
+        Some(value) => {
+            // Keep the comments around a value that is replaced.
+            let decor = table
+                .get(key)
+                .and_then(Item::as_value)
+                .map(|old| old.decor().clone());
+            let mut value = value;
+            if let Some(decor) = decor {
+                *value.decor_mut() = decor;
+            }
+            table.insert(key, Item::Value(value));
+        }
+        None => {
+            table.remove(key);
+        }
+    }
+}
