@@ -8,6 +8,7 @@ mod common;
 
 mod batch;
 mod check;
+mod concurrency;
 mod crash;
 mod doc_examples;
 mod docs;
@@ -32,4 +33,5 @@ mod serve;
 mod server;
 mod snapshots;
 mod terminal;
+mod trust;
 mod verify;
