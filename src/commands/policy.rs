@@ -144,6 +144,20 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
     let store = super::policy_store(&args.master, &args.edit)?;
     let path = store.path().to_owned();
     let log = ActionLog::beside(&path);
+    let exists = || -> Result<()> {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Refused::new(
+                Exit::CantCreate,
+                format!(
+                    "a policy already exists at {}: nothing was changed (`gobuildkey policy` shows it)",
+                    path.display()
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    };
+    exists()?;
     let policy = if args.from_log {
         let actions = log.read()?;
         if actions.is_empty() {
@@ -181,9 +195,8 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
             .map_err(gobuildkey::policy::PolicyError::Write)?;
     }
     let lock = store.lock(|_| {})?;
-    if std::fs::symlink_metadata(&path).is_ok() {
-        return Err(gobuildkey::policy::PolicyError::Write(WriteError::Exists { path }).into());
-    }
+    // Again under the lock: another `policy init` may just have made one.
+    exists()?;
     let mut action = Action::new("policy init");
     action.reason.clone_from(&args.edit.reason);
     if args.from_log {

@@ -278,26 +278,35 @@ impl Policy {
     }
 
     /// Loads every previous master of the keyring, in order. Fails closed: an entry that
-    /// cannot be loaded is an error naming its line and column.
+    /// cannot be loaded is an error naming its line and column, and so is a master that two
+    /// entries lead to (through two files or commands): retiring one would leave the other.
     ///
     /// # Errors
-    /// [`PolicyError::Master`].
+    /// [`PolicyError::Master`], [`PolicyError::Invalid`].
     pub fn load_keyring(&self) -> Result<Vec<(&KeyringEntry, MasterSecret)>, PolicyError> {
-        self.keyring
-            .iter()
-            .map(|entry| {
-                entry
-                    .source
-                    .load()
-                    .map(|master| (entry, master))
-                    .map_err(|error| PolicyError::Master {
-                        path: self.shown_path(),
-                        at: entry.at,
-                        source_shown: entry.source.to_string(),
-                        error,
-                    })
-            })
-            .collect()
+        let mut loaded: Vec<(&KeyringEntry, MasterSecret)> = Vec::with_capacity(self.keyring.len());
+        for entry in &self.keyring {
+            let master = entry.source.load().map_err(|error| PolicyError::Master {
+                path: self.shown_path(),
+                at: entry.at,
+                source_shown: entry.source.to_string(),
+                error,
+            })?;
+            let fingerprint = master.fingerprint();
+            if let Some((first, _)) = loaded.iter().find(|(_, m)| m.fingerprint() == fingerprint) {
+                return Err(PolicyError::Invalid {
+                    path: self.shown_path(),
+                    at: entry.at,
+                    message: format!(
+                        "the keyring names the master {fingerprint} twice (first on line {}): \
+                         remove one entry",
+                        first.at.0
+                    ),
+                });
+            }
+            loaded.push((entry, master));
+        }
+        Ok(loaded)
     }
 
     /// The document as text, as [`store::Lock::write`] writes it.
@@ -693,6 +702,29 @@ generation = 1 # rotated
             MasterSource::Command("pass show x".into())
         );
         assert!(policy.remove_previous_master(5).is_err());
+    }
+
+    #[test]
+    fn a_keyring_entry_named_twice_is_an_error() {
+        for text in [
+            "[keyring]\nprevious = [{ file = \"a.key\" }, { command = \"x\" }, { file = \"a.key\" }]\n",
+            "[[keyring.previous]]\ncommand = \"x\"\n[[keyring.previous]]\ncommand = \"x\"\n",
+        ] {
+            let err = Policy::parse(text, Some(Path::new("/farm/p.toml"))).unwrap_err();
+            assert!(err.to_string().contains("twice (first on line"), "{err}");
+        }
+        // The same master through two sources.
+        let policy = Policy::parse(
+            "[keyring]\nprevious = [\n  { command = \"echo 0123456789abcdef0123456789abcdef\" },\n  { command = \"echo  0123456789abcdef0123456789abcdef\" },\n]\n",
+            None,
+        )
+        .unwrap();
+        let err = policy.load_keyring().unwrap_err();
+        let PolicyError::Invalid { at, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(at.0, 4, "{err}");
+        assert!(err.to_string().contains("first on line 3"), "{err}");
     }
 
     #[test]

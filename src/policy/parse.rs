@@ -149,7 +149,22 @@ impl Ctx<'_> {
                     );
                 };
             for (entry, span) in entries {
-                out.push(self.keyring_entry(entry, span)?);
+                let entry = self.keyring_entry(entry, span.clone())?;
+                // `master retire` removes the entries of one master; a second copy would
+                // keep its keys verifying.
+                if let Some(first) = out
+                    .iter()
+                    .find(|e: &&KeyringEntry| e.source == entry.source)
+                {
+                    return Err(self.invalid(
+                        span,
+                        format!(
+                            "the keyring names this master twice (first on line {}): remove one entry",
+                            first.at.0
+                        ),
+                    ));
+                }
+                out.push(entry);
             }
         }
         Ok(out)

@@ -12,12 +12,14 @@ mod concurrency;
 mod crash;
 mod doc_examples;
 mod docs;
+mod dry_run;
 mod fingerprint;
 mod help;
 mod init;
 mod install;
 mod json;
 mod leaks;
+mod log;
 mod master;
 mod mint;
 #[cfg(feature = "serve")]

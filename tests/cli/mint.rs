@@ -437,3 +437,50 @@ fn mint_records_the_master_in_the_policy() {
     env.cmd().args(["mint", ARM]).assert().success();
     assert_eq!(crate::common::inode(&policy), before);
 }
+
+/// `mint` writes the policy only when it has something new to record (a principal it does
+/// not name yet, or another master); minting an already recorded key changes nothing, and
+/// verification never writes at all (it takes no lock either).
+#[test]
+fn mint_writes_the_policy_only_when_it_must_and_verify_never() {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let log = env.path("keys/gobuildkey-actions.log");
+    env.cmd().args(["mint", ARM]).assert().success();
+    let recorded = crate::common::inode(&policy);
+    assert!(
+        fs::read_to_string(&policy)
+            .unwrap()
+            .contains("minted_under")
+    );
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    for _ in 0..3 {
+        env.cmd()
+            .args(["mint", ARM])
+            .assert()
+            .success()
+            .stdout(format!("{ARM_KEY}\n"));
+    }
+    assert_eq!(crate::common::inode(&policy), recorded, "rewritten");
+    assert_eq!(fs::read_to_string(&log).unwrap(), logged);
+    let lock = env.path("keys/gobuildkey.toml.lock");
+    fs::remove_file(&lock).unwrap();
+    let names = crate::common::names(&env.path("keys"));
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", "--batch"])
+        .write_stdin(format!("{ARM} {ARM_KEY}\n"))
+        .assert()
+        .stdout("ok\n");
+    assert_eq!(crate::common::inode(&policy), recorded);
+    assert_eq!(
+        crate::common::names(&env.path("keys")),
+        names,
+        "no lock file"
+    );
+}

@@ -2,9 +2,11 @@
 
 use std::fs;
 
+use gobuildkey::policy::Policy;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, write_file};
+use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, stdout_of, write_file};
 
 fn write_policy(env: &TestEnv, text: &str, mode: u32) {
     write_file(&env.path("keys/gobuildkey.toml"), text, mode);
@@ -185,4 +187,179 @@ fn policy_from_flag_or_environment() {
         .write_stdin(ARM_KEY)
         .assert()
         .code(1);
+}
+
+/// Every command that uses the master refuses to run without the policy: a deleted policy
+/// must never mean "nothing revoked".
+#[test]
+fn a_missing_policy_is_refused_by_every_command_that_uses_it() {
+    let env = TestEnv::new().with_master();
+    fs::remove_file(env.policy_path()).unwrap();
+    let key_file = env.path("k");
+    write_file(&key_file, ARM_KEY, 0o600);
+    write_file(&env.per_host(ARM), ARM_KEY, 0o600);
+    for args in [
+        &["verify", ARM][..],
+        &["verify", "--batch"],
+        &["mint", ARM],
+        &["rotate", ARM],
+        &["revoke", "--allow-unknown", ARM],
+        &["reinstate", ARM],
+        &["end-grace", ARM],
+        &["policy"],
+        &["check", "--verify", ARM],
+        &["master", "rotate"],
+        &["master", "retire", "SHA256:0000000000000000"],
+        #[cfg(feature = "serve")]
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        env.cmd()
+            .args(args)
+            .write_stdin(format!("{ARM} {ARM_KEY}\n"))
+            .assert()
+            .code(66)
+            .stdout(predicates::str::contains(ARM_KEY).not())
+            .stderr(contains("does not exist"))
+            .stderr(contains("restore it from its backup"));
+        assert!(!env.policy_path().exists(), "{args:?} created a policy");
+    }
+    assert_eq!(
+        fs::read_to_string(env.master_path()).unwrap().trim(),
+        MASTER
+    );
+}
+
+/// A policy cut to 0 bytes is a truncated one (what gobuildkey writes is never empty).
+#[test]
+fn an_empty_policy_is_a_truncated_one() {
+    let env = TestEnv::new().with_master();
+    write_policy(&env, "", 0o600);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(78)
+        .stderr(contains("empty"))
+        .stderr(contains("backup"));
+}
+
+/// `policy init` makes a policy for a master made another way, and never replaces one.
+#[test]
+fn policy_init_creates_an_empty_policy_once() {
+    let env = TestEnv::new();
+    env.write_master(format!("{MASTER}\n").as_bytes(), 0o600);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(66);
+    env.cmd()
+        .args(["policy", "init"])
+        .assert()
+        .success()
+        .stdout(contains("created policy"));
+    assert_eq!(crate::common::mode(&env.policy_path()), 0o600);
+    assert!(!fs::read_to_string(env.policy_path()).unwrap().is_empty());
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0);
+    let before = fs::read(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["policy", "init"])
+        .assert()
+        .code(73)
+        .stderr(contains("already exists"));
+    assert_eq!(fs::read(env.policy_path()).unwrap(), before);
+}
+
+/// A farm whose policy vanished has an action log: `policy init` would revive every key
+/// it revoked, so it is refused; `--from-log` rebuilds the policy from the log instead.
+#[test]
+fn a_lost_policy_is_rebuilt_from_the_action_log_not_recreated_empty() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    let key = stdout_of(env.cmd().args(["mint", ARM]));
+    env.cmd().args(["mint", "host-b"]).assert().success();
+    env.cmd()
+        .args(["rotate", "--keep-previous", "host-b"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["revoke", "--reason", "stolen", ARM])
+        .assert()
+        .success();
+    env.cmd().args(["master", "rotate"]).assert().success();
+    let policy = env.policy_path();
+    let lost = Policy::load(&policy).unwrap();
+    assert_eq!(verify_code(&env, ARM, &key), 1);
+
+    fs::remove_file(&policy).unwrap();
+    assert_eq!(verify_code(&env, ARM, &key), 66);
+    env.cmd()
+        .args(["policy", "init"])
+        .assert()
+        .code(73)
+        .stderr(contains("--from-log"))
+        .stderr(contains("verify again"));
+    assert!(!policy.exists());
+    env.cmd()
+        .args(["policy", "init", "--from-log"])
+        .assert()
+        .success()
+        .stdout(contains("from the action log"));
+    let rebuilt = Policy::load(&policy).unwrap();
+    let states = |p: &Policy| {
+        p.principals()
+            .map(|(name, state)| (name.as_str().to_owned(), state.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&rebuilt), states(&lost));
+    assert_eq!(
+        rebuilt
+            .keyring()
+            .iter()
+            .map(|e| &e.source)
+            .collect::<Vec<_>>(),
+        lost.keyring().iter().map(|e| &e.source).collect::<Vec<_>>()
+    );
+    // The revocation survived the loss.
+    assert_eq!(verify_code(&env, ARM, &key), 1);
+    // And the rebuild is itself in the log.
+    let log = fs::read_to_string(env.path("keys/gobuildkey-actions.log")).unwrap();
+    assert!(
+        log.lines()
+            .last()
+            .unwrap()
+            .contains("rebuilt from the action log")
+    );
+}
+
+fn verify_code(env: &TestEnv, principal: &str, key: &str) -> i32 {
+    crate::common::verifies(env, principal, key)
+}
+
+/// The same master twice in the keyring is an error with its place: `master retire`
+/// removing one copy would leave the old master's keys verifying through the other.
+#[test]
+fn a_master_named_twice_in_the_keyring_is_refused() {
+    let env = TestEnv::new().with_master();
+    write_file(
+        &env.path("keys/old.key"),
+        "0123456789abcdef0123456789abcdef",
+        0o600,
+    );
+    write_policy(
+        &env,
+        "[keyring]\nprevious = [\n  { file = \"old.key\" },\n  { file = \"old.key\" },\n]\n",
+        0o600,
+    );
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(78)
+        .stderr(contains("line 4"))
+        .stderr(contains("twice (first on line 3)"));
 }

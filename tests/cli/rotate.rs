@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 use crate::common::{ARM, ARM_KEY, EMPTY_POLICY, TestEnv, mode, stdout_of, verifies};
@@ -256,4 +257,85 @@ fn rotate_keeps_hand_edits() {
         "{text}"
     );
     assert!(text.contains("[principals.host-linux-arm-aws]"), "{text}");
+}
+
+/// A typo must not look like a revocation: a name the farm never knew (not in the policy,
+/// not in the action log) is refused with the names it resembles; `--allow-unknown` revokes
+/// it anyway.
+#[test]
+fn revoking_a_name_the_farm_never_knew_is_refused_with_suggestions() {
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", ARM]).assert().success();
+    let before = fs::read(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["revoke", "host-linux-arm-awz"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("did you mean host-linux-arm-aws?"))
+        .stderr(contains("nothing was revoked"))
+        .stderr(contains("--allow-unknown"));
+    assert_eq!(fs::read(env.policy_path()).unwrap(), before);
+    env.cmd()
+        .args(["revoke", "host-nothing-like-it"])
+        .assert()
+        .code(1)
+        .stderr(contains("did you mean").not());
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-linux-arm-awz"])
+        .assert()
+        .success();
+    // A principal only the log knows (revoked, then reinstated: the policy no longer names
+    // it) is known.
+    env.cmd()
+        .args(["reinstate", "host-linux-arm-awz"])
+        .assert()
+        .success();
+    assert!(
+        !fs::read_to_string(env.policy_path())
+            .unwrap()
+            .contains("awz")
+    );
+    env.cmd()
+        .args(["revoke", "host-linux-arm-awz"])
+        .assert()
+        .success();
+}
+
+/// Rotating twice inside a grace period would kill the key already handed out: refused,
+/// saying until when it stays valid; `--discard-previous` goes ahead.
+#[test]
+fn a_second_rotation_inside_the_grace_period_is_refused() {
+    let env = TestEnv::new().with_master();
+    let first = stdout_of(
+        env.cmd()
+            .args(["rotate", "--keep-previous-until", "2099-01-01", ARM]),
+    );
+    let before = fs::read(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["rotate", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("still verifies until 2099-01-01T00:00:00Z"))
+        .stderr(contains("--discard-previous"));
+    assert_eq!(fs::read(env.policy_path()).unwrap(), before);
+    assert_eq!(
+        verifies(&env, ARM, ARM_KEY),
+        0,
+        "generation 0 is still in grace"
+    );
+    let second = stdout_of(env.cmd().args(["rotate", "--discard-previous", ARM]));
+    assert_ne!(first, second);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+    assert_eq!(verifies(&env, ARM, &first), 1, "discarded");
+    assert_eq!(verifies(&env, ARM, &second), 0);
+    // Without a grace period, rotating again needs no flag; nor after end-grace.
+    env.cmd().args(["rotate", ARM]).assert().success();
+    env.cmd()
+        .args(["rotate", "--keep-previous", ARM])
+        .assert()
+        .success();
+    env.cmd().args(["end-grace", ARM]).assert().success();
+    env.cmd().args(["rotate", ARM]).assert().success();
 }
