@@ -46,17 +46,6 @@ pub fn report(command: &str, human: &str, fields: Value) {
     }
 }
 
-/// A line for people from a command that has no JSON form (`install`, `master`, `probe`):
-/// standard output; with `--json`, standard error (standard output carries only objects);
-/// nothing with `-q`.
-pub fn say(text: &str) {
-    match mode() {
-        Mode::Human => println!("{text}"),
-        Mode::Json => eprintln!("{text}"),
-        Mode::Quiet => {}
-    }
-}
-
 /// A remark for people on standard error (a warning, a note, a fingerprint); silent with
 /// `-q`, and kept on standard error with `--json`, where standard output is the object.
 pub fn note(text: &str) {

@@ -30,15 +30,20 @@ pub fn run(args: &InstallArgs) -> Result<Exit> {
                 .and_then(|contents| BuildKey::parse(contents).ok())
                 .is_some_and(|installed| installed.ct_eq(&key));
             if same {
-                crate::output::say(&format!(
-                    "{} already holds this key (fingerprint {}); left as it is",
-                    target.display(),
-                    key.fingerprint()
-                ));
-                if installed
-                    .and_then(|f| f.mode)
-                    .is_some_and(secret_file::is_too_open)
-                {
+                let mode = installed.as_ref().and_then(|f| f.mode);
+                report(
+                    args,
+                    &target,
+                    &key,
+                    mode,
+                    false,
+                    &format!(
+                        "{} already holds this key (fingerprint {}); left as it is",
+                        target.display(),
+                        key.fingerprint()
+                    ),
+                );
+                if mode.is_some_and(secret_file::is_too_open) {
                     crate::output::note(&format!(
                         "warning: {} is readable or writable by others: run `chmod 600 {}`",
                         target.display(),
@@ -60,14 +65,43 @@ pub fn run(args: &InstallArgs) -> Result<Exit> {
         &secret_file::secret_line(key.expose_secret().as_bytes()),
         existing,
     )?;
-    crate::output::say(&format!(
-        "installed the key of {} at {} (fingerprint {})",
-        args.principal,
-        target.display(),
-        key.fingerprint()
-    ));
+    report(
+        args,
+        &target,
+        &key,
+        Some(secret_file::FILE_MODE),
+        true,
+        &format!(
+            "installed the key of {} at {} (fingerprint {})",
+            args.principal,
+            target.display(),
+            key.fingerprint()
+        ),
+    );
     warn_where_the_agent_reads(args, &env, &target);
     Ok(Exit::Ok)
+}
+
+/// The result: `human` for people, or the object of docs/json.md.
+fn report(
+    args: &InstallArgs,
+    path: &std::path::Path,
+    key: &BuildKey,
+    mode: Option<u32>,
+    written: bool,
+    human: &str,
+) {
+    crate::output::report(
+        "install",
+        human,
+        serde_json::json!({
+            "principal": args.principal.as_str(),
+            "path": path,
+            "fingerprint": key.fingerprint().as_str(),
+            "mode": mode.map(|m| format!("{:04o}", m & 0o7777)),
+            "written": written,
+        }),
+    );
 }
 
 /// Says so when the agent will read another file than the one just written, and what else

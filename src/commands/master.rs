@@ -69,28 +69,35 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
                 .context("the old master is kept and accepted; no new master was written")
         },
     )?;
-    if dry_run {
-        crate::output::say(&format!(
+    let human = if dry_run {
+        format!(
             "dry run: nothing was changed; the master {old_fp} at {} would be kept at {} and \
              accepted, and a new master written in its place",
             path.display(),
             kept.display()
-        ));
-        return Ok(Exit::Ok);
-    }
-    crate::output::say(&format!(
-        "new primary master {} at {}",
-        new.fingerprint(),
-        path.display()
-    ));
-    crate::output::say(&format!(
-        "the previous master {old_fp} is kept at {} and still accepted",
-        kept.display()
-    ));
-    crate::output::say(
-        "next: re-mint the keys `gobuildkey policy --stale` lists and hand them out,",
+        )
+    } else {
+        format!(
+            "new primary master {} at {}\n\
+             the previous master {old_fp} is kept at {} and still accepted\n\
+             next: re-mint the keys `gobuildkey policy --stale` lists and hand them out,\n\
+             then: gobuildkey master retire {old_fp}",
+            new.fingerprint(),
+            path.display(),
+            kept.display()
+        )
+    };
+    crate::output::report(
+        "master rotate",
+        &human,
+        serde_json::json!({
+            "path": path,
+            "fingerprint": (!dry_run).then(|| new.fingerprint().to_string()),
+            "previous": old_fp.as_str(),
+            "kept": kept,
+            "dry_run": dry_run,
+        }),
     );
-    crate::output::say(&format!("then: gobuildkey master retire {old_fp}"));
     Ok(Exit::Ok)
 }
 
@@ -132,13 +139,23 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
             action: Some(action),
         })
     })?;
-    crate::output::say(&if !added {
+    let human = if !added {
         format!("keys minted under {fp} are already accepted")
     } else if args.edit.dry_run {
         format!("dry run: keys minted under {fp} ({source}) would be accepted")
     } else {
         format!("keys minted under {fp} ({source}) are now accepted")
-    });
+    };
+    crate::output::report(
+        "master add",
+        &human,
+        serde_json::json!({
+            "fingerprint": fp.as_str(),
+            "source": source.to_string(),
+            "changed": added,
+            "dry_run": args.edit.dry_run,
+        }),
+    );
     Ok(Exit::Ok)
 }
 
@@ -200,17 +217,26 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
         })
     })?;
     let would = if args.edit.dry_run { "dry run: " } else { "" };
-    crate::output::say(&format!(
+    let mut lines = vec![format!(
         "{would}keys minted under {} are no longer accepted",
         args.fingerprint
-    ));
+    )];
     for source in &sources {
         if let MasterSource::File(path) = source {
-            crate::output::say(&format!(
+            lines.push(format!(
                 "{} is no longer used: delete it when you are sure (shred -u)",
                 path.display()
             ));
         }
     }
+    crate::output::report(
+        "master retire",
+        &lines.join("\n"),
+        serde_json::json!({
+            "fingerprint": args.fingerprint,
+            "removed": sources.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "dry_run": args.edit.dry_run,
+        }),
+    );
     Ok(Exit::Ok)
 }

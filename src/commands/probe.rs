@@ -19,15 +19,27 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     let loc = paths::locate(&args.principal, &env);
     let principal = &args.principal;
     let Some(key) = installed_key(&loc.path, principal) else {
+        crate::output::report(
+            "probe",
+            "",
+            serde_json::json!({
+                "principal": principal.as_str(),
+                "key_file": loc.path,
+                "fingerprint": null,
+                "coordinator": null,
+                "status": null,
+                "meaning": "the key file has a problem (see standard error); nothing was sent",
+                "accepted": false,
+            }),
+        );
         return Ok(Exit::Invalid);
     };
-    let shown_key = format!(
-        "{} ({}), fingerprint {}",
+    let mut lines = vec![format!(
+        "key: {} ({}), fingerprint {}",
         loc.path.display(),
         loc.rule,
         key.fingerprint()
-    );
-    crate::output::say(&format!("key: {shown_key}"));
+    )];
     let hostname = args.hostname.clone().unwrap_or_else(local_hostname);
     let url = format!("{}{}", args.coordinator.trim_end_matches('/'), args.path);
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -69,48 +81,65 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     }
     let first_line = body.lines().next().unwrap_or("").trim();
     let said = gobuildkey::keys::escape_for_terminal(first_line, 200);
-    match status {
+    let (meaning, exit) = match status {
         101 | 200 => {
-            crate::output::say(&format!(
+            lines.push(format!(
                 "accepted: the coordinator at {url} let {principal} register ({status})"
             ));
-            Ok(Exit::Ok)
+            ("accepted", Exit::Ok)
         }
         403 | 412 => {
-            crate::output::say(&format!(
+            lines.push(format!(
                 "refused: {status} {said}: the coordinator does not accept this key for {principal}"
             ));
-            crate::output::say("likely causes:");
-            crate::output::say(
-                "  - the host type was renamed: ask the admin which host type this machine registers as",
+            lines.push("likely causes:".into());
+            lines.push(
+                "  - the host type was renamed: ask the admin which host type this machine registers as"
+                    .into(),
             );
-            crate::output::say(
-                "  - the key is old: the admin rotated it, or replaced the master; compare the fingerprint",
+            lines.push(
+                "  - the key is old: the admin rotated it, or replaced the master; compare the fingerprint"
+                    .into(),
             );
-            crate::output::say("    above with the admin's (`gobuildkey mint` printed it)");
-            crate::output::say(&format!(
+            lines.push("    above with the admin's (`gobuildkey mint` printed it)".into());
+            lines.push(format!(
                 "  - the agent reads another file than you think: see `gobuildkey path --explain {principal}`"
             ));
-            crate::output::say("  - the principal was revoked");
-            Ok(Exit::Invalid)
+            lines.push("  - the principal was revoked".into());
+            ("invalid build key", Exit::Invalid)
         }
         400 => {
-            crate::output::say(&format!("refused: bad request: {said}"));
-            Ok(Exit::Invalid)
+            lines.push(format!("refused: bad request: {said}"));
+            ("bad request", Exit::Invalid)
         }
         429 => {
-            crate::output::say(
-                "refused: too many failed attempts from this address: wait a minute, then fix the key first",
+            lines.push(
+                "refused: too many failed attempts from this address: wait a minute, then fix the key first"
+                    .into(),
             );
-            Ok(Exit::Invalid)
+            ("too many failed attempts", Exit::Invalid)
         }
         other => {
-            crate::output::say(&format!(
+            lines.push(format!(
                 "unexpected answer {other}: {said}: is {url} the coordinator's address?"
             ));
-            Ok(Exit::Invalid)
+            ("unexpected answer", Exit::Invalid)
         }
-    }
+    };
+    crate::output::report(
+        "probe",
+        &lines.join("\n"),
+        serde_json::json!({
+            "principal": principal.as_str(),
+            "key_file": loc.path,
+            "fingerprint": key.fingerprint().as_str(),
+            "coordinator": url,
+            "status": status,
+            "meaning": meaning,
+            "accepted": exit == Exit::Ok,
+        }),
+    );
+    Ok(exit)
 }
 
 fn local_hostname() -> String {

@@ -148,3 +148,126 @@ fn quiet_leaves_only_the_exit_status() {
         .assert()
         .code(2);
 }
+
+/// Every command's object has only fields that docs/json.md lists in that command's row,
+/// so the document cannot fall behind the output.
+#[test]
+fn every_field_of_every_command_is_documented() {
+    let doc = include_str!("../../docs/json.md");
+    let row_of = |command: &str| -> &str {
+        doc.lines()
+            .find(|line| {
+                line.starts_with('|')
+                    && line.split('|').nth(1).is_some_and(|cell| {
+                        cell.split(',').any(|c| c.trim() == format!("`{command}`"))
+                    })
+            })
+            .unwrap_or_else(|| panic!("docs/json.md has no row for `{command}`"))
+    };
+    let env = TestEnv::new();
+    let run = |args: &[&str], stdin: &str| -> Value {
+        let out = env
+            .cmd()
+            .arg("--json")
+            .args(args)
+            .write_stdin(stdin.to_owned())
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "{args:?}: one object, one line: {text}"
+        );
+        serde_json::from_str(&text).unwrap()
+    };
+    let old = env.path("old.key");
+    crate::common::write_file(&old, "0123456789abcdef0123456789abcdef", 0o600);
+    let key = ARM_KEY.to_owned();
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        ("init", vec!["init".into()], String::new()),
+        ("policy", vec!["policy".into()], String::new()),
+        ("mint", vec!["mint".into(), ARM.into()], String::new()),
+        ("verify", vec!["verify".into(), ARM.into()], key.clone()),
+        ("fingerprint", vec!["fingerprint".into()], key.clone()),
+        ("path", vec!["path".into(), ARM.into()], String::new()),
+        ("install", vec!["install".into(), ARM.into()], key.clone()),
+        ("check", vec!["check".into(), ARM.into()], String::new()),
+        (
+            "rotate",
+            vec!["rotate".into(), "--keep-previous".into(), ARM.into()],
+            String::new(),
+        ),
+        (
+            "end-grace",
+            vec!["end-grace".into(), ARM.into()],
+            String::new(),
+        ),
+        ("revoke", vec!["revoke".into(), ARM.into()], String::new()),
+        (
+            "reinstate",
+            vec!["reinstate".into(), ARM.into()],
+            String::new(),
+        ),
+        (
+            "master add",
+            vec![
+                "master".into(),
+                "add".into(),
+                "--file".into(),
+                old.display().to_string(),
+            ],
+            String::new(),
+        ),
+        (
+            "master rotate",
+            vec!["master".into(), "rotate".into()],
+            String::new(),
+        ),
+        ("log", vec!["log".into()], String::new()),
+        (
+            "policy init",
+            vec![
+                "policy".into(),
+                "init".into(),
+                "--policy".into(),
+                env.path("p2.toml").display().to_string(),
+            ],
+            String::new(),
+        ),
+    ];
+    let mut seen = Vec::new();
+    for (command, args, stdin) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let value = run(&args, &stdin);
+        assert_eq!(value["command"], command, "{value}");
+        seen.push((command.to_owned(), value));
+    }
+    // Retire the master `master add` added, by the fingerprint `policy` shows.
+    let listed = run(&["policy"], "");
+    let fp = listed["masters"]["previous"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    seen.push(("master retire".into(), run(&["master", "retire", &fp], "")));
+    #[cfg(feature = "probe")]
+    seen.push((
+        "probe".into(),
+        run(
+            &["probe", "--coordinator", "http://127.0.0.1:9", "host-none"],
+            "",
+        ),
+    ));
+    for (command, value) in &seen {
+        let row = row_of(command);
+        for field in value.as_object().unwrap().keys() {
+            if field == "schema" || field == "command" {
+                continue;
+            }
+            assert!(
+                row.contains(&format!("`{field}`")),
+                "docs/json.md's row for `{command}` does not list `{field}`: {value}"
+            );
+        }
+    }
+}
