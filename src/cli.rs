@@ -177,7 +177,7 @@ Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
 
 Example:
   gobuildkey end-grace host-linux-arm-aws")]
-    EndGrace(PrincipalArgs),
+    EndGrace(EndGraceArgs),
 
     /// Refuse every key of a principal, of every generation and master (admins)
     #[command(after_help = "\
@@ -215,6 +215,23 @@ Examples:
   gobuildkey policy init --policy /etc/farm/gobuildkey.toml"
     )]
     Policy(PolicyArgs),
+
+    /// Record principals whose keys were minted elsewhere, e.g. by Go's genbuilderkey (admins)
+    ///
+    /// For a farm moving to gobuildkey: records each principal as minted under the primary
+    /// master with keys of --alg (hmac-md5 for genbuilderkey's keys), so verify, batch and
+    /// serve accept them, without changing any key. A principal already recorded gains the
+    /// algorithm. Creates the policy when there is none (but not where an action log says
+    /// the farm had one). Principals come from the command line and/or --from FILE (one per
+    /// line; blank lines and # comments are skipped).
+    #[command(after_help = "\
+Exit status: 0; 2 a bad principal in the file; 66 no master; 73 the policy is missing but an
+action log is there; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey import --alg hmac-md5 host-linux-arm-aws host-darwin-amd64-12_0
+  gobuildkey import --alg hmac-md5 --from host-types.txt")]
+    Import(ImportArgs),
 
     /// Show the admin action log: who changed what, when and why (admins)
     ///
@@ -333,9 +350,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "KIND", default_value = "host", value_parser = kind_parser())]
     pub kind: ::std::option::Option<Kind>,
 
-    /// The MAC keys were minted with
-    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
-    pub alg: Algorithm,
+    /// Refuse keys of any other MAC than ALG [default: the algorithms the policy records]
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Option<Algorithm>,
 
     /// The most connections open at once; more are closed at once
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -447,6 +464,10 @@ pub struct MasterAddArgs {
     #[arg(long, value_name = "CMD")]
     pub command: Option<OsString>,
 
+    /// Accept only keys of this algorithm under it (repeat for both) [default: any]
+    #[arg(long = "alg", value_name = "ALG", value_parser = alg_parser())]
+    pub algs: Vec<Algorithm>,
+
     #[command(flatten)]
     pub master: MasterArgs,
 
@@ -482,6 +503,18 @@ pub struct PrincipalArgs {
     pub edit: EditArgs,
 }
 
+/// `gobuildkey end-grace`.
+#[derive(Debug, Args)]
+pub struct EndGraceArgs {
+    #[command(flatten)]
+    pub target: PrincipalArgs,
+
+    /// Instead of the grace period, end the acceptance of the principal's keys of this
+    /// algorithm (once its machines have keys of another)
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Option<Algorithm>,
+}
+
 /// `gobuildkey revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
@@ -513,9 +546,10 @@ pub struct RotateArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration_parser)]
     pub keep_previous_for: Option<jiff::Span>,
 
-    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey
-    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
-    pub alg: Algorithm,
+    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey; the
+    /// policy then accepts keys of it for the principal [default: the policy's algorithm]
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Option<Algorithm>,
 
     /// Rotate even though the previous key is still in its grace period: that key (already
     /// handed out) then stops verifying at once
@@ -570,6 +604,33 @@ pub struct PolicyInitArgs {
     /// Rebuild the policy by replaying the action log beside it
     #[arg(long)]
     pub from_log: bool,
+
+    /// The farm's default algorithm: what `mint` mints, and what principals the policy
+    /// records no algorithm for accept
+    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser(), conflicts_with = "from_log")]
+    pub alg: Algorithm,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+/// `gobuildkey import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The principals to record
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser, required_unless_present = "from")]
+    pub principals: Vec<Principal>,
+
+    /// Read the principals from FILE, one per line
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+
+    /// The algorithm their keys were minted with (hmac-md5 for genbuilderkey's)
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Algorithm,
 
     #[command(flatten)]
     pub master: MasterArgs,
@@ -735,9 +796,10 @@ pub struct MintArgs {
     #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
     pub principal: Principal,
 
-    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey
-    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
-    pub alg: Algorithm,
+    /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey; the
+    /// policy then accepts keys of it for the principal [default: the policy's algorithm]
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Option<Algorithm>,
 
     #[command(flatten)]
     pub master: MasterArgs,
@@ -767,9 +829,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// The MAC the key was minted with
-    #[arg(long, value_name = "ALG", default_value = Algorithm::default().name(), value_parser = alg_parser())]
-    pub alg: Algorithm,
+    /// Refuse keys of any other MAC than ALG (it must be one the policy accepts for the
+    /// principal) [default: the algorithms the policy records]
+    #[arg(long, value_name = "ALG", value_parser = alg_parser())]
+    pub alg: Option<Algorithm>,
 
     /// Refuse principals of any other kind: host (host-*), user (user-*), other, or any
     #[arg(long, value_name = "KIND", default_value = "any", value_parser = kind_parser())]
@@ -915,18 +978,18 @@ mod tests {
     }
 
     #[test]
-    fn alg_defaults_to_sha256() {
+    fn alg_defaults_to_the_policy() {
         let Command::Mint(args) = parse(&["gobuildkey", "mint", "host-x"]).unwrap().command else {
             panic!("not mint")
         };
-        assert_eq!(args.alg, Algorithm::HmacSha256);
+        assert_eq!(args.alg, None);
         let Command::Mint(args) = parse(&["gobuildkey", "mint", "--alg", "hmac-md5", "host-x"])
             .unwrap()
             .command
         else {
             panic!("not mint")
         };
-        assert_eq!(args.alg, Algorithm::HmacMd5);
+        assert_eq!(args.alg, Some(Algorithm::HmacMd5));
     }
 
     #[test]

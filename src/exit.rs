@@ -265,6 +265,7 @@ mod tests {
                 MasterError::TooOpen {
                     path: path.clone(),
                     mode: 0o644,
+                    mounted: false,
                 }
                 .into(),
                 Exit::NoPerm,

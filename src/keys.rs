@@ -275,6 +275,91 @@ impl FromStr for Algorithm {
     }
 }
 
+/// A set of algorithms: those a principal's keys may be in, or a keyring master's keys were
+/// minted with. Iterates in [`Algorithm::ALL`]'s order; shown as names joined by `, `.
+///
+/// ```
+/// use gobuildkey::keys::{Algorithm, AlgorithmSet};
+///
+/// let mut set = AlgorithmSet::only(Algorithm::HmacMd5);
+/// set.insert(Algorithm::HmacSha256);
+/// assert!(set.contains(Algorithm::HmacMd5));
+/// assert_eq!(set.to_string(), "hmac-sha256, hmac-md5");
+/// assert!(AlgorithmSet::default().is_empty());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AlgorithmSet(u8);
+
+impl AlgorithmSet {
+    /// Every algorithm.
+    pub const ALL: Self = Self(0b11);
+
+    /// The set of `alg` alone.
+    #[must_use]
+    pub const fn only(alg: Algorithm) -> Self {
+        Self(Self::bit(alg))
+    }
+
+    const fn bit(alg: Algorithm) -> u8 {
+        match alg {
+            Algorithm::HmacSha256 => 1,
+            Algorithm::HmacMd5 => 2,
+        }
+    }
+
+    /// Whether `alg` is in the set.
+    #[must_use]
+    pub const fn contains(self, alg: Algorithm) -> bool {
+        self.0 & Self::bit(alg) != 0
+    }
+
+    /// Adds `alg`.
+    pub fn insert(&mut self, alg: Algorithm) {
+        self.0 |= Self::bit(alg);
+    }
+
+    /// Removes `alg`.
+    pub fn remove(&mut self, alg: Algorithm) {
+        self.0 &= !Self::bit(alg);
+    }
+
+    /// Whether no algorithm is in the set.
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The algorithms in the set, in [`Algorithm::ALL`]'s order.
+    pub fn iter(self) -> impl Iterator<Item = Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |&alg| self.contains(alg))
+    }
+}
+
+impl FromIterator<Algorithm> for AlgorithmSet {
+    fn from_iter<I: IntoIterator<Item = Algorithm>>(iter: I) -> Self {
+        let mut set = Self::default();
+        for alg in iter {
+            set.insert(alg);
+        }
+        set
+    }
+}
+
+impl fmt::Display for AlgorithmSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Algorithm::name).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
 /// A name that is not `hmac-sha256` or `hmac-md5`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown algorithm: use hmac-sha256 or hmac-md5")]

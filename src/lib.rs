@@ -21,7 +21,7 @@
 //! # let policy_path = dir.path().join("gobuildkey.toml");
 //! # gobuildkey::policy::store::Store::new(&policy_path).create(&Policy::template(&policy_path))?;
 //! // Once, at start-up: load the master, the policy and the keyring (all fail closed).
-//! let verifier = Verifier::open(&MasterSource::File(path), &policy_path, Algorithm::HmacSha256)?
+//! let verifier = Verifier::open(&MasterSource::File(path), &policy_path)?
 //!     .only_kind(Kind::Host);
 //!
 //! // Per registration: the host type and the key the machine presented.

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => commands::policy::revoke(args),
         Command::Reinstate(args) => commands::policy::reinstate(args),
         Command::Policy(args) => commands::policy::show(args),
+        Command::Import(args) => commands::import::run(args),
         Command::Log(args) => commands::log::run(args),
         Command::Master(MasterCommand::Rotate(args)) => commands::master::rotate(args),
         Command::Master(MasterCommand::Add(args)) => commands::master::add(args),

@@ -127,6 +127,21 @@ impl fmt::Debug for MasterSecret {
     }
 }
 
+fn too_open_message(path: &Path, mode: u32, mounted: bool) -> String {
+    let path = path.display();
+    if mounted {
+        format!(
+            "master key {path} is readable or writable by others (mode {mode:04o}), in a mounted \
+             volume whose modes `chmod` cannot change for good: mount the Secret with \
+             `defaultMode: 0400` (or 0440 with the pod's `fsGroup`, on a read-only volume)"
+        )
+    } else {
+        format!(
+            "master key {path} is readable or writable by others (mode {mode:04o}): run `chmod 600 {path}`"
+        )
+    }
+}
+
 /// Where the master lives when none is named: `$HOME/keys/gobuilder-master.key`, as in
 /// Go's `genbuilderkey`.
 ///
@@ -204,26 +219,39 @@ impl fmt::Display for MasterSource {
 }
 
 fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
+    // Who could have written it is checked before a byte of it is read.
+    let meta = std::fs::metadata(path).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => MasterError::Missing {
+            path: path.to_owned(),
+        },
+        _ => MasterError::Read(ReadError::Io {
+            path: path.to_owned(),
+            error,
+        }),
+    })?;
+    if meta.is_file() {
+        // A Kubernetes Secret mounted with `fsGroup` is group-readable, on a read-only
+        // filesystem that nobody can write: that one opening is accepted.
+        let group_read_on_read_only =
+            |mode: u32| mode & 0o077 == 0o040 && crate::trust::on_read_only_fs(path);
+        if let Some(mode) = secret_file::mode_of(&meta)
+            .filter(|&mode| secret_file::is_too_open(mode) && !group_read_on_read_only(mode))
+        {
+            return Err(MasterError::TooOpen {
+                path: path.to_owned(),
+                mode: mode & 0o7777,
+                mounted: crate::trust::in_mounted_volume(path),
+            });
+        }
+        // Then who could have written it: its owner, and the folders on the way to it.
+        crate::trust::check_file(path, "the master")
+            .map_err(|e| MasterError::Untrusted(Box::new(e)))?;
+    }
+    // Not a regular file (a FIFO, a device): refused here, without opening it.
     let file = secret_file::read_secret_file(path, MAX_LEN).map_err(|e| match e {
         ReadError::Missing { path } => MasterError::Missing { path },
         other => MasterError::Read(other),
     })?;
-    // A Kubernetes Secret mounted with `fsGroup` is group-readable, on a read-only
-    // filesystem that nobody can write: that one opening is accepted.
-    let group_read_on_read_only =
-        |mode: u32| mode & 0o077 == 0o040 && crate::trust::on_read_only_fs(path);
-    if let Some(mode) = file
-        .mode
-        .filter(|&mode| secret_file::is_too_open(mode) && !group_read_on_read_only(mode))
-    {
-        return Err(MasterError::TooOpen {
-            path: path.to_owned(),
-            mode: mode & 0o7777,
-        });
-    }
-    // Then who could have written it: its owner, and the folders on the way to it.
-    crate::trust::check_file(path, "the master")
-        .map_err(|e| MasterError::Untrusted(Box::new(e)))?;
     let contents = file.contents.ok_or(MasterError::TooLong)?;
     MasterSecret::from_text(&contents)
 }
@@ -289,15 +317,15 @@ pub enum MasterError {
         path: PathBuf,
     },
     /// The file can be read or written by group or others.
-    #[error(
-        "master key {path} is readable or writable by others (mode {mode:04o}): run `chmod 600 {path}`",
-        path = path.display()
-    )]
+    #[error("{}", too_open_message(path, *mode, *mounted))]
     TooOpen {
         /// The file.
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+        /// Whether it is in a mounted volume (Kubernetes, read-only), whose modes come
+        /// from the mount rather than from `chmod`.
+        mounted: bool,
     },
     /// The file is not a regular file or cannot be read.
     #[error("cannot use the master key: {0}")]

@@ -124,6 +124,32 @@ pub fn on_read_only_fs(path: &Path) -> bool {
     }
 }
 
+/// Whether `path` is a file of a mounted volume whose modes are set by its mount, not by
+/// `chmod`: on a read-only filesystem, or in a Kubernetes Secret or ConfigMap volume (a
+/// `..data` link beside it, or a timestamped `..2026_…` folder on the way to it). Refusals
+/// of such a file name the volume's `defaultMode` and `fsGroup` instead of `chmod`.
+///
+/// ```
+/// use std::path::Path;
+/// use gobuildkey::trust::in_mounted_volume;
+///
+/// assert!(!in_mounted_volume(Path::new("/no/such/gobuildkey/path")));
+/// ```
+#[must_use]
+pub fn in_mounted_volume(path: &Path) -> bool {
+    let beside_data = path
+        .parent()
+        .is_some_and(|dir| std::fs::symlink_metadata(dir.join("..data")).is_ok());
+    let through_timestamp = std::fs::canonicalize(path).is_ok_and(|real| {
+        real.components().any(|c| {
+            c.as_os_str()
+                .to_str()
+                .is_some_and(|name| name.starts_with("..") && name.len() > 2)
+        })
+    });
+    beside_data || through_timestamp || on_read_only_fs(path)
+}
+
 /// What a path that [`check_file`] refused is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {

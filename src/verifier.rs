@@ -7,7 +7,9 @@ use std::fmt;
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable};
 
-use crate::keys::{self, Algorithm, Deriver, Fingerprint, Kind, Principal, Reason, Verdict};
+use crate::keys::{
+    self, Algorithm, AlgorithmSet, Deriver, Fingerprint, Kind, Principal, Reason, Verdict,
+};
 use crate::master::{MasterSecret, MasterSource};
 use crate::policy::{Policy, PolicyError, PrincipalState};
 
@@ -60,21 +62,54 @@ impl Decision {
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    alg: Algorithm,
+    /// Keys of other algorithms are refused, whatever the policy accepts (`--alg`).
+    only: Option<Algorithm>,
     /// The primary master first, then the previous ones of the keyring.
-    masters: Vec<(Fingerprint, Deriver)>,
+    masters: Vec<Accepted>,
     policy: Policy,
     kind: Option<Kind>,
 }
 
+/// A master and the algorithms its keys are accepted in, with a keyed state for each.
+#[derive(Clone)]
+struct Accepted {
+    fingerprint: Fingerprint,
+    algorithms: AlgorithmSet,
+    derivers: Vec<(Algorithm, Deriver)>,
+}
+
+impl Accepted {
+    fn new(master: &MasterSecret, algorithms: AlgorithmSet) -> Self {
+        Self {
+            fingerprint: master.fingerprint(),
+            algorithms,
+            derivers: algorithms
+                .iter()
+                .map(|alg| (alg, Deriver::new(master, alg)))
+                .collect(),
+        }
+    }
+
+    fn deriver(&self, alg: Algorithm) -> Option<&Deriver> {
+        self.derivers
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, deriver)| deriver)
+    }
+}
+
 impl Verifier {
-    /// A verifier with one master and no policy: every principal at generation 0.
+    /// A verifier with one master and no policy: every principal at generation 0, keys of
+    /// `alg` accepted.
     #[must_use]
     pub fn new(primary: &MasterSecret, alg: Algorithm) -> Self {
+        let mut policy = Policy::none();
+        // An edit of the built-in template, which always parses.
+        let _ = policy.set_default_algorithm(alg);
         Self {
-            alg,
-            masters: vec![(primary.fingerprint(), Deriver::new(primary, alg))],
-            policy: Policy::none(),
+            only: None,
+            masters: vec![Accepted::new(primary, AlgorithmSet::ALL)],
+            policy,
             kind: None,
         }
     }
@@ -85,13 +120,29 @@ impl Verifier {
     /// # Errors
     /// [`LoadError::Primary`] or [`LoadError::Policy`] ([`PolicyError::Master`], with the
     /// keyring entry's line and column).
-    pub fn load(primary: &MasterSource, policy: Policy, alg: Algorithm) -> Result<Self, LoadError> {
+    pub fn load(primary: &MasterSource, policy: Policy) -> Result<Self, LoadError> {
         let master = primary.load().map_err(LoadError::Primary)?;
-        let mut verifier = Self::new(&master, alg);
-        for (_, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
-            verifier = verifier.with_previous_master(&previous);
+        Self::with_keyring(&master, policy)
+    }
+
+    /// The verifier of `primary` and `policy`, whose keyring's masters are loaded here.
+    fn with_keyring(primary: &MasterSecret, policy: Policy) -> Result<Self, LoadError> {
+        let mut masters = vec![Accepted::new(primary, AlgorithmSet::ALL)];
+        for (entry, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
+            let fingerprint = previous.fingerprint();
+            if masters.iter().all(|m| m.fingerprint != fingerprint) {
+                masters.push(Accepted::new(
+                    &previous,
+                    entry.algorithms.unwrap_or(AlgorithmSet::ALL),
+                ));
+            }
         }
-        Ok(verifier.with_policy(policy))
+        Ok(Self {
+            only: None,
+            masters,
+            policy,
+            kind: None,
+        })
     }
 
     /// Loads the primary master, then the policy at `policy` (which must exist), then the
@@ -100,29 +151,42 @@ impl Verifier {
     ///
     /// # Errors
     /// [`LoadError::Primary`] or [`LoadError::Policy`]; nothing verifies without both.
-    pub fn open(
-        primary: &MasterSource,
-        policy: &std::path::Path,
-        alg: Algorithm,
-    ) -> Result<Self, LoadError> {
+    pub fn open(primary: &MasterSource, policy: &std::path::Path) -> Result<Self, LoadError> {
         let master = primary.load().map_err(LoadError::Primary)?;
         let policy = Policy::load(policy).map_err(LoadError::Policy)?;
-        let mut verifier = Self::new(&master, alg);
-        for (_, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
-            verifier = verifier.with_previous_master(&previous);
-        }
-        Ok(verifier.with_policy(policy))
+        Self::with_keyring(&master, policy)
     }
 
-    /// Also accepts keys minted under `previous` (a master being replaced).
+    /// Also accepts keys minted under `previous` (a master being replaced), of any
+    /// algorithm the policy accepts.
     #[must_use]
     pub fn with_previous_master(mut self, previous: &MasterSecret) -> Self {
         let fingerprint = previous.fingerprint();
-        if self.masters.iter().all(|(fp, _)| *fp != fingerprint) {
+        if self.masters.iter().all(|m| m.fingerprint != fingerprint) {
             self.masters
-                .push((fingerprint, Deriver::new(previous, self.alg)));
+                .push(Accepted::new(previous, AlgorithmSet::ALL));
         }
         self
+    }
+
+    /// Refuses keys of any other algorithm than `alg`, whatever the policy accepts
+    /// (reason [`Reason::Malformed`]): the command line's `--alg`.
+    #[must_use]
+    pub fn only_algorithm(mut self, alg: Algorithm) -> Self {
+        self.only = Some(alg);
+        self
+    }
+
+    /// The algorithms `principal`'s keys are accepted in: the policy's record, narrowed by
+    /// [`Verifier::only_algorithm`].
+    #[must_use]
+    pub fn accepted_algorithms(&self, principal: &Principal) -> AlgorithmSet {
+        let accepted = self.policy.accepted_algorithms(principal);
+        match self.only {
+            Some(alg) if accepted.contains(alg) => AlgorithmSet::only(alg),
+            Some(_) => AlgorithmSet::default(),
+            None => accepted,
+        }
     }
 
     /// Decides generations, grace periods and revocations by `policy`.
@@ -139,15 +203,9 @@ impl Verifier {
         self
     }
 
-    /// The algorithm keys are expected in.
-    #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.alg
-    }
-
     /// The fingerprints of the masters accepted, primary first.
     pub fn masters(&self) -> impl Iterator<Item = &Fingerprint> {
-        self.masters.iter().map(|(fp, _)| fp)
+        self.masters.iter().map(|m| &m.fingerprint)
     }
 
     /// The policy in force.
@@ -167,11 +225,12 @@ impl Verifier {
     ///
     /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; a
     /// revoked one is [`Reason::Revoked`], whatever the key; text that is not a
-    /// well-formed key of the algorithm (after trimming) is [`Reason::Malformed`]. Then
-    /// the key is compared with the principal's key at its current generation (and the
-    /// previous one during a grace period) under every master, all of them, combined with
-    /// constant-time operations: the time taken does not depend on which one matched, or
-    /// on how much of a wrong key was right.
+    /// well-formed key of an algorithm the principal accepts (after trimming; the length
+    /// tells the algorithm) is [`Reason::Malformed`]. Then the key is compared with the
+    /// principal's key at its current generation (and the previous one during a grace
+    /// period) under every master whose keys may be of that algorithm, all of them,
+    /// combined with constant-time operations: the time taken does not depend on which one
+    /// matched, or on how much of a wrong key was right.
     #[must_use]
     pub fn verify_at(&self, principal: &Principal, presented: &[u8], now: Timestamp) -> Decision {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
@@ -182,7 +241,11 @@ impl Verifier {
         if state.revoked {
             return Decision::invalid(Reason::Revoked);
         }
-        let Some(tag) = keys::decode_presented(presented, self.alg) else {
+        let Some((alg, tag)) = self
+            .accepted_algorithms(principal)
+            .iter()
+            .find_map(|alg| keys::decode_presented(presented, alg).map(|tag| (alg, tag)))
+        else {
             return Decision::invalid(Reason::Malformed);
         };
         let current = state.generation;
@@ -193,7 +256,10 @@ impl Verifier {
         let mut found = Choice::from(0);
         let mut master_index = 0u64;
         let mut generation = 0u64;
-        for (index, (_, deriver)) in (0u64..).zip(&self.masters) {
+        for (index, master) in (0u64..).zip(&self.masters) {
+            let Some(deriver) = master.deriver(alg) else {
+                continue;
+            };
             for g in std::iter::once(current).chain(previous) {
                 let hit = deriver.tag_matches(principal, g, &tag);
                 found |= hit;
@@ -207,7 +273,7 @@ impl Verifier {
         let master = usize::try_from(master_index)
             .ok()
             .and_then(|i| self.masters.get(i))
-            .map(|(fp, _)| *fp);
+            .map(|m| m.fingerprint);
         Decision {
             verdict: Verdict::Valid,
             master,
@@ -219,10 +285,14 @@ impl Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("alg", &self.alg)
+            .field("only", &self.only)
             .field(
                 "masters",
-                &self.masters.iter().map(|(fp, _)| fp).collect::<Vec<_>>(),
+                &self
+                    .masters
+                    .iter()
+                    .map(|m| (&m.fingerprint, m.algorithms.to_string()))
+                    .collect::<Vec<_>>(),
             )
             .field("kind", &self.kind)
             .finish_non_exhaustive()

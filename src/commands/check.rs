@@ -35,9 +35,9 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
     };
     let mut verified = None;
     if let (Some(key), true) = (&key, args.verify) {
-        // Verified with the algorithm the key's length names: the check is whether this
-        // key is right, whichever way the admin minted it.
-        let verifier = super::load_verifier(&args.master, key.algorithm())?;
+        // Verified as the coordinator would: by the policy's record of the algorithms the
+        // principal's keys may be in.
+        let verifier = super::load_verifier(&args.master, None, None)?;
         let verdict = verifier
             .verify(principal, key.expose_secret().as_bytes())
             .verdict;
@@ -45,6 +45,12 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         if let Verdict::Invalid(reason) = verdict {
             let why = match reason {
                 Reason::Revoked => format!("{principal} is revoked"),
+                Reason::Malformed => format!(
+                    "it is an {} key, and the policy accepts only {} keys for {principal}: ask \
+                     the admin for a key of that algorithm",
+                    key.algorithm(),
+                    verifier.accepted_algorithms(principal)
+                ),
                 _ => format!(
                     "it is a well-formed {} key, but not a current key of {principal} under the masters \
                      (host types get renamed; keys get rotated): ask the admin for the key of {principal}",

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 
 use gobuildkey::master::{MasterSecret, MasterSource};
-use gobuildkey::policy::actions::{Action, KeyringChange, KeyringSource};
+use gobuildkey::policy::actions::{Action, KeyringAdded, KeyringChange, KeyringSource};
 use gobuildkey::secret_file::{self, Existing, WriteError};
 
 use crate::cli::{MasterAddArgs, MasterOnlyArgs, MasterRetireArgs};
@@ -47,17 +47,22 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
             }
             // 2. The copy joins the keyring, so keys minted under the old master still verify.
             let kept_source = MasterSource::File(kept.clone());
+            // Its keys are of the algorithms the policy accepts today, and no others.
+            let algorithms = Some(policy.all_algorithms());
             if !policy
                 .keyring()
                 .iter()
                 .any(|entry| entry.source == kept_source)
             {
-                policy.add_previous_master(&kept_source)?;
+                policy.add_previous_master(&kept_source, algorithms)?;
             }
             let new = MasterSecret::generate()?;
             let mut action = Action::new("master rotate");
             action.master = Some(new.fingerprint().to_string());
-            action.keyring = Some(KeyringChange::Added(KeyringSource::of(&kept_source)));
+            action.keyring = Some(KeyringChange::Added(KeyringAdded::of(
+                &kept_source,
+                algorithms,
+            )));
             Ok(super::Edited {
                 value: (old_fp, kept, new),
                 action: Some(action),
@@ -130,10 +135,16 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
                 action: None,
             });
         }
-        policy.add_previous_master(&source)?;
+        let algorithms = (!args.algs.is_empty()).then(|| {
+            args.algs
+                .iter()
+                .copied()
+                .collect::<gobuildkey::keys::AlgorithmSet>()
+        });
+        policy.add_previous_master(&source, algorithms)?;
         let mut action = Action::new("master add");
         action.master = Some(fp.to_string());
-        action.keyring = Some(KeyringChange::Added(KeyringSource::of(&source)));
+        action.keyring = Some(KeyringChange::Added(KeyringAdded::of(&source, algorithms)));
         Ok(super::Edited {
             value: true,
             action: Some(action),

@@ -61,9 +61,10 @@ fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(Buil
         )
         .into());
     }
-    let key = Deriver::new(master, args.alg).derive_generation(&args.principal, state.generation);
-    let fingerprint = master.fingerprint().to_string();
-    let recorded = policy.state_ref(&args.principal).is_some()
-        && state.minted_under.as_deref() == Some(fingerprint.as_str());
-    Ok((key, state.generation, !recorded))
+    let alg = args.alg.unwrap_or(policy.default_algorithm());
+    let key = Deriver::new(master, alg).derive_generation(&args.principal, state.generation);
+    let generation = state.generation;
+    let wanted = super::minted_state(policy, &args.principal, state, master, alg);
+    let recorded = policy.state_ref(&args.principal) == Some(&wanted);
+    Ok((key, generation, !recorded))
 }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod docs;
 pub mod fingerprint;
+pub mod import;
 pub mod init;
 pub mod install;
 pub mod log;
@@ -25,7 +26,9 @@ use gobuildkey::secret_file::ReadError;
 use anyhow::{Context, Result};
 use zeroize::{Zeroize, Zeroizing};
 
-use gobuildkey::keys::{Algorithm, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal};
+use gobuildkey::keys::{
+    Algorithm, AlgorithmSet, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal,
+};
 use gobuildkey::master::MasterSecret;
 use gobuildkey::paths::{AgentEnv, ENV_DELETE_AFTER_READ};
 use gobuildkey::policy::actions::{Action, ActionLog};
@@ -93,6 +96,16 @@ fn policy_store(master: &MasterArgs, edit: &EditArgs) -> Result<Store> {
         .lock_timeout(std::time::Duration::from_secs(edit.lock_timeout)))
 }
 
+/// Says at once that another edit holds the policy's lock, and how long this one waits.
+pub(crate) fn say_waiting(store: &Store, edit: &EditArgs, holder: Option<u32>) {
+    let who = holder.map_or_else(String::new, |pid| format!(" held by pid {pid}"));
+    crate::output::note(&format!(
+        "waiting for the lock on {}{who} (up to {}s)…",
+        store.path().display(),
+        edit.lock_timeout
+    ));
+}
+
 /// What an edit of the policy did: the command's result, and the action to log when the
 /// policy changed (`None`: nothing to write).
 pub(crate) struct Edited<T> {
@@ -121,14 +134,7 @@ pub(crate) fn edit_policy_then<T>(
     change: impl FnOnce(&mut Policy) -> Result<Edited<T>>,
     then: impl FnOnce(&T) -> Result<()>,
 ) -> Result<T> {
-    let lock = store.lock(|holder| {
-        let who = holder.map_or_else(String::new, |pid| format!(" held by pid {pid}"));
-        crate::output::note(&format!(
-            "waiting for the lock on {}{who} (up to {}s)…",
-            store.path().display(),
-            edit.lock_timeout
-        ));
-    })?;
+    let lock = store.lock(|holder| say_waiting(store, edit, holder))?;
     let mut policy = lock.read()?;
     let Edited { value, action } = change(&mut policy)?;
     let Some(mut action) = action else {
@@ -143,6 +149,8 @@ pub(crate) fn edit_policy_then<T>(
         ));
         return Ok(value);
     }
+    // Refusals of the write (a link, another owner) come before anything is logged.
+    lock.check_writable()?;
     ActionLog::beside(store.path()).append(&action)?;
     lock.write(&policy)?;
     then(&value)?;
@@ -150,26 +158,73 @@ pub(crate) fn edit_policy_then<T>(
 }
 
 /// The verifier the options name: primary master, policy, and the keyring's masters.
-fn load_verifier(master: &MasterArgs, alg: Algorithm) -> Result<Verifier> {
-    Ok(Verifier::open(
-        &master.source()?,
-        &master.policy_path()?,
-        alg,
-    )?)
+/// With `alg` (the command line's `--alg`), keys of other algorithms are refused; an
+/// `alg` the policy does not accept — for `principal`, or for anyone when there is none —
+/// contradicts its record and is a usage error.
+fn load_verifier(
+    master: &MasterArgs,
+    alg: Option<Algorithm>,
+    principal: Option<&Principal>,
+) -> Result<Verifier> {
+    let verifier = Verifier::open(&master.source()?, &master.policy_path()?)?;
+    let Some(alg) = alg else {
+        return Ok(verifier);
+    };
+    let (accepted, whom) = match principal {
+        Some(p) => (verifier.policy().accepted_algorithms(p), p.to_string()),
+        None => (
+            verifier.policy().all_algorithms(),
+            "any principal".to_owned(),
+        ),
+    };
+    if !accepted.contains(alg) {
+        return Err(crate::exit::Refused::new(
+            crate::exit::Exit::Usage,
+            format!(
+                "--alg {alg} contradicts the policy, which accepts {accepted} for {whom}: drop \
+                 --alg (the policy decides), or record the algorithm first, as \
+                 `gobuildkey import --alg {alg} PRINCIPAL` does for keys genbuilderkey minted"
+            ),
+        )
+        .into());
+    }
+    Ok(verifier.only_algorithm(alg))
+}
+
+/// `state` once a key of `alg` is minted for `principal` under `master`: the master is
+/// recorded, and `alg` joins the algorithms the principal's keys may be in (a principal new
+/// to the policy accepts `alg` alone).
+fn minted_state(
+    policy: &Policy,
+    principal: &Principal,
+    mut state: PrincipalState,
+    master: &MasterSecret,
+    alg: Algorithm,
+) -> PrincipalState {
+    state.minted_under = Some(master.fingerprint().to_string());
+    let default = AlgorithmSet::only(policy.default_algorithm());
+    let mut algorithms = match (state.algorithms, policy.state_ref(principal)) {
+        (Some(set), _) => set,
+        (None, Some(_)) => default,
+        (None, None) => AlgorithmSet::default(),
+    };
+    algorithms.insert(alg);
+    state.algorithms = (algorithms != default || state.algorithms.is_some()).then_some(algorithms);
+    state
 }
 
 /// Records in `policy` that `principal`'s key at `state.generation` was minted under
-/// `master`; the action to log when that changed the policy.
+/// `master` (and the key's algorithm); the action to log when that changed the policy.
 fn record_minted(
     policy: &mut Policy,
     command: &str,
     principal: &Principal,
-    mut state: PrincipalState,
+    state: PrincipalState,
     master: &MasterSecret,
     key: &BuildKey,
 ) -> Result<Option<Action>> {
+    let state = minted_state(policy, principal, state, master, key.algorithm());
     let fingerprint = master.fingerprint().to_string();
-    state.minted_under = Some(fingerprint.clone());
     if policy.state_ref(principal) == Some(&state) {
         return Ok(None);
     }

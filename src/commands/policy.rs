@@ -3,21 +3,31 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::{Algorithm, Principal};
+use gobuildkey::keys::Principal;
 use gobuildkey::policy::actions::{Action, ActionLog, replay};
 use gobuildkey::policy::{Grace, Policy};
 use gobuildkey::secret_file::WriteError;
 
-use crate::cli::{PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs};
+use crate::cli::{
+    EndGraceArgs, PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs,
+};
 use crate::exit::{Exit, Refused};
 use crate::output;
 use serde_json::json;
+
+/// A command's result, reported once the edit is made (an edit refused late says nothing
+/// of what it would have done).
+type Report = (&'static str, String, serde_json::Value);
+
+fn report((command, human, fields): Report) {
+    output::report(command, &human, fields);
+}
 
 /// Marks a principal revoked (`revoked = true`).
 pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
     let target = &args.target;
     let store = super::policy_store(&target.master, &target.edit)?;
-    super::edit_policy(&store, &target.edit, |policy| {
+    report(super::edit_policy(&store, &target.edit, |policy| {
         if !args.allow_unknown && policy.state_ref(&target.principal).is_none() {
             let log = ActionLog::beside(store.path()).read()?;
             if !log
@@ -28,16 +38,16 @@ pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
             }
         }
         set_revoked(policy, target, true)
-    })?;
+    })?);
     Ok(Exit::Ok)
 }
 
 /// Undoes `revoke`.
 pub fn reinstate(args: &PrincipalArgs) -> Result<Exit> {
     let store = super::policy_store(&args.master, &args.edit)?;
-    super::edit_policy(&store, &args.edit, |policy| {
+    report(super::edit_policy(&store, &args.edit, |policy| {
         set_revoked(policy, args, false)
-    })?;
+    })?);
     Ok(Exit::Ok)
 }
 
@@ -45,7 +55,7 @@ fn set_revoked(
     policy: &mut Policy,
     args: &PrincipalArgs,
     revoked: bool,
-) -> Result<super::Edited<()>> {
+) -> Result<super::Edited<Report>> {
     let p = &args.principal;
     let mut state = policy.state(p);
     let command = if revoked { "revoke" } else { "reinstate" };
@@ -70,12 +80,11 @@ fn set_revoked(
         policy.set_state(p, &state)?;
         action = Some(Action::new(command).on(p, &state));
     }
-    output::report(
-        command,
-        &human,
-        json!({ "principal": p.as_str(), "revoked": revoked, "changed": changed, "dry_run": args.edit.dry_run }),
-    );
-    Ok(super::Edited { value: (), action })
+    let fields = json!({ "principal": p.as_str(), "revoked": revoked, "changed": changed, "dry_run": args.edit.dry_run });
+    Ok(super::Edited {
+        value: (command, human, fields),
+        action,
+    })
 }
 
 /// The refusal to revoke a name the farm never knew, with the names it knows that are close.
@@ -107,35 +116,70 @@ fn unknown(principal: &Principal, policy: &Policy, log: &[Action]) -> Refused {
     )
 }
 
-/// Ends a principal's grace period: its previous key stops verifying.
-pub fn end_grace(args: &PrincipalArgs) -> Result<Exit> {
-    let store = super::policy_store(&args.master, &args.edit)?;
-    super::edit_policy(&store, &args.edit, |policy| {
-        let mut state = policy.state(&args.principal);
-        let p = &args.principal;
-        let changed = state.keep_previous != Grace::None;
-        let would = if args.edit.dry_run { "would have " } else { "" };
-        let human = if changed {
-            format!(
-                "{would}ended the grace period of {p}: only its generation-{} key verifies",
-                state.generation
+/// Ends a principal's grace period: its previous key stops verifying. With `--alg`, ends
+/// instead the acceptance of one algorithm: its keys of that algorithm stop verifying.
+pub fn end_grace(args: &EndGraceArgs) -> Result<Exit> {
+    let target = &args.target;
+    let store = super::policy_store(&target.master, &target.edit)?;
+    report(super::edit_policy(&store, &target.edit, |policy| {
+        let p = &target.principal;
+        let mut state = policy.state(p);
+        let would = if target.edit.dry_run {
+            "would have "
+        } else {
+            ""
+        };
+        let (changed, human) = if let Some(alg) = args.alg {
+            let mut accepted = policy.accepted_algorithms(p);
+            if !accepted.contains(alg) {
+                (
+                    false,
+                    format!("{p}'s keys are not accepted in {alg} (it accepts {accepted})"),
+                )
+            } else {
+                accepted.remove(alg);
+                if accepted.is_empty() {
+                    return Err(Refused::new(
+                        Exit::Invalid,
+                        format!(
+                            "{alg} is the only algorithm {p}'s keys are accepted in: ending it \
+                             would refuse every key of {p}; mint it a key of another algorithm \
+                             first (`gobuildkey mint --alg ALG {p}`), or revoke it"
+                        ),
+                    )
+                    .into());
+                }
+                state.algorithms = Some(accepted);
+                (
+                    true,
+                    format!("{would}ended {alg} for {p}: only its {accepted} keys verify"),
+                )
+            }
+        } else if state.keep_previous != Grace::None {
+            state.keep_previous = Grace::None;
+            (
+                true,
+                format!(
+                    "{would}ended the grace period of {p}: only its generation-{} key verifies",
+                    state.generation
+                ),
             )
         } else {
-            format!("{p} has no grace period")
+            (false, format!("{p} has no grace period"))
         };
         let mut action = None;
         if changed {
-            state.keep_previous = Grace::None;
             policy.set_state(p, &state)?;
-            action = Some(Action::new("end-grace").on(p, &state));
+            let mut logged = Action::new("end-grace").on(p, &state);
+            logged.algorithm = args.alg.map(|alg| alg.name().to_owned());
+            action = Some(logged);
         }
-        output::report(
-            "end-grace",
-            &human,
-            json!({ "principal": p.as_str(), "changed": changed, "generation": state.generation, "dry_run": args.edit.dry_run }),
-        );
-        Ok(super::Edited { value: (), action })
-    })?;
+        let fields = json!({ "principal": p.as_str(), "changed": changed, "generation": state.generation, "dry_run": target.edit.dry_run });
+        Ok(super::Edited {
+            value: ("end-grace", human, fields),
+            action,
+        })
+    })?);
     Ok(Exit::Ok)
 }
 
@@ -184,7 +228,9 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
             )
             .into());
         }
-        Policy::template(&path)
+        let mut policy = Policy::template(&path);
+        policy.set_default_algorithm(args.alg)?;
+        policy
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         gobuildkey::secret_file::create_private_dir(dir)
@@ -244,8 +290,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
     }
     let policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?;
-    let verifier =
-        gobuildkey::verifier::Verifier::load(&primary, policy.clone(), Algorithm::default())?;
+    let verifier = gobuildkey::verifier::Verifier::load(&primary, policy.clone())?;
     let primary_fp = verifier
         .masters()
         .next()
@@ -272,20 +317,24 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         Some(path) => format!("policy: {}", path.display()),
         None => "policy: none".to_owned(),
     }];
+    lines.push(format!("default algorithm: {}", policy.default_algorithm()));
     lines.push("masters:".into());
     lines.push(format!("  primary   {primary_fp}  {primary}"));
     for (entry, master) in &keyring {
         lines.push(format!(
-            "  previous  {}  {} (line {})",
+            "  previous  {}  {} (line {}){}",
             master.fingerprint(),
             entry.source,
-            entry.at.0
+            entry.at.0,
+            entry
+                .algorithms
+                .map_or_else(String::new, |set| format!(", {set} keys only"))
         ));
     }
     lines.push("principals:".into());
     lines.push(format!(
-        "  {:<32} {:>10}  {:<32} {:<8} minted under",
-        "name", "generation", "grace", "revoked"
+        "  {:<32} {:>10}  {:<32} {:<8} {:<24} minted under",
+        "name", "generation", "grace", "revoked", "algorithms"
     ));
     let mut principals = Vec::new();
     for (p, state) in policy.principals() {
@@ -294,12 +343,14 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
             Some(fp) if *fp == primary_fp => format!("{fp} (primary)"),
             Some(fp) => format!("{fp} (re-mint)"),
         };
+        let algorithms = policy.accepted_algorithms(p);
         lines.push(format!(
-            "  {:<32} {:>10}  {:<32} {:<8} {minted}",
+            "  {:<32} {:>10}  {:<32} {:<8} {:<24} {minted}",
             p.as_str(),
             state.generation,
             state.keep_previous.to_string(),
             if state.revoked { "yes" } else { "no" },
+            algorithms.to_string(),
         ));
         principals.push(json!({
             "name": p.as_str(),
@@ -307,6 +358,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
             "keep_previous": grace_json(state.keep_previous),
             "revoked": state.revoked,
             "minted_under": state.minted_under,
+            "algorithms": names(algorithms),
             "stale": !state.revoked && stale(state.minted_under.as_ref()),
         }));
     }
@@ -317,6 +369,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
                 "fingerprint": master.fingerprint().as_str(),
                 "source": entry.source.to_string(),
                 "line": entry.at.0,
+                "algorithms": entry.algorithms.map(names),
             })
         })
         .collect();
@@ -325,6 +378,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         &lines.join("\n"),
         json!({
             "policy": policy.path(),
+            "algorithm": policy.default_algorithm().name(),
             "masters": { "primary": primary_fp, "previous": previous },
             "principals": principals,
             "stale": stale_names,
@@ -340,4 +394,9 @@ pub(crate) fn grace_json(grace: Grace) -> serde_json::Value {
         Grace::Open => json!(true),
         Grace::Until(end) => json!(end.to_string()),
     }
+}
+
+/// A set of algorithms as docs/json.md has it: an array of names.
+fn names(set: gobuildkey::keys::AlgorithmSet) -> Vec<&'static str> {
+    set.iter().map(gobuildkey::keys::Algorithm::name).collect()
 }

@@ -35,8 +35,8 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
             .filter(|&g| i64::try_from(g).is_ok())
             .ok_or_else(|| Refused::new(Exit::DataErr, "the generation cannot go higher"))?;
         state.keep_previous = keep_previous;
-        let key =
-            Deriver::new(&master, args.alg).derive_generation(&args.principal, state.generation);
+        let alg = args.alg.unwrap_or(policy.default_algorithm());
+        let key = Deriver::new(&master, alg).derive_generation(&args.principal, state.generation);
         let action = super::record_minted(
             policy,
             "rotate",

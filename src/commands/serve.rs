@@ -143,7 +143,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
 }
 
 fn load(args: &ServeArgs) -> Result<Verifier> {
-    let verifier = super::load_verifier(&args.master, args.alg)?;
+    let verifier = super::load_verifier(&args.master, args.alg, None)?;
     Ok(match args.kind {
         Some(kind) => verifier.only_kind(kind),
         None => verifier,

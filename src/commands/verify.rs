@@ -16,7 +16,7 @@ use serde_json::json;
 /// Loads the masters and policy, reads the key, and asks the library's verify function.
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
     // Masters, policy and audit file first: without them nothing can be valid.
-    let mut verifier = super::load_verifier(&args.master, args.alg)?;
+    let mut verifier = super::load_verifier(&args.master, args.alg, args.principal.as_ref())?;
     if let Some(kind) = args.kind {
         verifier = verifier.only_kind(kind);
     }
@@ -62,14 +62,19 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         }
         Verdict::Invalid(reason) => {
             let why = match reason {
-                Reason::Malformed => format!(
-                    "not {} lowercase hex digits, as an {} key is",
-                    args.alg.hex_len(),
-                    args.alg
-                ),
+                Reason::Malformed => {
+                    let accepted = verifier.accepted_algorithms(p);
+                    let digits: Vec<String> = accepted
+                        .iter()
+                        .map(|alg| {
+                            format!("{} lowercase hex digits, as an {alg} key is", alg.hex_len())
+                        })
+                        .collect();
+                    format!("not {}", digits.join(", nor "))
+                }
                 Reason::Revoked => format!("{p} is revoked"),
                 Reason::WrongKind => format!("{p} is not a principal of the kind asked for"),
-                _ => format!("not a current {} key of {p} under the masters", args.alg),
+                _ => format!("not a current key of {p} under the masters"),
             };
             // The refusal is the answer, not an error: a message for people, the object
             // for scripts, nothing with -q.

@@ -95,6 +95,9 @@ pub struct StateRecord {
     /// The master its current key was minted under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minted_under: Option<String>,
+    /// The algorithms its keys may be in, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
 }
 
 impl StateRecord {
@@ -110,6 +113,9 @@ impl StateRecord {
             },
             revoked: state.revoked,
             minted_under: state.minted_under.clone(),
+            algorithms: state
+                .algorithms
+                .map(|set| set.iter().map(|alg| alg.name().to_owned()).collect()),
         }
     }
 
@@ -122,11 +128,21 @@ impl StateRecord {
             serde_json::Value::String(end) => Grace::Until(end.parse().ok()?),
             _ => return None,
         };
+        let algorithms = match &self.algorithms {
+            None => None,
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|name| name.parse().ok())
+                    .collect::<Option<crate::keys::AlgorithmSet>>()?,
+            ),
+        };
         Some(PrincipalState {
             generation: self.generation,
             keep_previous,
             revoked: self.revoked,
             minted_under: self.minted_under.clone(),
+            algorithms,
         })
     }
 }
@@ -136,9 +152,31 @@ impl StateRecord {
 #[serde(rename_all = "snake_case")]
 pub enum KeyringChange {
     /// An entry was added.
-    Added(KeyringSource),
+    Added(KeyringAdded),
     /// An entry was removed.
     Removed(KeyringSource),
+}
+
+/// A keyring entry added: its source, and the algorithms its keys were minted with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringAdded {
+    /// The entry's source.
+    #[serde(flatten)]
+    pub source: KeyringSource,
+    /// The algorithms, when the entry names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
+}
+
+impl KeyringAdded {
+    /// The record of an entry for `source` with `algorithms`.
+    #[must_use]
+    pub fn of(source: &MasterSource, algorithms: Option<crate::keys::AlgorithmSet>) -> Self {
+        Self {
+            source: KeyringSource::of(source),
+            algorithms: algorithms.map(|set| set.iter().map(|a| a.name().to_owned()).collect()),
+        }
+    }
 }
 
 /// A keyring entry's source, as the policy file writes it.
@@ -373,10 +411,20 @@ pub fn replay(actions: &[Action], path: &Path) -> Result<Policy, PolicyError> {
             policy.set_state(&principal, &state)?;
         }
         match &action.keyring {
-            Some(KeyringChange::Added(source)) => {
-                let source = resolve(source.source(), path);
+            Some(KeyringChange::Added(added)) => {
+                let source = resolve(added.source.source(), path);
+                let algorithms = match &added.algorithms {
+                    None => None,
+                    Some(names) => Some(
+                        names
+                            .iter()
+                            .map(|name| name.parse().ok())
+                            .collect::<Option<crate::keys::AlgorithmSet>>()
+                            .ok_or_else(|| bad(n, "an algorithm gobuildkey does not know"))?,
+                    ),
+                };
                 if !policy.keyring().iter().any(|entry| entry.source == source) {
-                    policy.add_previous_master(&source)?;
+                    policy.add_previous_master(&source, algorithms)?;
                 }
             }
             Some(KeyringChange::Removed(source)) => {
@@ -462,10 +510,16 @@ mod tests {
             ..Default::default()
         };
         let mut add = Action::new("master add");
-        add.keyring = Some(KeyringChange::Added(KeyringSource::File("old.key".into())));
+        add.keyring = Some(KeyringChange::Added(KeyringAdded::of(
+            &MasterSource::File("old.key".into()),
+            None,
+        )));
         let mut add2 = Action::new("master add");
-        add2.keyring = Some(KeyringChange::Added(KeyringSource::Command(
-            "pass x".into(),
+        add2.keyring = Some(KeyringChange::Added(KeyringAdded::of(
+            &MasterSource::Command("pass x".into()),
+            Some(crate::keys::AlgorithmSet::only(
+                crate::keys::Algorithm::HmacMd5,
+            )),
         )));
         let mut retire = Action::new("master retire");
         retire.keyring = Some(KeyringChange::Removed(KeyringSource::File(
@@ -487,6 +541,12 @@ mod tests {
         assert_eq!(
             policy.keyring()[0].source,
             MasterSource::Command("pass x".into())
+        );
+        assert_eq!(
+            policy.keyring()[0].algorithms,
+            Some(crate::keys::AlgorithmSet::only(
+                crate::keys::Algorithm::HmacMd5
+            ))
         );
     }
 

@@ -3,7 +3,7 @@
 use toml_edit::{Array, InlineTable, Item, TableLike, Value};
 
 use super::{Grace, Policy, PolicyError, PrincipalState};
-use crate::keys::Principal;
+use crate::keys::{Algorithm, AlgorithmSet, Principal};
 use crate::master::MasterSource;
 use std::path::Path;
 
@@ -66,17 +66,37 @@ impl Policy {
             "minted_under",
             state.minted_under.as_deref().map(Value::from),
         );
+        set_or_remove(entry, "algorithms", state.algorithms.map(names));
         if entry.is_empty() {
             principals.remove(principal.as_str());
         }
         self.reparse()
     }
 
-    /// Adds a previous master to the keyring.
+    /// Sets the farm's default algorithm (the top-level `algorithm`; not written while it
+    /// is HMAC-SHA256, the default).
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] if the result is not a valid policy.
+    pub fn set_default_algorithm(&mut self, alg: Algorithm) -> Result<(), PolicyError> {
+        if alg == Algorithm::default() {
+            self.doc.remove("algorithm");
+        } else {
+            self.doc.insert("algorithm", toml_edit::value(alg.name()));
+        }
+        self.reparse()
+    }
+
+    /// Adds a previous master to the keyring; `algorithms`, when given, are those its keys
+    /// were minted with (no other key of it verifies).
     ///
     /// # Errors
     /// [`PolicyError::Invalid`] if `keyring.previous` is not an array.
-    pub fn add_previous_master(&mut self, source: &MasterSource) -> Result<(), PolicyError> {
+    pub fn add_previous_master(
+        &mut self,
+        source: &MasterSource,
+        algorithms: Option<AlgorithmSet>,
+    ) -> Result<(), PolicyError> {
         let mut entry = InlineTable::new();
         match source {
             MasterSource::File(file) => {
@@ -94,6 +114,9 @@ impl Policy {
                     Value::from(command.to_string_lossy().into_owned()),
                 );
             }
+        }
+        if let Some(algorithms) = algorithms {
+            entry.insert("algorithms", names(algorithms));
         }
         let path = self.shown_path();
         let keyring = self
@@ -173,4 +196,9 @@ pub(super) fn set_or_remove(table: &mut dyn TableLike, key: &str, value: Option<
             table.remove(key);
         }
     }
+}
+
+/// A set of algorithms as the policy writes it: an array of names.
+fn names(set: AlgorithmSet) -> Value {
+    Value::Array(set.iter().map(Algorithm::name).collect::<Array>())
 }

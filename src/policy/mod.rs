@@ -41,7 +41,7 @@ use toml_edit::DocumentMut;
 
 use parse::{Ctx, timestamp_of};
 
-use crate::keys::Principal;
+use crate::keys::{Algorithm, AlgorithmSet, Principal};
 use crate::master::{MasterSecret, MasterSource};
 use crate::secret_file::{self, ReadError, WriteError};
 
@@ -102,6 +102,8 @@ pub struct PrincipalState {
     pub revoked: bool,
     /// The fingerprint of the master the current key was last minted under.
     pub minted_under: Option<String>,
+    /// The algorithms its keys may be in; `None`: the policy's default algorithm only.
+    pub algorithms: Option<AlgorithmSet>,
 }
 
 /// A previous master named in the keyring, and where in the file it is named.
@@ -109,6 +111,8 @@ pub struct PrincipalState {
 pub struct KeyringEntry {
     /// The master's file (resolved against the policy's folder) or command.
     pub source: MasterSource,
+    /// The algorithms keys were minted with under it; `None`: any.
+    pub algorithms: Option<AlgorithmSet>,
     /// Where the entry is: 1-based line and column.
     pub at: (usize, usize),
 }
@@ -118,6 +122,7 @@ pub struct KeyringEntry {
 pub struct Policy {
     path: Option<PathBuf>,
     doc: DocumentMut,
+    algorithm: Algorithm,
     principals: BTreeMap<Principal, PrincipalState>,
     keyring: Vec<KeyringEntry>,
 }
@@ -135,6 +140,7 @@ impl Policy {
         Self {
             path: None,
             doc: TEMPLATE.parse().unwrap_or_default(),
+            algorithm: Algorithm::default(),
             principals: BTreeMap::new(),
             keyring: Vec::new(),
         }
@@ -172,19 +178,23 @@ impl Policy {
     /// [`PolicyError`] when the file is missing, empty, cannot be read, may be written by
     /// others, or is not a valid policy.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let missing = || PolicyError::Missing {
+            path: path.to_owned(),
+        };
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            // Whoever could write the policy could reinstate a principal, or add a keyring
+            // `command` for gobuildkey to run: checked before a byte of it is read.
+            Ok(meta) if meta.is_file() => crate::trust::check_file(path, "the policy")
+                .map_err(|e| PolicyError::Untrusted(Box::new(e)))?,
+            // Not a regular file, or not to be looked at: the read below says which.
+            _ => {}
+        }
         let file = match secret_file::read_secret_file(path, MAX_LEN) {
             Ok(file) => file,
-            Err(ReadError::Missing { .. }) => {
-                return Err(PolicyError::Missing {
-                    path: path.to_owned(),
-                });
-            }
+            Err(ReadError::Missing { .. }) => return Err(missing()),
             Err(e) => return Err(PolicyError::Read(e)),
         };
-        // Whoever could write the policy could reinstate a principal, or add a keyring
-        // `command` for gobuildkey to run.
-        crate::trust::check_file(path, "the policy")
-            .map_err(|e| PolicyError::Untrusted(Box::new(e)))?;
         let contents = file.contents.ok_or_else(|| PolicyError::Invalid {
             path: path.display().to_string(),
             at: (1, 1),
@@ -227,15 +237,19 @@ impl Policy {
         })?;
         let mut principals = BTreeMap::new();
         let mut keyring = Vec::new();
+        let mut algorithm = Algorithm::default();
         for (key, item) in parsed.iter() {
             match key {
+                "algorithm" => algorithm = ctx.algorithm(item, "`algorithm`")?,
                 "principals" => principals = ctx.principals(item)?,
                 "keyring" => keyring = ctx.keyring(item)?,
                 other => {
                     let at = parsed.key(other).and_then(toml_edit::Key::span);
                     return Err(ctx.invalid(
                         at,
-                        format!("unknown field `{other}`: expected `keyring` or `principals`"),
+                        format!(
+                            "unknown field `{other}`: expected `algorithm`, `keyring` or `principals`"
+                        ),
                     ));
                 }
             }
@@ -243,6 +257,7 @@ impl Policy {
         Ok(Self {
             path: path.map(Path::to_owned),
             doc: parsed.into_mut(),
+            algorithm,
             principals,
             keyring,
         })
@@ -258,6 +273,47 @@ impl Policy {
     #[must_use]
     pub fn state(&self, principal: &Principal) -> PrincipalState {
         self.principals.get(principal).cloned().unwrap_or_default()
+    }
+
+    /// The farm's default algorithm: what `mint` mints, and what a principal with no
+    /// recorded algorithms accepts (the `algorithm` field; HMAC-SHA256 when absent).
+    #[must_use]
+    pub fn default_algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The algorithms `principal`'s keys may be in: its recorded set, else the default.
+    ///
+    /// ```
+    /// use gobuildkey::keys::{Algorithm, AlgorithmSet};
+    /// use gobuildkey::policy::Policy;
+    ///
+    /// let policy = Policy::parse(
+    ///     "[principals.host-old]\nalgorithms = [\"hmac-md5\", \"hmac-sha256\"]\n",
+    ///     None,
+    /// )?;
+    /// assert_eq!(policy.accepted_algorithms(&"host-old".parse()?), AlgorithmSet::ALL);
+    /// assert_eq!(
+    ///     policy.accepted_algorithms(&"host-new".parse()?),
+    ///     AlgorithmSet::only(Algorithm::HmacSha256)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn accepted_algorithms(&self, principal: &Principal) -> AlgorithmSet {
+        self.principals
+            .get(principal)
+            .and_then(|state| state.algorithms)
+            .unwrap_or(AlgorithmSet::only(self.algorithm))
+    }
+
+    /// Every algorithm the policy accepts for some principal, the default included.
+    #[must_use]
+    pub fn all_algorithms(&self) -> AlgorithmSet {
+        self.principals
+            .values()
+            .filter_map(|state| state.algorithms)
+            .fold(AlgorithmSet::only(self.algorithm), AlgorithmSet::union)
     }
 
     /// What the policy says of `principal`, without a copy; `None` means the defaults.
@@ -685,10 +741,10 @@ generation = 1 # rotated
     fn keyring_edits() {
         let mut policy = Policy::parse("", Some(Path::new("/farm/gobuildkey.toml"))).unwrap();
         policy
-            .add_previous_master(&MasterSource::File("/farm/old.key".into()))
+            .add_previous_master(&MasterSource::File("/farm/old.key".into()), None)
             .unwrap();
         policy
-            .add_previous_master(&MasterSource::Command("pass show x".into()))
+            .add_previous_master(&MasterSource::Command("pass show x".into()), None)
             .unwrap();
         assert!(
             policy.to_text().contains("file = \"old.key\""),

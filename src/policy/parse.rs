@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use toml_edit::{Item, TableLike, Value};
 
 use super::{Grace, KeyringEntry, PolicyError, PrincipalState};
-use crate::keys::Principal;
+use crate::keys::{Algorithm, AlgorithmSet, Principal};
 use crate::master::MasterSource;
 
 /// Parsing context: the raw text for positions, the path for messages.
@@ -95,13 +95,17 @@ impl Ctx<'_> {
                     state.minted_under =
                         Some(item.as_str().ok_or_else(|| wrong("a string"))?.to_owned());
                 }
+                "algorithms" => {
+                    state.algorithms =
+                        Some(self.algorithms(item, &format!("`principals.{name}.algorithms`"))?);
+                }
                 other => {
                     let at = fields.get_key_value(other).and_then(|(k, _)| k.span());
                     return Err(self.invalid(
                         at,
                         format!(
                             "unknown field `{other}` in `principals.{name}`: expected \
-                             generation, keep_previous, revoked or minted_under"
+                             generation, keep_previous, revoked, minted_under or algorithms"
                         ),
                     ));
                 }
@@ -175,10 +179,19 @@ impl Ctx<'_> {
         entry: &dyn TableLike,
         span: Option<Range<usize>>,
     ) -> Result<KeyringEntry, PolicyError> {
-        let expected =
-            "each `keyring.previous` entry must be { file = \"...\" } or { command = \"...\" }";
-        let mut fields = entry.iter();
-        let (Some((field, value)), None) = (fields.next(), fields.next()) else {
+        let expected = "each `keyring.previous` entry must be { file = \"...\" } or \
+                        { command = \"...\" }, with `algorithms = [...]` if its keys are of \
+                        some algorithms only";
+        let mut algorithms = None;
+        let mut named = Vec::new();
+        for (field, value) in entry.iter() {
+            if field == "algorithms" {
+                algorithms = Some(self.algorithms(value, "a keyring entry's `algorithms`")?);
+            } else {
+                named.push((field, value));
+            }
+        }
+        let [(field, value)] = named[..] else {
             return Err(self.invalid(span, expected.into()));
         };
         let text = value
@@ -192,8 +205,50 @@ impl Ctx<'_> {
         };
         Ok(KeyringEntry {
             source,
+            algorithms,
             at: self.position(span.or(value.span())),
         })
+    }
+
+    /// An algorithm's name.
+    pub(super) fn algorithm(&self, item: &Item, what: &str) -> Result<Algorithm, PolicyError> {
+        item.as_str()
+            .and_then(|name| name.parse().ok())
+            .ok_or_else(|| {
+                self.invalid(
+                    item.span(),
+                    format!("{what} must be \"hmac-sha256\" or \"hmac-md5\""),
+                )
+            })
+    }
+
+    /// A non-empty array of algorithm names, none twice.
+    fn algorithms(&self, item: &Item, what: &str) -> Result<AlgorithmSet, PolicyError> {
+        let wrong = |span| {
+            self.invalid(
+                span,
+                format!(
+                    "{what} must be a non-empty array of \"hmac-sha256\" and \"hmac-md5\", each at most once"
+                ),
+            )
+        };
+        let array = item
+            .as_value()
+            .and_then(Value::as_array)
+            .filter(|array| !array.is_empty())
+            .ok_or_else(|| wrong(item.span()))?;
+        let mut set = AlgorithmSet::default();
+        for value in array {
+            let alg: Algorithm = value
+                .as_str()
+                .and_then(|name| name.parse().ok())
+                .ok_or_else(|| wrong(value.span()))?;
+            if set.contains(alg) {
+                return Err(wrong(value.span()));
+            }
+            set.insert(alg);
+        }
+        Ok(set)
     }
 }
 

@@ -99,6 +99,13 @@ impl Store {
     /// [`PolicyError::Locked`] after the timeout; [`PolicyError::Lock`] when the lock file
     /// cannot be opened or locked.
     pub fn lock(&self, on_wait: impl FnOnce(Option<u32>)) -> Result<Lock<'_>, PolicyError> {
+        // A policy mounted through a link (a ConfigMap) is never edited here; say so before
+        // trying to create a lock file beside it, which a read-only mount would refuse.
+        if fs::symlink_metadata(&self.path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(PolicyError::EditThroughLink {
+                path: self.path.clone(),
+            });
+        }
         let lock_path = self.lock_path();
         let lock_err = |error| PolicyError::Lock {
             path: lock_path.clone(),
@@ -178,6 +185,23 @@ impl Lock<'_> {
     /// # Errors
     /// [`PolicyError::EditThroughLink`], [`PolicyError::NotOwner`], [`PolicyError::Write`].
     pub fn write(&self, policy: &Policy) -> Result<(), PolicyError> {
+        let keep = self.check_writable()?;
+        secret_file::write_secret_file_as(
+            self.store.path(),
+            policy.to_text().as_bytes(),
+            Existing::Replace,
+            keep,
+        )?;
+        Ok(())
+    }
+
+    /// Whether [`Lock::write`] may replace the policy: it is a regular file, not a link, and
+    /// this user is root or its owner. An edit checks this before it logs anything. Gives
+    /// the owner, group and mode the new file will keep.
+    ///
+    /// # Errors
+    /// As [`Lock::write`], but for failures of the write itself.
+    pub fn check_writable(&self) -> Result<Option<Ownership>, PolicyError> {
         let path = self.store.path();
         let meta = match fs::symlink_metadata(path) {
             Ok(meta) => meta,
@@ -200,13 +224,7 @@ impl Lock<'_> {
         }
         let keep = keep_of(&meta);
         check_can_keep(path, keep)?;
-        secret_file::write_secret_file_as(
-            path,
-            policy.to_text().as_bytes(),
-            Existing::Replace,
-            keep,
-        )?;
-        Ok(())
+        Ok(keep)
     }
 
     /// Creates the policy file, mode 0600; an existing one is left as it is.
@@ -427,10 +445,13 @@ mod tests {
         let real = dir.path().join("real.toml");
         fs::rename(store.path(), &real).unwrap();
         std::os::unix::fs::symlink(&real, store.path()).unwrap();
-        let lock = store.lock(|_| {}).unwrap();
-        let policy = lock.read().expect("reads follow the link");
-        let err = lock.write(&policy).unwrap_err();
+        fs::remove_file(store.lock_path()).unwrap();
+        store.read().expect("reads follow the link");
+        // Refused before a lock file is even made beside it (a read-only mount would
+        // refuse that, with a less helpful error).
+        let err = store.lock(|_| {}).unwrap_err();
         assert!(matches!(err, PolicyError::EditThroughLink { .. }), "{err}");
+        assert!(!store.lock_path().exists());
         assert!(fs::symlink_metadata(store.path()).unwrap().is_symlink());
     }
 

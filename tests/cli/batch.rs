@@ -30,11 +30,38 @@ fn answers_every_line_in_order_with_reasons() {
 }
 
 #[test]
-fn md5_batches_with_alg() {
+fn md5_batches_as_the_policy_records_and_alg_narrows() {
     let env = TestEnv::new().with_master();
+    let both = format!("{ARM} {ARM_KEY_MD5}\n{ARM} {ARM_KEY}\n");
+    // Not recorded: an HMAC-MD5 key is not one the policy accepts, and `--alg hmac-md5`
+    // contradicts the policy.
+    env.cmd()
+        .args(["verify", "--batch"])
+        .write_stdin(both.clone())
+        .assert()
+        .stdout("deny malformed\nok\n");
     env.cmd()
         .args(["verify", "--batch", "--alg", "hmac-md5"])
-        .write_stdin(format!("{ARM} {ARM_KEY_MD5}\n{ARM} {ARM_KEY}\n"))
+        .write_stdin(both.clone())
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(contains("contradicts the policy"));
+    // Recorded (a genbuilderkey farm imported, its SHA-256 keys handed out): both verify;
+    // `--alg` keeps only one.
+    env.cmd()
+        .args(["import", "--alg", "hmac-md5", ARM])
+        .assert()
+        .success();
+    env.cmd().args(["mint", ARM]).assert().success();
+    env.cmd()
+        .args(["verify", "--batch"])
+        .write_stdin(both.clone())
+        .assert()
+        .stdout("ok\nok\n");
+    env.cmd()
+        .args(["verify", "--batch", "--alg", "hmac-md5"])
+        .write_stdin(both)
         .assert()
         .stdout("ok\ndeny malformed\n");
 }

@@ -195,8 +195,19 @@ fn verify_checks_the_key_against_the_master() {
         .assert()
         .code(0)
         .stdout(contains("verified"));
-    // A genbuilderkey-era key verifies as what it is.
+    // A genbuilderkey-era key verifies where the policy records that algorithm for it.
     put_key(&env, &format!("{ARM_KEY_MD5}\n"), 0o600);
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("the policy accepts only hmac-sha256 keys"));
+    // Minting it both keys records both algorithms for it.
+    env.cmd().args(["mint", ARM]).assert().success();
+    env.cmd()
+        .args(["mint", "--alg", "hmac-md5", ARM])
+        .assert()
+        .success();
     env.cmd()
         .args(["check", "--verify", ARM])
         .assert()

@@ -50,7 +50,7 @@ fn unprivileged_binary() -> &'static Path {
 
 /// Every command and subcommand, for the tests that go through all of them; [`commands`]
 /// leaves out those this build does not have.
-const COMMANDS: [&[&str]; 21] = [
+const COMMANDS: [&[&str]; 22] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -64,6 +64,7 @@ const COMMANDS: [&[&str]; 21] = [
     &["reinstate"],
     &["policy"],
     &["policy", "init"],
+    &["import"],
     &["log"],
     &["master", "rotate"],
     &["master", "add"],

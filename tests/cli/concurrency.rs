@@ -1,1 +1,522 @@
-//! Placeholder: filled in by the concurrency work.
+//! Many admins at once, and admins killed while they hold the policy's lock.
+//!
+//! Every edit of the policy takes an `flock` on `gobuildkey.toml.lock`, reads the policy
+//! again under it, and replaces it whole (src/policy/store.rs). These tests run the real
+//! binary many times at once and check afterwards that no change was lost, that an edit
+//! waits for a held lock (saying so at once) and gives up with exit 75 without touching
+//! anything, and that a holder killed with SIGKILL leaves a whole policy and no lock to clean
+//! up — the kernel lets an `flock` go when its holder dies; the lock file itself stays.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use gobuildkey::keys::{Algorithm, Deriver, Principal};
+use gobuildkey::master::MasterSecret;
+use gobuildkey::policy::Policy;
+use gobuildkey::policy::actions::ActionLog;
+use gobuildkey::policy::store::Store;
+use gobuildkey::secret_file::TEMP_PREFIX;
+use rustix::fs::{FlockOperation, flock};
+use rustix::process::{Pid, Signal, kill_process_group, test_kill_process};
+
+use crate::common::{MASTER, TestEnv, inode, mode, names};
+
+/// How long a bounded wait waits before the test fails: far longer than anything here takes.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// What an edit says on standard error when another holds the lock.
+const WAITING: &str = "waiting for the lock";
+
+/// The files a farm's folder holds after edits: no temporary file, nothing else.
+const FARM_FILES: [&str; 4] = [
+    "gobuilder-master.key",
+    "gobuildkey-actions.log",
+    "gobuildkey.toml",
+    "gobuildkey.toml.lock",
+];
+
+fn principal(name: &str) -> Principal {
+    name.parse().unwrap()
+}
+
+/// Whether the policy at `policy` says `name` is revoked.
+fn is_revoked(policy: &Path, name: &str) -> bool {
+    Policy::load(policy)
+        .unwrap()
+        .state(&principal(name))
+        .revoked
+}
+
+fn lock_path(policy: &Path) -> PathBuf {
+    Store::new(policy).lock_path()
+}
+
+/// The temporary files (of interrupted writes) in `dir`.
+fn temps(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with(TEMP_PREFIX))
+        .collect()
+}
+
+/// `gobuildkey ARGS` started in the background: no input, standard error piped, standard
+/// output piped when `keep_stdout` (else thrown away).
+fn spawn(env: &TestEnv, args: &[&str], keep_stdout: bool) -> Child {
+    env.std_cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(if keep_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for every child (started before any is waited for), each of which must exit 0;
+/// gives each one's standard output, and how many said they waited for the lock.
+fn all_succeed(children: Vec<(String, Child)>) -> (Vec<String>, usize) {
+    let mut stdouts = Vec::new();
+    let mut waited = 0;
+    for (what, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "`gobuildkey {what}` failed ({}): {stderr}",
+            out.status
+        );
+        waited += usize::from(stderr.contains(WAITING));
+        stdouts.push(String::from_utf8(out.stdout).unwrap());
+    }
+    (stdouts, waited)
+}
+
+/// Calls `done` until it says yes; fails the test, saying what it waited for, after
+/// [`PATIENCE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still waiting for {what} after {PATIENCE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A process group, killed with SIGKILL when dropped: nothing a test started lingers, even
+/// when the test fails half-way.
+struct KillGroupOnDrop(Pid);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        // ESRCH: every member is gone already.
+        let _ = kill_process_group(self.0, Signal::KILL);
+    }
+}
+
+/// Takes the policy's lock from the test process, as an edit would (creating the lock file,
+/// mode 0600), and leaves this process's id in it. Let go when dropped.
+fn hold_lock(policy: &Path) -> File {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path(policy))
+        .unwrap();
+    flock(&file, FlockOperation::NonBlockingLockExclusive).expect("nobody else holds the lock");
+    file.set_len(0).unwrap();
+    writeln!(file, "{}", std::process::id()).unwrap();
+    file
+}
+
+/// Whether someone holds the lock: a non-blocking attempt from here fails (one that
+/// succeeds is let go at once).
+fn lock_is_held(policy: &Path) -> bool {
+    let Ok(file) = File::open(lock_path(policy)) else {
+        return false;
+    };
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => false,
+        Err(rustix::io::Errno::WOULDBLOCK) => true,
+        Err(e) => panic!("cannot try the lock: {e}"),
+    }
+}
+
+/// One round of [`many_admins_at_once_lose_nothing`]: 40 revokes, 10 rotates and 5 mints of
+/// distinct principals, all started before any is waited for, on one fresh farm. Every one
+/// exits 0 and every change is in the policy and, once, in the action log. `n` names the
+/// round in messages.
+fn round(n: usize) -> usize {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let dir = policy.parent().unwrap().to_owned();
+    let log = ActionLog::beside(&policy);
+    assert!(
+        log.read().unwrap().is_empty(),
+        "round {n}: with_master logs nothing"
+    );
+
+    let revoked: Vec<String> = (0..40).map(|i| format!("host-c-{i:02}")).collect();
+    let rotated: Vec<String> = (0..10).map(|i| format!("host-r-{i:02}")).collect();
+    let minted: Vec<String> = (0..5).map(|i| format!("host-m-{i:02}")).collect();
+    // Interleaved, so that the three kinds of edit meet each other at the lock.
+    let mut children = Vec::new();
+    for (i, name) in revoked.iter().enumerate() {
+        let args = ["revoke", "--allow-unknown", name];
+        children.push((args.join(" "), spawn(&env, &args, false)));
+        if i % 4 == 0 {
+            let args = ["rotate", &rotated[i / 4]];
+            children.push((args.join(" "), spawn(&env, &args, false)));
+        }
+        if i % 8 == 0 {
+            let args = ["mint", &minted[i / 8]];
+            children.push((args.join(" "), spawn(&env, &args, false)));
+        }
+    }
+    assert_eq!(children.len(), 55);
+    let (_, waited) = all_succeed(children);
+
+    let master = MasterSecret::from_text(MASTER.as_bytes())
+        .unwrap()
+        .fingerprint()
+        .to_string();
+    let loaded = Policy::load(&policy).unwrap_or_else(|e| panic!("round {n}: {e}"));
+    for name in &revoked {
+        let state = loaded.state(&principal(name));
+        assert!(state.revoked, "round {n}: {name} lost its revocation");
+        assert_eq!(state.generation, 0, "round {n}: {name}");
+    }
+    for name in &rotated {
+        let state = loaded.state(&principal(name));
+        assert_eq!(state.generation, 1, "round {n}: {name} lost its rotation");
+        assert_eq!(state.minted_under.as_deref(), Some(master.as_str()));
+        assert!(!state.revoked, "round {n}: {name}");
+    }
+    for name in &minted {
+        let state = loaded
+            .state_ref(&principal(name))
+            .unwrap_or_else(|| panic!("round {n}: {name}'s mint was not recorded"));
+        assert_eq!(state.minted_under.as_deref(), Some(master.as_str()));
+        assert_eq!(state.generation, 0, "round {n}: {name}");
+    }
+    assert_eq!(loaded.principals().count(), 55, "round {n}");
+
+    // The log: each change once, by the command that made it.
+    let actions = log.read().unwrap();
+    assert_eq!(actions.len(), 55, "round {n}: {actions:#?}");
+    let mut logged: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for action in &actions {
+        let name = action.principal.as_deref().expect("every action names one");
+        logged.entry(name).or_default().push(&action.command);
+    }
+    for (names, command) in [
+        (&revoked, "revoke"),
+        (&rotated, "rotate"),
+        (&minted, "mint"),
+    ] {
+        for name in names {
+            assert_eq!(
+                logged.get(name.as_str()),
+                Some(&vec![command]),
+                "round {n}: {name} in the log"
+            );
+        }
+    }
+
+    assert!(temps(&dir).is_empty(), "round {n}: {:?}", temps(&dir));
+    assert_eq!(names(&dir), FARM_FILES, "round {n}");
+    assert_eq!(mode(&policy), 0o600, "round {n}");
+    assert_eq!(mode(&lock_path(&policy)), 0o600, "round {n}");
+    assert_eq!(mode(log.path()), 0o600, "round {n}");
+    waited
+}
+
+/// 55 admins at once on one farm — 40 revokes, 10 rotates and 5 mints of distinct
+/// principals — all exit 0 and lose nothing: every change is in the policy and once in the
+/// action log, no temporary file is left, and the policy keeps mode 0600. (One round here;
+/// [`stress_many_admins_at_once`] runs a hundred.)
+#[test]
+fn many_admins_at_once_lose_nothing() {
+    let waited = round(0);
+    eprintln!("55 edits at once: {waited} said they waited for the lock");
+}
+
+/// [`many_admins_at_once_lose_nothing`] 100 times in a row, each on a fresh farm. Ignored in
+/// the normal suite (about a minute or two on two cores); run it with
+/// `cargo test --test cli concurrency::stress -- --ignored`.
+#[test]
+#[ignore = "stress test, run on demand: cargo test --test cli concurrency::stress -- --ignored"]
+fn stress_many_admins_at_once() {
+    let start = Instant::now();
+    let mut waited = 0;
+    for n in 0..100 {
+        waited += round(n);
+    }
+    eprintln!(
+        "100/100 rounds of 55 edits at once passed in {:?} ({waited} edits waited for the lock)",
+        start.elapsed()
+    );
+}
+
+/// Ten rotations of the same principal at once serialise: all exit 0, the generation ends
+/// at exactly 10 (each rotation started from the one before; a lost update would leave it
+/// lower), the ten keys printed are the keys of generations 1 to 10, each once, and the
+/// log records generations 1 to 10 in order (it is appended under the lock).
+#[test]
+fn rotates_of_one_principal_serialise() {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let args = ["rotate", "--discard-previous", "host-x"];
+    let children = (0..10)
+        .map(|_| (args.join(" "), spawn(&env, &args, true)))
+        .collect();
+    let (stdouts, waited) = all_succeed(children);
+    eprintln!("10 rotations at once: {waited} said they waited for the lock");
+
+    let host = principal("host-x");
+    assert_eq!(Policy::load(&policy).unwrap().state(&host).generation, 10);
+
+    let printed: BTreeSet<String> = stdouts.iter().map(|s| s.trim().to_owned()).collect();
+    assert_eq!(printed.len(), 10, "the same key printed twice: {stdouts:?}");
+    let master = MasterSecret::from_text(MASTER.as_bytes()).unwrap();
+    let deriver = Deriver::new(&master, Algorithm::default());
+    let expected: BTreeSet<String> = (1..=10)
+        .map(|g| {
+            deriver
+                .derive_generation(&host, g)
+                .expose_secret()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(printed, expected, "not the keys of generations 1 to 10");
+
+    let actions = ActionLog::beside(&policy).read().unwrap();
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.command == "rotate" && a.principal.as_deref() == Some("host-x"))
+    );
+    let generations: Vec<u64> = actions.iter().map(|a| a.generation.unwrap()).collect();
+    assert_eq!(generations, (1..=10).collect::<Vec<u64>>());
+    assert!(temps(policy.parent().unwrap()).is_empty());
+}
+
+/// An edit meeting a held lock says at once that it waits and for whom, gives up after
+/// `--lock-timeout` with exit 75 and an error naming the lock file, and changes nothing (the
+/// policy is the same file, byte for byte, and the log is as it was). Once the lock is let
+/// go, the same edit succeeds; and an edit already waiting when it is let go goes on and
+/// succeeds.
+#[test]
+fn a_held_lock_makes_an_edit_wait_then_give_up() {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let log = ActionLog::beside(&policy);
+    let me = std::process::id();
+    // Something in the policy and the log to keep.
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-w"])
+        .assert()
+        .success();
+
+    let held = hold_lock(&policy);
+    let (text, ino, logged) = (
+        fs::read(&policy).unwrap(),
+        inode(&policy),
+        fs::read(log.path()).unwrap(),
+    );
+    let out = env
+        .std_cmd()
+        .args(["revoke", "--allow-unknown", "--lock-timeout", "1", "host-x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    let waiting = stderr
+        .find(&format!(
+            "{WAITING} on {} held by pid {me} (up to 1s)",
+            policy.display()
+        ))
+        .unwrap_or_else(|| panic!("no waiting note naming this process: {stderr}"));
+    let error = stderr
+        .find(&format!(
+            "locked by another edit (pid {me}, lock file {})",
+            lock_path(&policy).display()
+        ))
+        .unwrap_or_else(|| panic!("no error naming the lock: {stderr}"));
+    assert!(waiting < error, "the note comes first, at once: {stderr}");
+    assert_eq!(fs::read(&policy).unwrap(), text, "the policy changed");
+    assert_eq!(inode(&policy), ino, "the policy was replaced");
+    assert_eq!(fs::read(log.path()).unwrap(), logged, "the log changed");
+    assert!(temps(policy.parent().unwrap()).is_empty());
+
+    drop(held);
+    let out = env
+        .std_cmd()
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(WAITING));
+    assert!(is_revoked(&policy, "host-x"));
+
+    // Waiting, then let through: the note comes before the lock is let go (read here
+    // until it appears; the wait is bounded by the edit's own 30 s timeout).
+    let held = hold_lock(&policy);
+    let mut child = spawn(&env, &["revoke", "--allow-unknown", "host-v"], false);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).unwrap();
+        assert!(read > 0, "the edit ended without saying it waits: {seen}");
+        seen.push_str(&line);
+        if line.contains(WAITING) {
+            break;
+        }
+    }
+    // Still waiting: nothing is written while the lock is held.
+    assert!(!is_revoked(&policy, "host-v"));
+    drop(held);
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {seen}");
+    assert!(is_revoked(&policy, "host-v"));
+    assert_eq!(log.read().unwrap().len(), 3, "host-w, host-x, host-v");
+}
+
+/// SIGKILL while an edit holds the lock, 20 times: the policy is left byte for byte as it
+/// was (the same file), no temporary file remains, nothing of the killed edit reaches the
+/// log, the lock file stays (it is never removed), and the next edit takes the lock at once
+/// without waiting — the kernel let the dead holder's `flock` go; nothing needs cleaning.
+///
+/// To kill an edit provably inside the lock, the policy's keyring names a previous master
+/// whose command blocks: `master retire` loads every keyring entry inside its edit, under
+/// the lock (src/commands/master.rs), so it sits there while the command sleeps. The
+/// command first writes its shell's pid to a file, so the test knows the edit is inside the
+/// lock. Only `gobuildkey` is killed first: its master command's shell, still running, does
+/// not hold the lock (the lock's descriptor is not inherited); then the rest of its process
+/// group is killed.
+#[test]
+fn sigkill_while_holding_the_lock_leaves_a_whole_policy_and_no_lock() {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let dir = policy.parent().unwrap().to_owned();
+    let lock = lock_path(&policy);
+    let inside = env.path("inside-the-lock");
+    env.write_policy(&format!(
+        "# test policy: a previous master whose command blocks\n\
+         [keyring]\n\
+         previous = [{{ command = \"echo $$ > '{}'; sleep 30; echo 0123456789abcdef0123456789abcdef\" }}]\n\
+         \n\
+         [principals]\n",
+        inside.display()
+    ));
+    let log = ActionLog::beside(&policy);
+
+    for round in 0..20 {
+        let (text, ino) = (fs::read(&policy).unwrap(), inode(&policy));
+        let logged = log.read().unwrap();
+        let _ = fs::remove_file(&inside);
+        let mut child = env
+            .std_cmd()
+            .args(["master", "retire", "SHA256:0000000000000000"])
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // `sh -c 'umask 000 && exec gobuildkey …'`: the child is gobuildkey itself, and the
+        // leader of its own process group.
+        let pid = child.id();
+        let group = KillGroupOnDrop(Pid::from_child(&child));
+        let mut shell = None;
+        wait_until(
+            &format!("round {round}: the master command to start"),
+            || {
+                shell = fs::read_to_string(&inside)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok());
+                shell.is_some()
+            },
+        );
+        let shell = Pid::from_raw(shell.unwrap()).unwrap();
+        assert!(lock_is_held(&policy), "round {round}: the lock is not held");
+        assert_eq!(
+            fs::read_to_string(&lock).unwrap(),
+            format!("{pid}\n"),
+            "round {round}: the holder left its pid"
+        );
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        test_kill_process(shell).expect("the master command outlives gobuildkey");
+
+        assert_eq!(fs::read(&policy).unwrap(), text, "round {round}");
+        assert_eq!(inode(&policy), ino, "round {round}: replaced");
+        Policy::load(&policy).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(log.read().unwrap(), logged, "round {round}: logged");
+        assert!(temps(&dir).is_empty(), "round {round}: {:?}", temps(&dir));
+        assert!(lock.exists(), "round {round}: the lock file was removed");
+        assert!(!lock_is_held(&policy), "round {round}: still locked");
+
+        let host = format!("host-y-{round:02}");
+        let out = env
+            .std_cmd()
+            .args(["revoke", "--allow-unknown", "--lock-timeout", "5", &host])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "round {round}: {stderr}");
+        assert!(!stderr.contains(WAITING), "round {round}: {stderr}");
+
+        // The master command's shell and its sleep.
+        drop(group);
+    }
+
+    let loaded = Policy::load(&policy).unwrap();
+    assert_eq!(loaded.keyring().len(), 1, "no retire ever completed");
+    for round in 0..20 {
+        assert!(
+            loaded
+                .state(&principal(&format!("host-y-{round:02}")))
+                .revoked
+        );
+    }
+    let actions = log.read().unwrap();
+    assert_eq!(actions.len(), 20);
+    assert!(actions.iter().all(|a| a.command == "revoke"));
+    assert_eq!(mode(&policy), 0o600);
+}
+
+/// A lock file left behind by a process that was killed (some old pid in it) is no lock:
+/// an edit takes it at once, without waiting, and leaves its own pid in it.
+#[test]
+fn a_stale_lock_file_needs_no_cleanup() {
+    let env = TestEnv::new().with_master();
+    let policy = env.policy_path();
+    let lock = lock_path(&policy);
+    crate::common::write_file(&lock, "12345\n", 0o600);
+    let child = spawn(&env, &["revoke", "--allow-unknown", "host-z"], false);
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(WAITING), "{stderr}");
+    assert!(is_revoked(&policy, "host-z"));
+    assert_eq!(fs::read_to_string(&lock).unwrap(), format!("{pid}\n"));
+    assert_eq!(mode(&lock), 0o600);
+    assert!(!lock_is_held(&policy));
+}

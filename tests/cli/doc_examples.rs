@@ -471,11 +471,12 @@ fn every_command_quoted_in_the_docs_and_messages_parses() {
                 .map(|(i, &word)| match word {
                     // Standard input is not read: the command only shows its help.
                     _ if i > 0 && words[i - 1] == "<" => "/dev/null",
-                    "HOST" | "{p}" | "{principal}" | "{}" => "host-a",
+                    "HOST" | "PRINCIPAL" | "{p}" | "{principal}" | "{}" => "host-a",
                     "HOST.key" => "host-a.key",
                     "FILE" | "KEYFILE" => "a.key",
                     "FINGERPRINT" => "SHA256:0123456789abcdef",
                     "CMD" => "true",
+                    "{alg}" | "ALG" => "hmac-md5",
                     word => word,
                 })
                 .collect();

@@ -226,6 +226,16 @@ fn every_field_of_every_command_is_documented() {
         ),
         ("log", vec!["log".into()], String::new()),
         (
+            "import",
+            vec![
+                "import".into(),
+                "--alg".into(),
+                "hmac-md5".into(),
+                "host-old".into(),
+            ],
+            String::new(),
+        ),
+        (
             "policy init",
             vec![
                 "policy".into(),

@@ -32,13 +32,9 @@ fn valid_key_from_a_file_with_whitespace_around_it() {
 }
 
 #[test]
-fn md5_keys_verify_with_alg_md5_only() {
+fn md5_keys_verify_where_the_policy_records_them() {
     let env = TestEnv::new().with_master();
-    env.cmd()
-        .args(["verify", "--alg", "hmac-md5", ARM])
-        .write_stdin(ARM_KEY_MD5)
-        .assert()
-        .code(0);
+    // Not recorded: refused, and `--alg` saying otherwise is a usage error.
     env.cmd()
         .args(["verify", ARM])
         .write_stdin(ARM_KEY_MD5)
@@ -46,9 +42,40 @@ fn md5_keys_verify_with_alg_md5_only() {
         .code(1);
     env.cmd()
         .args(["verify", "--alg", "hmac-md5", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "contradicts the policy, which accepts hmac-sha256",
+        ));
+    env.cmd()
+        .args(["import", "--alg", "hmac-md5", ARM])
+        .assert()
+        .success();
+    // Recorded {hmac-md5}: MD5 keys verify, SHA-256 keys of the principal do not.
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", "--alg", "hmac-md5", ARM])
+        .write_stdin(ARM_KEY_MD5)
+        .assert()
+        .code(0);
+    env.cmd()
+        .args(["verify", ARM])
         .write_stdin(ARM_KEY)
         .assert()
-        .code(1);
+        .code(1)
+        .stderr(contains(
+            "not 32 lowercase hex digits, as an hmac-md5 key is",
+        ));
+    env.cmd()
+        .args(["verify", "--alg", "hmac-sha256", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -116,8 +143,9 @@ fn another_principals_key_is_invalid() {
 #[test]
 fn known_answers_verify() {
     let env = TestEnv::new();
-    env.write_policy(crate::common::EMPTY_POLICY);
     for v in vectors().iter().filter(|v| v.master.len() >= 16).step_by(7) {
+        // A farm whose keys are all of the vector's algorithm.
+        env.write_policy(&format!("algorithm = \"{}\"\n[principals]\n", v.alg));
         env.write_master(format!("{}\n", v.master).as_bytes(), 0o600);
         env.cmd()
             .args(["verify", "--alg", &v.alg, &v.principal])
