@@ -21,6 +21,7 @@ mod json;
 mod leaks;
 mod log;
 mod master;
+mod migration;
 mod mint;
 #[cfg(feature = "serve")]
 mod nginx;
