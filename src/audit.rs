@@ -116,11 +116,9 @@ impl AuditLog {
             path: path.to_owned(),
             error,
         };
-        let file = open_append(path).map_err(err)?;
+        // Never through a link, never blocking on a FIFO, only a regular file.
+        let file = secret_file::open_private(path, secret_file::Access::Append).map_err(err)?;
         let meta = file.metadata().map_err(err)?;
-        if !meta.is_file() {
-            return Err(err(io::Error::other("not a regular file")));
-        }
         if secret_file::mode_of(&meta).is_some_and(secret_file::is_too_open) {
             return Err(err(io::Error::other(format!(
                 "readable or writable by others: run `chmod 600 {}`",
@@ -141,26 +139,6 @@ impl AuditLog {
             Self::File(file) => file.write_all(line.as_bytes()),
         }
     }
-}
-
-#[cfg(unix)]
-fn open_append(path: &Path) -> io::Result<File> {
-    use rustix::fs::{Mode, OFlags};
-    // NOFOLLOW: a link planted at the path is refused, not written through.
-    let fd = rustix::fs::open(
-        path,
-        OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )?;
-    Ok(File::from(fd))
-}
-
-#[cfg(not(unix))]
-fn open_append(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
 }
 
 /// The audit file cannot be used; nothing is verified without it.

@@ -470,6 +470,61 @@ fn remove_stale_temps(dir: &Path) {
 #[cfg(not(unix))]
 fn remove_stale_temps(_: &Path) {}
 
+/// How [`open_private`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// For appending (a log).
+    Append,
+    /// For reading and writing in place (a lock file).
+    ReadWrite,
+}
+
+/// Opens the private file at `path` for `access`, creating it with mode 0600: never through
+/// a symbolic link, never blocking on what is there (a FIFO), and refusing anything but a
+/// regular file. For the files gobuildkey keeps open or appends to — the action log, the
+/// policy's lock file, the audit file — rather than replaces.
+///
+/// # Errors
+/// What the system said; a link at the path fails (`ELOOP`), anything but a regular file
+/// is "not a regular file".
+#[cfg(unix)]
+pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let access = match access {
+        Access::Append => OFlags::WRONLY | OFlags::APPEND,
+        Access::ReadWrite => OFlags::RDWR,
+    };
+    let fd = rustix::fs::open(
+        path,
+        access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::from_raw_mode(FILE_MODE),
+    )
+    .map_err(|e| match e {
+        // A FIFO nobody reads, opened for writing without blocking.
+        rustix::io::Errno::NXIO => io::Error::other("not a regular file"),
+        e => e.into(),
+    })?;
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// Opens the file at `path` for `access`, creating it (no modes on this platform).
+///
+/// # Errors
+/// What the system said.
+#[cfg(not(unix))]
+pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    match access {
+        Access::Append => options.append(true),
+        Access::ReadWrite => options.read(true).write(true),
+    };
+    options.create(true).open(path)
+}
+
 /// Creates `dir` and its missing parents with mode 0700 (folders that already exist are
 /// left as they are).
 ///

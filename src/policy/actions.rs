@@ -24,7 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -336,7 +336,8 @@ impl ActionLog {
         };
         let mut line = serde_json::to_vec(action).map_err(|e| err(io::Error::other(e)))?;
         line.push(b'\n');
-        let mut file = open_append(&self.path).map_err(err)?;
+        let mut file =
+            secret_file::open_private(&self.path, secret_file::Access::Append).map_err(err)?;
         file.write_all(&line).map_err(err)?;
         file.sync_all().map_err(err)
     }
@@ -455,26 +456,6 @@ fn resolve(source: MasterSource, policy: &Path) -> MasterSource {
     }
 }
 
-#[cfg(unix)]
-fn open_append(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(secret_file::FILE_MODE)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    Ok(file)
-}
-
-#[cfg(not(unix))]
-fn open_append(path: &Path) -> io::Result<File> {
-    fs::OpenOptions::new().append(true).create(true).open(path)
-}
-
 /// serde_json's words for what is wrong, without the line's text (which may hold anything).
 trait ClassifyWords {
     fn classify_words(&self) -> String;
@@ -573,7 +554,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = ActionLog::beside(&dir.path().join("gobuildkey.toml"));
         log.append(&Action::new("init")).unwrap();
-        let mut file = open_append(log.path()).unwrap();
+        let mut file = secret_file::open_private(log.path(), secret_file::Access::Append).unwrap();
         file.write_all(b"{\"secretish\n").unwrap();
         let err = log.read().unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");

@@ -111,16 +111,18 @@ impl Store {
             path: lock_path.clone(),
             error,
         };
-        let file = open_lock_file(&lock_path).map_err(|error| {
-            if error.kind() == io::ErrorKind::NotFound {
-                // No folder for the lock file: no policy either.
-                PolicyError::Missing {
-                    path: self.path.clone(),
+        let file = secret_file::open_private(&lock_path, secret_file::Access::ReadWrite).map_err(
+            |error| {
+                if error.kind() == io::ErrorKind::NotFound {
+                    // No folder for the lock file: no policy either.
+                    PolicyError::Missing {
+                        path: self.path.clone(),
+                    }
+                } else {
+                    lock_err(error)
                 }
-            } else {
-                lock_err(error)
-            }
-        })?;
+            },
+        )?;
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
         let mut pause = Duration::from_millis(1);
@@ -279,34 +281,6 @@ fn check_can_keep(path: &Path, keep: Option<Ownership>) -> Result<(), PolicyErro
 #[cfg(not(unix))]
 fn check_can_keep(_: &Path, _: Option<Ownership>) -> Result<(), PolicyError> {
     Ok(())
-}
-
-/// Opens (creating it, 0600) the lock file, never through a link.
-#[cfg(unix)]
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(secret_file::FILE_MODE)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
-    }
-    Ok(file)
-}
-
-#[cfg(not(unix))]
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
 }
 
 /// `Ok(false)` when someone else holds the lock.

@@ -363,3 +363,28 @@ fn a_gigabyte_key_file_or_master_is_refused_without_reading_it() {
         .code(65)
         .stderr(contains("longer than 4096 bytes"));
 }
+
+/// A FIFO given as the audit file is refused at once, without blocking on it (nobody would
+/// ever open its other end), and nothing is verified.
+#[test]
+fn a_fifo_as_the_audit_file_is_refused_without_blocking() {
+    let env = TestEnv::new().with_master();
+    let fifo = env.path("audit.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    env.cmd()
+        .args(["verify", "--audit"])
+        .arg(&fifo)
+        .arg(ARM)
+        .write_stdin(ARM_KEY)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(74)
+        .stdout("")
+        .stderr(contains("not a regular file"));
+}
