@@ -245,6 +245,8 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
     exists()?;
     let mut action = Action::new("policy init");
     action.reason.clone_from(&args.edit.reason);
+    // The farm's default algorithm, for a replay of the log to start from the same.
+    action.algorithm = Some(policy.default_algorithm().name().to_owned());
     if args.from_log {
         action.reason = Some(match action.reason {
             Some(reason) => format!("rebuilt from the action log: {reason}"),

@@ -404,6 +404,14 @@ pub fn replay(actions: &[Action], path: &Path) -> Result<Policy, PolicyError> {
         error: io::Error::other(format!("line {}: {what}", n + 1)),
     };
     for (n, action) in actions.iter().enumerate() {
+        if action.command == "policy init" {
+            if let Some(name) = &action.algorithm {
+                let alg = name
+                    .parse()
+                    .map_err(|_| bad(n, "an algorithm gobuildkey does not know"))?;
+                policy.set_default_algorithm(alg)?;
+            }
+        }
         if let (Some(name), Some(record)) = (&action.principal, &action.state) {
             let principal: Principal = name.parse().map_err(|_| bad(n, "not a principal"))?;
             let state = record
@@ -528,6 +536,27 @@ mod tests {
             Some(crate::keys::AlgorithmSet::only(
                 crate::keys::Algorithm::HmacMd5
             ))
+        );
+    }
+
+    #[test]
+    fn replay_keeps_the_default_algorithm_and_each_principals_set() {
+        use crate::keys::{Algorithm, AlgorithmSet};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gobuildkey.toml");
+        let mut init = Action::new("policy init");
+        init.algorithm = Some("hmac-md5".into());
+        let both = PrincipalState {
+            algorithms: Some(AlgorithmSet::ALL),
+            ..Default::default()
+        };
+        let actions = [init, Action::new("import").on(&p("host-a"), &both)];
+        let policy = replay(&actions, &path).unwrap();
+        assert_eq!(policy.default_algorithm(), Algorithm::HmacMd5);
+        assert_eq!(policy.accepted_algorithms(&p("host-a")), AlgorithmSet::ALL);
+        assert_eq!(
+            policy.accepted_algorithms(&p("host-z")),
+            AlgorithmSet::only(Algorithm::HmacMd5)
         );
     }
 
