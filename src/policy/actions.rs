@@ -404,13 +404,11 @@ pub fn replay(actions: &[Action], path: &Path) -> Result<Policy, PolicyError> {
         error: io::Error::other(format!("line {}: {what}", n + 1)),
     };
     for (n, action) in actions.iter().enumerate() {
-        if action.command == "policy init" {
-            if let Some(name) = &action.algorithm {
-                let alg = name
-                    .parse()
-                    .map_err(|_| bad(n, "an algorithm gobuildkey does not know"))?;
-                policy.set_default_algorithm(alg)?;
-            }
+        if let (Some(name), "policy init") = (&action.algorithm, action.command.as_str()) {
+            let alg = name
+                .parse()
+                .map_err(|_| bad(n, "an algorithm gobuildkey does not know"))?;
+            policy.set_default_algorithm(alg)?;
         }
         if let (Some(name), Some(record)) = (&action.principal, &action.state) {
             let principal: Principal = name.parse().map_err(|_| bad(n, "not a principal"))?;
