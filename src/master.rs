@@ -183,6 +183,19 @@ pub enum MasterSource {
 }
 
 impl MasterSource {
+    /// The same source with a file's path made absolute (against the working folder), as it
+    /// must be before it is written anywhere that resolves relative paths otherwise (the
+    /// policy's keyring, relative to the policy's folder).
+    ///
+    /// # Errors
+    /// When the working folder cannot be found.
+    pub fn absolute(self) -> io::Result<Self> {
+        match self {
+            Self::File(path) => Ok(Self::File(std::path::absolute(path)?)),
+            command @ Self::Command(_) => Ok(command),
+        }
+    }
+
     /// Reads and checks the master.
     ///
     /// ```

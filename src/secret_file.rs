@@ -475,6 +475,8 @@ fn remove_stale_temps(_: &Path) {}
 pub enum Access {
     /// For appending (a log).
     Append,
+    /// For appending, and reading what is there (a log whose last line is checked).
+    ReadAppend,
     /// For reading and writing in place (a lock file).
     ReadWrite,
 }
@@ -492,6 +494,7 @@ pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
     use rustix::fs::{Mode, OFlags};
     let access = match access {
         Access::Append => OFlags::WRONLY | OFlags::APPEND,
+        Access::ReadAppend => OFlags::RDWR | OFlags::APPEND,
         Access::ReadWrite => OFlags::RDWR,
     };
     let fd = rustix::fs::open(
@@ -520,6 +523,7 @@ pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
     let mut options = fs::OpenOptions::new();
     match access {
         Access::Append => options.append(true),
+        Access::ReadAppend => options.read(true).append(true),
         Access::ReadWrite => options.read(true).write(true),
     };
     options.create(true).open(path)

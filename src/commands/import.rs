@@ -23,16 +23,25 @@ pub fn run(args: &ImportArgs) -> Result<Exit> {
     let store = super::policy_store(&args.master, &args.edit)?;
     let path = store.path().to_owned();
     let log = ActionLog::beside(&path);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        secret_file::create_private_dir(dir)
-            .map_err(|error| WriteError::CreateDir {
-                path: dir.to_owned(),
-                error,
-            })
-            .map_err(PolicyError::Write)?;
-    }
-    let lock = store.lock(|holder| super::say_waiting(&store, &args.edit, holder))?;
-    let (mut policy, exists) = match lock.read() {
+    // A dry run creates nothing, not even the folder or the lock file; it reads unlocked.
+    let lock = if args.edit.dry_run {
+        None
+    } else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            secret_file::create_private_dir(dir)
+                .map_err(|error| WriteError::CreateDir {
+                    path: dir.to_owned(),
+                    error,
+                })
+                .map_err(PolicyError::Write)?;
+        }
+        Some(store.lock(|holder| super::say_waiting(&store, &args.edit, holder))?)
+    };
+    let read = match &lock {
+        Some(lock) => lock.read(),
+        None => store.read(),
+    };
+    let (mut policy, exists) = match read {
         Ok(policy) => (policy, true),
         Err(PolicyError::Missing { .. }) if log.exists() => {
             return Err(Refused::new(
@@ -48,6 +57,7 @@ pub fn run(args: &ImportArgs) -> Result<Exit> {
         Err(PolicyError::Missing { .. }) => (Policy::template(&path), false),
         Err(e) => return Err(e.into()),
     };
+    let before = policy.clone();
     let mut actions = Vec::new();
     for principal in &principals {
         let mut state = policy.state(principal);
@@ -75,17 +85,24 @@ pub fn run(args: &ImportArgs) -> Result<Exit> {
         .iter()
         .filter_map(|a| a.principal.as_deref())
         .collect();
-    if !args.edit.dry_run && (!actions.is_empty() || !exists) {
+    if let Some(lock) = lock.filter(|_| !actions.is_empty() || !exists) {
         if exists {
             lock.check_writable()?;
         }
         for action in &actions {
             log.append(action)?;
         }
-        if exists {
-            lock.write(&policy)?;
+        let written = if exists {
+            lock.write(&policy)
         } else {
-            lock.create(&policy)?;
+            lock.create(&policy)
+        };
+        if let Err(e) = written {
+            // As `edit_policy` does: the log says these never happened.
+            for action in &actions {
+                let _ = log.append(&action.undo(&before));
+            }
+            return Err(e.into());
         }
     }
     let would = if args.edit.dry_run {

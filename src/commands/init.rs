@@ -9,7 +9,7 @@ use gobuildkey::policy::store::Store;
 use gobuildkey::secret_file::{self, Existing, ReadError, write_secret_file};
 
 use crate::cli::InitArgs;
-use crate::exit::Exit;
+use crate::exit::{Exit, Refused};
 use crate::output;
 use serde_json::json;
 
@@ -22,6 +22,22 @@ pub fn run(args: &InitArgs) -> Result<Exit> {
         .lock_timeout(std::time::Duration::from_secs(args.edit.lock_timeout));
     let master = MasterSecret::generate()?;
     let creates_policy = std::fs::symlink_metadata(&policy_path).is_err();
+    let log = ActionLog::beside(&policy_path);
+    if creates_policy && log.exists() {
+        // The farm had a policy: an empty one now, with the old master brought back later
+        // (from FILE.replaced-…), would make every key it revoked verify again.
+        return Err(Refused::new(
+            Exit::CantCreate,
+            format!(
+                "the policy {} is missing, but an action log is at {}: this farm had a policy. \
+                 Restore it from its backup, or rebuild it with \
+                 `gobuildkey policy init --from-log`, then run init again; nothing was changed",
+                policy_path.display(),
+                log.path().display()
+            ),
+        )
+        .into());
+    }
     if args.edit.dry_run {
         output::note(&format!(
             "dry run: nothing was written; a new master would be written to {}{}",
@@ -45,11 +61,19 @@ pub fn run(args: &InitArgs) -> Result<Exit> {
         Existing::Refuse
     };
     write_secret_file(&path, &master.file_contents(), existing)?;
-    let lock = store.lock(|_| {})?;
+    if let Some(dir) = policy_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        secret_file::create_private_dir(dir)
+            .map_err(|error| secret_file::WriteError::CreateDir {
+                path: dir.to_owned(),
+                error,
+            })
+            .map_err(gobuildkey::policy::PolicyError::Write)?;
+    }
+    let lock = store.lock(|holder| super::say_waiting(&store, &args.edit, holder))?;
     let mut action = Action::new("init");
     action.master = Some(master.fingerprint().to_string());
     action.reason.clone_from(&args.edit.reason);
-    ActionLog::beside(&policy_path).append(&action)?;
+    log.append(&action)?;
     let created = if std::fs::symlink_metadata(&policy_path).is_err() {
         lock.create(&Policy::template(&policy_path))?;
         true

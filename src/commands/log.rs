@@ -11,8 +11,14 @@ use crate::output;
 /// Shows the actions on the policy, oldest first, filtered by principal and date.
 pub fn run(args: &LogArgs) -> Result<Exit> {
     let log = ActionLog::beside(&args.master.policy_path()?);
-    let actions: Vec<_> = log
-        .read()?
+    let (actions, unreadable) = log.read_skipping()?;
+    for (line, why) in &unreadable {
+        output::note(&format!(
+            "warning: line {line} of {} is not an action ({why}); it is left out",
+            log.path().display()
+        ));
+    }
+    let actions: Vec<_> = actions
         .into_iter()
         .filter(|a| {
             args.principal

@@ -13,7 +13,7 @@ use crate::exit::{Exit, Refused};
 /// happens under the policy's lock, so two admins rotating at once rotate one after the
 /// other: the second keeps the first's new master, never loses it.
 pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
-    let MasterSource::File(path) = args.master.source()? else {
+    let MasterSource::File(path) = args.master.source()?.absolute()? else {
         return Err(Refused::new(
             Exit::Config,
             "the master comes from a command: replace it in your secret manager, then \
@@ -124,12 +124,15 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
         .into());
     }
     let store = super::policy_store(&args.master, &args.edit)?;
+    // The keyring's masters are loaded before the lock: a secret manager's command may be
+    // slow, and every other admin's edit would wait on it.
+    let already = store
+        .read()?
+        .load_keyring()?
+        .iter()
+        .any(|(_, m)| m.fingerprint() == fp);
     let added = super::edit_policy(&store, &args.edit, |policy| {
-        if policy
-            .load_keyring()?
-            .iter()
-            .any(|(_, m)| m.fingerprint() == fp)
-        {
+        if already || policy.keyring().iter().any(|entry| entry.source == source) {
             return Ok(super::Edited {
                 value: false,
                 action: None,
@@ -185,19 +188,28 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
         .into());
     }
     let store = super::policy_store(&args.master, &args.edit)?;
-    let sources = super::edit_policy(&store, &args.edit, |policy| {
-        // Each entry is loaded on its own, so an unreadable one does not block retiring another.
-        let mut unreadable = Vec::new();
-        let mut found = Vec::new();
-        for (index, entry) in policy.keyring().iter().enumerate() {
-            match entry.source.load() {
-                Ok(master) if master.fingerprint().as_str() == args.fingerprint => {
-                    found.push((index, entry.source.clone()));
-                }
-                Ok(_) => {}
-                Err(_) => unreadable.push(entry.at.0),
+    // Which entries lead to that master is found before the lock (loading a master may run
+    // a secret manager's command); under the lock they are removed by their source. Each
+    // entry is loaded on its own, so an unreadable one does not block retiring another.
+    let mut unreadable = Vec::new();
+    let mut retiring = Vec::new();
+    for entry in store.read()?.keyring() {
+        match entry.source.load() {
+            Ok(master) if master.fingerprint().as_str() == args.fingerprint => {
+                retiring.push(entry.source.clone());
             }
+            Ok(_) => {}
+            Err(_) => unreadable.push(entry.at.0),
         }
+    }
+    let sources = super::edit_policy(&store, &args.edit, |policy| {
+        let found: Vec<(usize, MasterSource)> = policy
+            .keyring()
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| retiring.contains(&entry.source))
+            .map(|(index, entry)| (index, entry.source.clone()))
+            .collect();
         if found.is_empty() {
             let mut message = format!(
                 "no previous master has the fingerprint {}: `gobuildkey policy` lists them",

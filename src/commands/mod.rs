@@ -136,6 +136,7 @@ pub(crate) fn edit_policy_then<T>(
 ) -> Result<T> {
     let lock = store.lock(|holder| say_waiting(store, edit, holder))?;
     let mut policy = lock.read()?;
+    let before = policy.clone();
     let Edited { value, action } = change(&mut policy)?;
     let Some(mut action) = action else {
         return Ok(value);
@@ -151,8 +152,14 @@ pub(crate) fn edit_policy_then<T>(
     }
     // Refusals of the write (a link, another owner) come before anything is logged.
     lock.check_writable()?;
-    ActionLog::beside(store.path()).append(&action)?;
-    lock.write(&policy)?;
+    let log = ActionLog::beside(store.path());
+    log.append(&action)?;
+    if let Err(e) = lock.write(&policy) {
+        // The log said it happened; say it did not, so a replay leaves it out. (A crash
+        // here leaves the log saying more than the policy: a revocation re-applied.)
+        let _ = log.append(&action.undo(&before));
+        return Err(e.into());
+    }
     then(&value)?;
     Ok(value)
 }

@@ -29,7 +29,8 @@ pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
     let store = super::policy_store(&target.master, &target.edit)?;
     report(super::edit_policy(&store, &target.edit, |policy| {
         if !args.allow_unknown && policy.state_ref(&target.principal).is_none() {
-            let log = ActionLog::beside(store.path()).read()?;
+            // A line the log cannot read (cut short by a crash) hides nothing it can.
+            let (log, _) = ActionLog::beside(store.path()).read_skipping()?;
             if !log
                 .iter()
                 .any(|a| a.principal.as_deref() == Some(target.principal.as_str()))
@@ -232,17 +233,6 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
         policy.set_default_algorithm(args.alg)?;
         policy
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        gobuildkey::secret_file::create_private_dir(dir)
-            .map_err(|error| WriteError::CreateDir {
-                path: dir.to_owned(),
-                error,
-            })
-            .map_err(gobuildkey::policy::PolicyError::Write)?;
-    }
-    let lock = store.lock(|_| {})?;
-    // Again under the lock: another `policy init` may just have made one.
-    exists()?;
     let mut action = Action::new("policy init");
     action.reason.clone_from(&args.edit.reason);
     // The farm's default algorithm, for a replay of the log to start from the same.
@@ -261,6 +251,17 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
             policy.to_text()
         ));
     } else {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            gobuildkey::secret_file::create_private_dir(dir)
+                .map_err(|error| WriteError::CreateDir {
+                    path: dir.to_owned(),
+                    error,
+                })
+                .map_err(gobuildkey::policy::PolicyError::Write)?;
+        }
+        let lock = store.lock(|holder| super::say_waiting(&store, &args.edit, holder))?;
+        // Again under the lock: another `policy init` may just have made one.
+        exists()?;
         log.append(&action)?;
         lock.create(&policy)?;
     }

@@ -127,6 +127,12 @@ fn one_line(error: &impl std::fmt::Display) -> String {
 /// until SIGTERM or SIGINT; SIGHUP reloads them.
 pub fn run(args: &ServeArgs) -> Result<Exit> {
     let args = Arc::new(args.clone());
+    // At start an `--alg` the policy accepts for nobody is a usage error; a reload after
+    // `end-grace --alg` only narrows (it must never fail, and so freeze a state that lacks
+    // every revocation made since).
+    if let Some(alg) = args.alg {
+        super::load_verifier(&args.master, Some(alg), None)?;
+    }
     let verifier = load(&args)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let state = Arc::new(State {
@@ -143,7 +149,10 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
 }
 
 fn load(args: &ServeArgs) -> Result<Verifier> {
-    let verifier = super::load_verifier(&args.master, args.alg, None)?;
+    let mut verifier = super::load_verifier(&args.master, None, None)?;
+    if let Some(alg) = args.alg {
+        verifier = verifier.only_algorithm(alg);
+    }
     Ok(match args.kind {
         Some(kind) => verifier.only_kind(kind),
         None => verifier,

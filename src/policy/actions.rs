@@ -246,6 +246,35 @@ impl Action {
     }
 }
 
+impl Action {
+    /// What undoes this action in a replay, when the change it logged never reached the
+    /// policy (its write failed): the principal's state and the keyring as `before` had
+    /// them.
+    #[must_use]
+    pub fn undo(&self, before: &Policy) -> Self {
+        let mut undo = Self::new(&self.command);
+        undo.reason = Some("not written: the action above did not reach the policy".into());
+        if let Some(principal) = self.principal.as_ref().and_then(|p| p.parse().ok()) {
+            let state = before.state(&principal);
+            undo = undo.on(&principal, &state);
+        }
+        undo.keyring = match &self.keyring {
+            Some(KeyringChange::Added(added)) => Some(KeyringChange::Removed(added.source.clone())),
+            Some(KeyringChange::Removed(source)) => {
+                let wanted = source.source();
+                let algorithms = before
+                    .keyring()
+                    .iter()
+                    .find(|entry| entry.source == wanted)
+                    .and_then(|entry| entry.algorithms);
+                Some(KeyringChange::Added(KeyringAdded::of(&wanted, algorithms)))
+            }
+            None => None,
+        };
+        undo
+    }
+}
+
 /// Who runs this process.
 struct Who {
     user: String,
@@ -297,6 +326,9 @@ impl Who {
     }
 }
 
+/// The lines of a log that are not actions: each line's number (1-based) and why.
+pub type UnreadableLines = Vec<(usize, String)>;
+
 /// The action log of one policy.
 #[derive(Debug, Clone)]
 pub struct ActionLog {
@@ -304,11 +336,16 @@ pub struct ActionLog {
 }
 
 impl ActionLog {
-    /// The log beside the policy at `policy`: [`FILE_NAME`] in the same folder.
+    /// The log beside the policy at `policy`, named after it: `gobuildkey-actions.log` for
+    /// `gobuildkey.toml` ([`FILE_NAME`]), `farm-actions.log` for `farm.toml`, so two
+    /// policies in one folder never share a history.
     #[must_use]
     pub fn beside(policy: &Path) -> Self {
+        let stem = policy
+            .file_stem()
+            .map_or_else(|| "gobuildkey".into(), |s| s.to_string_lossy().into_owned());
         Self {
-            path: policy.with_file_name(FILE_NAME),
+            path: policy.with_file_name(format!("{stem}-actions.log")),
         }
     }
 
@@ -324,68 +361,121 @@ impl ActionLog {
         fs::symlink_metadata(&self.path).is_ok()
     }
 
-    /// Appends `action` as one line and flushes it to disk. Call it under the policy's
-    /// lock, before the policy is replaced.
-    ///
-    /// # Errors
-    /// [`PolicyError::ActionLog`] when the log cannot be opened or written.
-    pub fn append(&self, action: &Action) -> Result<(), PolicyError> {
-        let err = |error| PolicyError::ActionLog {
+    fn error(&self, error: io::Error) -> PolicyError {
+        PolicyError::ActionLog {
             path: self.path.clone(),
             error,
-        };
-        let mut line = serde_json::to_vec(action).map_err(|e| err(io::Error::other(e)))?;
+        }
+    }
+
+    /// The log is trusted as the policy is: a log others could write could reinstate a
+    /// principal or add a keyring command on a replay.
+    fn check_trusted(&self) -> Result<(), PolicyError> {
+        if !self.exists() {
+            return Ok(());
+        }
+        crate::trust::check_file(&self.path, "the action log")
+            .map_err(|e| PolicyError::Untrusted(Box::new(e)))
+    }
+
+    /// Appends `action` as one line and flushes it to disk. Call it under the policy's
+    /// lock, before the policy is replaced. A last line cut short (a full disk, a crash) is
+    /// ended first, so it cannot swallow this one.
+    ///
+    /// # Errors
+    /// [`PolicyError::ActionLog`] when the log cannot be opened or written;
+    /// [`PolicyError::Untrusted`] when others could have written it.
+    pub fn append(&self, action: &Action) -> Result<(), PolicyError> {
+        self.check_trusted()?;
+        let mut line = vec![b'\n'];
+        serde_json::to_writer(&mut line, action).map_err(|e| self.error(io::Error::other(e)))?;
         line.push(b'\n');
-        let mut file =
-            secret_file::open_private(&self.path, secret_file::Access::Append).map_err(err)?;
-        file.write_all(&line).map_err(err)?;
-        file.sync_all().map_err(err)
+        let mut file = secret_file::open_private(&self.path, secret_file::Access::ReadAppend)
+            .map_err(|e| self.error(e))?;
+        let whole = ends_with_newline(&file).map_err(|e| self.error(e))?;
+        let line = if whole { &line[1..] } else { &line[..] };
+        file.write_all(line).map_err(|e| self.error(e))?;
+        file.sync_all().map_err(|e| self.error(e))
     }
 
     /// Every action, in order. A missing log is an empty one.
     ///
     /// # Errors
     /// [`PolicyError::ActionLog`] when the log cannot be read, or a line is not an action
-    /// (its number is given).
+    /// (its number is given); [`PolicyError::Untrusted`] when others could have written it.
     pub fn read(&self) -> Result<Vec<Action>, PolicyError> {
-        let err = |error| PolicyError::ActionLog {
-            path: self.path.clone(),
-            error,
-        };
+        let (actions, bad) = self.read_skipping()?;
+        match bad.first() {
+            None => Ok(actions),
+            Some(&(n, ref why)) => Err(self.error(io::Error::other(format!(
+                "line {n} is not an action: {why}{}",
+                if bad.len() > 1 {
+                    format!(" (nor are {} more lines)", bad.len() - 1)
+                } else {
+                    String::new()
+                }
+            )))),
+        }
+    }
+
+    /// The actions that can be read, and the lines (1-based, with why) that cannot: for
+    /// showing the log, and for knowing which principals it names, despite a line cut short.
+    ///
+    /// # Errors
+    /// As [`ActionLog::read`], but for unreadable lines.
+    pub fn read_skipping(&self) -> Result<(Vec<Action>, UnreadableLines), PolicyError> {
+        self.check_trusted()?;
         let text = match secret_file::read_secret_file(&self.path, MAX_LOG) {
             Ok(file) => file
                 .contents
-                .ok_or_else(|| err(io::Error::other("the log is larger than 256 MiB")))?,
-            Err(secret_file::ReadError::Missing { .. }) => return Ok(Vec::new()),
-            Err(secret_file::ReadError::Io { error, .. }) => return Err(err(error)),
-            Err(e) => return Err(err(io::Error::other(e.to_string()))),
+                .ok_or_else(|| self.error(io::Error::other("the log is larger than 256 MiB")))?,
+            Err(secret_file::ReadError::Missing { .. }) => return Ok((Vec::new(), Vec::new())),
+            Err(secret_file::ReadError::Io { error, .. }) => return Err(self.error(error)),
+            Err(e) => return Err(self.error(io::Error::other(e.to_string()))),
         };
-        let text = std::str::from_utf8(&text).map_err(|_| err(io::Error::other("not UTF-8")))?;
-        text.lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .map(|(n, line)| {
-                serde_json::from_str(line).map_err(|e| {
-                    err(io::Error::other(format!(
-                        "line {} is not an action: {}",
-                        n + 1,
-                        e.classify_words()
-                    )))
-                })
-            })
-            .collect()
+        let mut actions = Vec::new();
+        let mut bad = Vec::new();
+        for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice(line) {
+                Ok(action) => actions.push(action),
+                Err(e) => bad.push((n + 1, e.classify_words())),
+            }
+        }
+        Ok((actions, bad))
     }
 
-    /// Whether any action names `principal`.
+    /// Whether any action that can be read names `principal`.
     ///
     /// # Errors
-    /// As [`ActionLog::read`].
+    /// As [`ActionLog::read_skipping`].
     pub fn knows(&self, principal: &str) -> Result<bool, PolicyError> {
         Ok(self
-            .read()?
+            .read_skipping()?
+            .0
             .iter()
             .any(|action| action.principal.as_deref() == Some(principal)))
     }
+}
+
+/// Whether `file` is empty or ends with a newline.
+#[cfg(unix)]
+fn ends_with_newline(file: &std::fs::File) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
+#[cfg(not(unix))]
+fn ends_with_newline(_: &std::fs::File) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// The most bytes of log read.
@@ -582,10 +672,16 @@ mod tests {
         let log = ActionLog::beside(&dir.path().join("gobuildkey.toml"));
         log.append(&Action::new("init")).unwrap();
         let mut file = secret_file::open_private(log.path(), secret_file::Access::Append).unwrap();
-        file.write_all(b"{\"secretish\n").unwrap();
+        file.write_all(b"{\"secretish").unwrap();
         let err = log.read().unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(!err.contains("secretish"), "{err}");
+        // A line cut short does not swallow the next action.
+        log.append(&Action::new("revoke")).unwrap();
+        let (actions, bad) = log.read_skipping().unwrap();
+        assert_eq!(actions.len(), 2);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].0, 2);
     }
 
     #[test]

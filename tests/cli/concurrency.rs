@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gobuildkey::keys::{Algorithm, Deriver, Principal};
 use gobuildkey::master::MasterSecret;
@@ -23,12 +22,8 @@ use gobuildkey::policy::actions::ActionLog;
 use gobuildkey::policy::store::Store;
 use gobuildkey::secret_file::TEMP_PREFIX;
 use rustix::fs::{FlockOperation, flock};
-use rustix::process::{Pid, Signal, kill_process_group, test_kill_process};
 
 use crate::common::{MASTER, TestEnv, inode, mode, names};
-
-/// How long a bounded wait waits before the test fails: far longer than anything here takes.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// What an edit says on standard error when another holds the lock.
 const WAITING: &str = "waiting for the lock";
@@ -98,30 +93,6 @@ fn all_succeed(children: Vec<(String, Child)>) -> (Vec<String>, usize) {
         stdouts.push(String::from_utf8(out.stdout).unwrap());
     }
     (stdouts, waited)
-}
-
-/// Calls `done` until it says yes; fails the test, saying what it waited for, after
-/// [`PATIENCE`].
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "still waiting for {what} after {PATIENCE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A process group, killed with SIGKILL when dropped: nothing a test started lingers, even
-/// when the test fails half-way.
-struct KillGroupOnDrop(Pid);
-
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
-        // ESRCH: every member is gone already.
-        let _ = kill_process_group(self.0, Signal::KILL);
-    }
 }
 
 /// Takes the policy's lock from the test process, as an edit would (creating the lock file,
@@ -396,108 +367,79 @@ fn a_held_lock_makes_an_edit_wait_then_give_up() {
     assert_eq!(log.read().unwrap().len(), 3, "host-w, host-x, host-v");
 }
 
-/// SIGKILL while an edit holds the lock, 20 times: the policy is left byte for byte as it
-/// was (the same file), no temporary file remains, nothing of the killed edit reaches the
-/// log, the lock file stays (it is never removed), and the next edit takes the lock at once
-/// without waiting — the kernel let the dead holder's `flock` go; nothing needs cleaning.
-///
-/// To kill an edit provably inside the lock, the policy's keyring names a previous master
-/// whose command blocks: `master retire` loads every keyring entry inside its edit, under
-/// the lock (src/commands/master.rs), so it sits there while the command sleeps. The
-/// command first writes its shell's pid to a file, so the test knows the edit is inside the
-/// lock. Only `gobuildkey` is killed first: its master command's shell, still running, does
-/// not hold the lock (the lock's descriptor is not inherited); then the rest of its process
-/// group is killed.
+/// SIGKILL during a locked edit: `revoke`s are started one after another, and each is
+/// killed the moment the test sees it hold the policy's lock (a non-blocking `flock` from
+/// here fails). After every kill the policy is whole — the old one, or the new one if the
+/// rename had happened — and parses; the log holds the action or not; the lock file stays
+/// (it is never removed), nobody holds the lock, and the next edit takes it at once without
+/// waiting: the kernel let the dead holder's `flock` go, nothing needs cleaning. That edit
+/// also clears a temporary file the kill may have left.
 #[test]
 fn sigkill_while_holding_the_lock_leaves_a_whole_policy_and_no_lock() {
     let env = TestEnv::new().with_master();
     let policy = env.policy_path();
     let dir = policy.parent().unwrap().to_owned();
     let lock = lock_path(&policy);
-    let inside = env.path("inside-the-lock");
-    env.write_policy(&format!(
-        "# test policy: a previous master whose command blocks\n\
-         [keyring]\n\
-         previous = [{{ command = \"echo $$ > '{}'; sleep 30; echo 0123456789abcdef0123456789abcdef\" }}]\n\
-         \n\
-         [principals]\n",
-        inside.display()
-    ));
     let log = ActionLog::beside(&policy);
-
-    for round in 0..20 {
-        let (text, ino) = (fs::read(&policy).unwrap(), inode(&policy));
-        let logged = log.read().unwrap();
-        let _ = fs::remove_file(&inside);
+    let mut killed_holding = 0;
+    let mut round = 0;
+    while killed_holding < 20 && round < 400 {
+        round += 1;
+        let before = fs::read(&policy).unwrap();
+        let host = format!("host-k-{round:03}");
         let mut child = env
             .std_cmd()
-            .args(["master", "retire", "SHA256:0000000000000000"])
-            .process_group(0)
+            .args(["revoke", "--allow-unknown", &host])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // `sh -c 'umask 000 && exec gobuildkey …'`: the child is gobuildkey itself, and the
-        // leader of its own process group.
-        let pid = child.id();
-        let group = KillGroupOnDrop(Pid::from_child(&child));
-        let mut shell = None;
-        wait_until(
-            &format!("round {round}: the master command to start"),
-            || {
-                shell = fs::read_to_string(&inside)
-                    .ok()
-                    .and_then(|t| t.trim().parse::<i32>().ok());
-                shell.is_some()
-            },
-        );
-        let shell = Pid::from_raw(shell.unwrap()).unwrap();
-        assert!(lock_is_held(&policy), "round {round}: the lock is not held");
-        assert_eq!(
-            fs::read_to_string(&lock).unwrap(),
-            format!("{pid}\n"),
-            "round {round}: the holder left its pid"
-        );
-
-        child.kill().unwrap();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if lock_is_held(&policy) {
+                child.kill().unwrap();
+                killed_holding += 1;
+                break;
+            }
+        }
         child.wait().unwrap();
-        test_kill_process(shell).expect("the master command outlives gobuildkey");
 
-        assert_eq!(fs::read(&policy).unwrap(), text, "round {round}");
-        assert_eq!(inode(&policy), ino, "round {round}: replaced");
-        Policy::load(&policy).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(log.read().unwrap(), logged, "round {round}: logged");
-        assert!(temps(&dir).is_empty(), "round {round}: {:?}", temps(&dir));
+        let after = Policy::load(&policy).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let revoked = after.state(&principal(&host)).revoked;
+        assert!(
+            revoked || fs::read(&policy).unwrap() == before,
+            "round {round}: neither the old policy nor the new one"
+        );
+        if revoked {
+            assert!(
+                log.knows(&host).unwrap(),
+                "round {round}: written but not logged"
+            );
+        }
         assert!(lock.exists(), "round {round}: the lock file was removed");
         assert!(!lock_is_held(&policy), "round {round}: still locked");
 
-        let host = format!("host-y-{round:02}");
+        let next = format!("host-n-{round:03}");
         let out = env
             .std_cmd()
-            .args(["revoke", "--allow-unknown", "--lock-timeout", "5", &host])
+            .args(["revoke", "--allow-unknown", "--lock-timeout", "5", &next])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "round {round}: {stderr}");
         assert!(!stderr.contains(WAITING), "round {round}: {stderr}");
-
-        // The master command's shell and its sleep.
-        drop(group);
+        assert!(temps(&dir).is_empty(), "round {round}: {:?}", temps(&dir));
     }
-
-    let loaded = Policy::load(&policy).unwrap();
-    assert_eq!(loaded.keyring().len(), 1, "no retire ever completed");
-    for round in 0..20 {
-        assert!(
-            loaded
-                .state(&principal(&format!("host-y-{round:02}")))
-                .revoked
-        );
-    }
-    let actions = log.read().unwrap();
-    assert_eq!(actions.len(), 20);
-    assert!(actions.iter().all(|a| a.command == "revoke"));
+    eprintln!(
+        "sigkill while holding the lock: {killed_holding} of {round} edits killed holding it"
+    );
+    assert!(
+        killed_holding > 0,
+        "no edit was seen holding the lock: the test tested nothing"
+    );
     assert_eq!(mode(&policy), 0o600);
 }
 

@@ -99,7 +99,23 @@ fn every_changing_command_changes_nothing_with_dry_run() {
         .assert()
         .success()
         .stderr(contains("dry run"));
-    assert!(!fresh.exists());
+    assert!(
+        !env.path("fresh").exists(),
+        "not even the folder or a lock file"
+    );
+    env.cmd()
+        .args([
+            "import",
+            "--alg",
+            "hmac-md5",
+            "--dry-run",
+            "host-old",
+            "--policy",
+        ])
+        .arg(&fresh)
+        .assert()
+        .success();
+    assert!(!env.path("fresh").exists());
     // And an `init` where there is nothing yet creates nothing.
     let elsewhere = env.path("elsewhere/master.key");
     env.cmd()

@@ -203,3 +203,29 @@ fn the_new_master_mints_keys_that_verify() {
         .assert()
         .success();
 }
+
+/// A farm whose policy vanished has an action log: `init` (with `--force` too) will not
+/// make an empty policy beside a new master — bringing the old master back later (from
+/// FILE.replaced-…) would then make every key it revoked verify again.
+#[test]
+fn init_refuses_to_replace_a_lost_policy_with_an_empty_one() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .assert()
+        .success();
+    fs::remove_file(env.path("keys/gobuildkey.toml")).unwrap();
+    let master = fs::read(env.master_path()).unwrap();
+    env.cmd()
+        .args(["init", "--force"])
+        .assert()
+        .code(73)
+        .stderr(predicates::str::contains("policy init --from-log"));
+    assert_eq!(
+        fs::read(env.master_path()).unwrap(),
+        master,
+        "nothing changed"
+    );
+    assert!(!env.path("keys/gobuildkey.toml").exists());
+}

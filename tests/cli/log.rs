@@ -107,10 +107,128 @@ fn an_unreadable_log_line_is_named_and_its_text_not_shown() {
     let mut text = fs::read_to_string(&log).unwrap();
     text.push_str("{\"pasted\": \"0123456789abcdef0123456789abcdef\n");
     fs::write(&log, text).unwrap();
+    // `log` shows what it can, and says what it left out; the next action is not
+    // swallowed by the line cut short.
     env.cmd()
-        .arg("log")
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .assert()
+        .success();
+    let out = env.cmd().arg("log").assert().code(0);
+    let out = out.get_output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("revoke") && stdout.contains("init"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains("0123456789abcdef"), "{stderr}");
+    // A rebuild from it is refused, naming the line: the log is not whole.
+    std::fs::remove_file(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log"])
         .assert()
         .code(74)
         .stderr(contains("line 2"))
         .stderr(contains("0123456789abcdef").not());
+}
+
+/// An edit whose write fails after it was logged (here: a folder its user cannot create the
+/// new file in) is marked in the log as not having happened, so a replay does not apply a
+/// `reinstate` the policy never got.
+#[test]
+fn a_failed_write_is_undone_in_the_log() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the farm to another user");
+        return;
+    }
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .assert()
+        .success();
+    // The farm belongs to the user the command runs as; its folder becomes read-only.
+    let keys = env.path("keys");
+    for entry in fs::read_dir(&keys).unwrap() {
+        std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+    }
+    std::os::unix::fs::chown(&keys, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::chown(env.home.path(), Some(65534), Some(65534)).unwrap();
+    let policy_before = fs::read(env.policy_path()).unwrap();
+    fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o500)).unwrap();
+    env.unprivileged_cmd()
+        .args(["reinstate", "host-x"])
+        .assert()
+        .code(77);
+    fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    assert_eq!(fs::read(env.policy_path()).unwrap(), policy_before);
+    let text = fs::read_to_string(keys.join("gobuildkey-actions.log")).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["command"], "reinstate");
+    assert_eq!(last["state"]["revoked"], true, "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().starts_with("not written"),
+        "{last}"
+    );
+    // A rebuild from the log, by the farm's owner, keeps the revocation.
+    fs::remove_file(env.policy_path()).unwrap();
+    env.unprivileged_cmd()
+        .args(["policy", "init", "--from-log"])
+        .assert()
+        .success();
+    let rebuilt = fs::read_to_string(env.policy_path()).unwrap();
+    assert!(
+        rebuilt.contains("[principals.host-x]\nrevoked = true"),
+        "{rebuilt}"
+    );
+}
+
+/// The log is trusted as the policy is: one others may write could reinstate a principal or
+/// plant a keyring command on a replay. Edits refuse to append to it; a rebuild refuses it.
+#[test]
+fn a_log_others_may_write_is_refused() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    let log = env.path("keys/gobuildkey-actions.log");
+    fs::set_permissions(&log, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let policy = fs::read(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "host-x"])
+        .assert()
+        .code(77)
+        .stderr(contains("the action log"));
+    assert_eq!(
+        fs::read(env.policy_path()).unwrap(),
+        policy,
+        "nothing changed"
+    );
+    fs::remove_file(env.policy_path()).unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log"])
+        .assert()
+        .code(77);
+    assert!(!env.policy_path().exists());
+}
+
+/// Two policies in one folder keep two histories: each log is named after its policy.
+#[test]
+fn each_policy_has_its_own_log() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    let other = env.path("keys/other.toml");
+    env.cmd()
+        .args(["policy", "init", "--policy"])
+        .arg(&other)
+        .assert()
+        .success();
+    assert!(env.path("keys/other-actions.log").exists());
+    env.cmd()
+        .args(["revoke", "--allow-unknown", "--policy"])
+        .arg(&other)
+        .arg("host-x")
+        .assert()
+        .success();
+    let main_log = fs::read_to_string(env.path("keys/gobuildkey-actions.log")).unwrap();
+    assert!(!main_log.contains("host-x"), "{main_log}");
 }

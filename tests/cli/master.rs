@@ -135,3 +135,30 @@ fn rotate_needs_a_master_file() {
         .code(78)
         .stderr(contains("secret manager"));
 }
+
+/// A relative `--master-key` with the policy in another folder: the kept copy of the old
+/// master goes into the keyring by its absolute path (a relative one would be read against
+/// the policy's folder, and every key minted before the rotation would stop verifying).
+#[test]
+fn rotate_with_relative_paths_keeps_old_keys_verifying() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("farm")).unwrap();
+    let policy = env.path("etc/gobuildkey.toml");
+    let with = |args: &[&str]| {
+        let mut cmd = env.cmd();
+        cmd.current_dir(env.path("farm"))
+            .args(args)
+            .args(["--master-key", "m.key", "--policy"])
+            .arg(&policy);
+        cmd
+    };
+    with(&["init"]).assert().success();
+    let key = crate::common::stdout_of(&mut with(&["mint", ARM]));
+    with(&["master", "rotate"]).assert().success();
+    with(&["verify", ARM]).write_stdin(key).assert().code(0);
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(
+        text.contains(&env.path("farm").display().to_string()),
+        "{text}"
+    );
+}

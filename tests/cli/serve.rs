@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, stdout_of};
+use crate::common::{ARM, ARM_KEY, ARM_KEY_MD5, MASTER, TestEnv, assert_no_secret, stdout_of};
 use crate::server::{http_get, http_raw};
 
 fn registration(key: &str) -> [(&'static str, String); 3] {
@@ -347,4 +347,38 @@ fn refuses_to_start_without_a_master_and_stops_on_sigterm() {
     server.signal("TERM");
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// `serve --alg hmac-md5` keeps reloading after `end-grace --alg hmac-md5` has ended that
+/// algorithm for some principal: the reload narrows instead of failing, so later
+/// revocations still reach the service (a failed reload would freeze a state without them).
+#[test]
+fn a_reload_after_an_algorithm_ended_still_applies_revocations() {
+    let env = TestEnv::new().with_master();
+    for args in [
+        &["import", "--alg", "hmac-md5", ARM][..],
+        &["import", "--alg", "hmac-md5", "host-b"],
+        &["mint", ARM],
+    ] {
+        env.cmd().args(args).assert().success();
+    }
+    let server = env.serve(&["--alg", "hmac-md5", "--max-failures", "0"]);
+    let a = server.addr;
+    let registration = [("X-Go-Host-Type", ARM), ("X-Go-Builder-Key", ARM_KEY_MD5)];
+    assert_eq!(http_get(a, "/verify", &registration).0, 200);
+    for args in [
+        &["end-grace", "--alg", "hmac-md5", ARM][..],
+        &["revoke", "host-b"],
+    ] {
+        env.cmd().args(args).assert().success();
+    }
+    server.signal("HUP");
+    server.wait_for_log("reloaded");
+    let (status, body) = http_get(a, "/healthz", &[]);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"state\":\"ok\""), "{body}");
+    // MD5 ended for it: with `--alg hmac-md5` it accepts no key at all (malformed: 400).
+    assert_eq!(http_get(a, "/verify", &registration).0, 400);
+    // And a principal the policy accepts no MD5 key for is no usage error at start only.
+    assert!(!server.stderr.lock().unwrap().contains("reload failed"));
 }
