@@ -248,7 +248,8 @@ impl Policy {
                     return Err(ctx.invalid(
                         at,
                         format!(
-                            "unknown field `{other}`: expected `algorithm`, `keyring` or `principals`"
+                            "unknown field {}: expected `algorithm`, `keyring` or `principals`",
+                            crate::keys::escape_for_terminal(other, 64)
                         ),
                     ));
                 }
@@ -615,7 +616,7 @@ keep_previous = 2026-12-01T10:00:00+02:00
             (
                 "[principals.host-a]\ngenration = 1\n",
                 (2, 1),
-                "unknown field `genration`",
+                "unknown field \"genration\"",
             ),
             ("[principals.Host-A]\n", (1, 13), "invalid principal"),
             (
@@ -634,8 +635,8 @@ keep_previous = 2026-12-01T10:00:00+02:00
                 (2, 13),
                 "file = ",
             ),
-            ("[keyring]\nold = 1\n", (2, 1), "unknown field `old`"),
-            ("\n\nmasters = 1\n", (3, 1), "unknown field `masters`"),
+            ("[keyring]\nold = 1\n", (2, 1), "unknown field \"old\""),
+            ("\n\nmasters = 1\n", (3, 1), "unknown field \"masters\""),
             ("principals = 1\n", (1, 14), "must be a table"),
         ];
         for (text, at, message) in cases {
@@ -758,6 +759,15 @@ generation = 1 # rotated
             MasterSource::Command("pass show x".into())
         );
         assert!(policy.remove_previous_master(5).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_escaped() {
+        let err = Policy::parse("\"\\u001b[2Jx\" = 1\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
     }
 
     #[test]

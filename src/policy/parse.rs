@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use toml_edit::{Item, TableLike, Value};
 
 use super::{Grace, KeyringEntry, PolicyError, PrincipalState};
-use crate::keys::{Algorithm, AlgorithmSet, Principal};
+use crate::keys::{Algorithm, AlgorithmSet, Principal, escape_for_terminal};
 use crate::master::MasterSource;
 
 /// Parsing context: the raw text for positions, the path for messages.
@@ -104,8 +104,9 @@ impl Ctx<'_> {
                     return Err(self.invalid(
                         at,
                         format!(
-                            "unknown field `{other}` in `principals.{name}`: expected \
-                             generation, keep_previous, revoked, minted_under or algorithms"
+                            "unknown field {} in `principals.{name}`: expected \
+                             generation, keep_previous, revoked, minted_under or algorithms",
+                            escape_for_terminal(other, 64)
                         ),
                     ));
                 }
@@ -122,7 +123,10 @@ impl Ctx<'_> {
                 let at = table.get_key_value(field).and_then(|(k, _)| k.span());
                 return Err(self.invalid(
                     at,
-                    format!("unknown field `{field}` in `keyring`: expected `previous`"),
+                    format!(
+                        "unknown field {} in `keyring`: expected `previous`",
+                        escape_for_terminal(field, 64)
+                    ),
                 ));
             }
             let entries: Vec<(&dyn TableLike, Option<Range<usize>>)> =

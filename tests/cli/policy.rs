@@ -78,7 +78,7 @@ fn bad_policy_files_fail_closed_with_line_and_column() {
         ),
         (
             "[principals.host-linux-arm-aws]\ngenration = 1\n",
-            "unknown field `genration`",
+            "unknown field \"genration\"",
         ),
         (
             "[principals.host-linux-arm-aws]\ngeneration = 99999999999999999999\n",
