@@ -262,8 +262,9 @@ Examples:
     /// 200 and JSON: {"state":"ok","loaded_at":…}, or after a failed reload
     /// {"state":"stale","error":…,"since":…,"loaded_at":…}. SIGHUP reloads the masters and
     /// the policy without dropping requests; a failed reload keeps the last good ones (and
-    /// every revocation they hold) and is logged: alert when the state is not ok. Replicas
-    /// share only the master and the policy.
+    /// every revocation they hold) and is logged: alert when the state is not ok (`GET
+    /// /metrics`: gobuildkey_policy_stale, in Prometheus' text format). Replicas share only
+    /// the master and the policy.
     #[cfg(all(feature = "serve", unix))]
     #[command(after_help = "\
 Exit status: 0 stopped by SIGTERM or SIGINT; 66 no master; 78 a bad policy file; 74 cannot

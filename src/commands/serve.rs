@@ -41,6 +41,7 @@ const MAX_TRACKED_CLIENTS: usize = 100_000;
 struct State {
     /// The last good masters and policy: a failed reload keeps them (see [`Loaded`]).
     loaded: RwLock<Loaded>,
+    metrics: Metrics,
     limiter: FailureLimiter,
     audit: Option<Mutex<AuditLog>>,
     client_ip_header: Option<String>,
@@ -112,6 +113,78 @@ impl Loaded {
     }
 }
 
+/// What `GET /metrics` shows, in Prometheus' text format: how reloads went, so that an
+/// alert can fire on a replica answering from a stale state.
+struct Metrics {
+    registry: prometheus_client::registry::Registry,
+    last_reload: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    stale: prometheus_client::metrics::gauge::Gauge,
+    reloads: prometheus_client::metrics::family::Family<
+        ReloadLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ReloadLabels {
+    result: ReloadResult,
+}
+
+#[derive(
+    Clone, Copy, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelValue,
+)]
+#[allow(non_camel_case_types)]
+enum ReloadResult {
+    ok,
+    failed,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut metrics = Self {
+            registry: prometheus_client::registry::Registry::default(),
+            last_reload: Default::default(),
+            stale: Default::default(),
+            reloads: Default::default(),
+        };
+        metrics.registry.register(
+            "gobuildkey_last_successful_load_timestamp_seconds",
+            "When the masters and the policy in use were loaded (start or reload), Unix time",
+            metrics.last_reload.clone(),
+        );
+        metrics.registry.register(
+            "gobuildkey_policy_stale",
+            "1 while the last reload failed and the service answers from its last good state",
+            metrics.stale.clone(),
+        );
+        metrics.registry.register(
+            "gobuildkey_reloads",
+            "Reloads of the masters and the policy, by result",
+            metrics.reloads.clone(),
+        );
+        metrics
+    }
+
+    fn loaded(&self, at: Timestamp) {
+        self.last_reload.set(at.as_millisecond() as f64 / 1000.0);
+        self.stale.set(0);
+    }
+
+    fn reloaded(&self, result: ReloadResult) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        if result == ReloadResult::failed {
+            self.stale.set(1);
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
 /// An error on one line (`{:#}` of anyhow, the lines of a parser's message joined), for
 /// the log and the health body.
 fn one_line(error: &impl std::fmt::Display) -> String {
@@ -135,8 +208,12 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
     }
     let verifier = load(&args)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
+    let loaded = Loaded::new(verifier);
+    let metrics = Metrics::new();
+    metrics.loaded(loaded.loaded_at);
     let state = Arc::new(State {
-        loaded: RwLock::new(Loaded::new(verifier)),
+        loaded: RwLock::new(loaded),
+        metrics,
         limiter: FailureLimiter::new(args.max_failures, FAILURE_WINDOW, MAX_TRACKED_CLIENTS),
         audit: audit.map(Mutex::new),
         client_ip_header: args.client_ip_header.clone(),
@@ -207,8 +284,10 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
                 let reloaded = tokio::task::spawn_blocking(move || load(&loader)).await;
                 let error = match reloaded {
                     Ok(Ok(verifier)) => {
-                        *state.loaded.write().unwrap_or_else(PoisonError::into_inner) =
-                            Loaded::new(verifier);
+                        let loaded = Loaded::new(verifier);
+                        state.metrics.loaded(loaded.loaded_at);
+                        state.metrics.reloaded(ReloadResult::ok);
+                        *state.loaded.write().unwrap_or_else(PoisonError::into_inner) = loaded;
                         eprintln!("gobuildkey serve: reloaded the masters and the policy");
                         continue;
                     }
@@ -222,6 +301,7 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
                     loaded.failed(error.clone());
                     loaded.loaded_at
                 };
+                state.metrics.reloaded(ReloadResult::failed);
                 eprintln!(
                     "gobuildkey serve: reload failed, keeping the last good masters and policy (loaded at {loaded_at}): {error}"
                 );
@@ -245,10 +325,17 @@ fn handle(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
             response(StatusCode::OK, "application/json", Bytes::from(body))
         }
         (true, "/verify") => verify(state, peer, req),
-        (false, "/verify" | "/healthz") => respond(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
+        (true, "/metrics") => response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(state.metrics.text()),
+        ),
+        (false, "/verify" | "/healthz" | "/metrics") => {
+            respond(StatusCode::METHOD_NOT_ALLOWED, "use GET\n")
+        }
         _ => respond(
             StatusCode::NOT_FOUND,
-            "not found: use /verify or /healthz\n",
+            "not found: use /verify, /healthz or /metrics\n",
         ),
     }
 }

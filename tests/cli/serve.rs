@@ -30,6 +30,19 @@ fn get(addr: SocketAddr, headers: &[(&str, String)]) -> u16 {
 }
 
 /// `GET /healthz`, which must answer 200 with a JSON object: the object.
+/// The value of the sample `name` (with its labels, as written) in `GET /metrics`.
+fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let (status, text) = http_get(addr, "/metrics", &[]);
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 fn health(addr: SocketAddr) -> Value {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
@@ -198,6 +211,14 @@ fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_g
     );
     assert!(!error.contains('\n'), "{stale}");
     assert_eq!(stale["loaded_at"], good["loaded_at"], "{stale}");
+    // /metrics says so too, for an alert; the last good load's time stays.
+    let loaded_at = metric(a, "gobuildkey_last_successful_load_timestamp_seconds");
+    assert_eq!(metric(a, "gobuildkey_policy_stale"), 1.0);
+    assert_eq!(
+        metric(a, "gobuildkey_reloads_total{result=\"failed\"}"),
+        1.0
+    );
+    assert!((loaded_at - time(&good, "loaded_at").as_millisecond() as f64 / 1000.0).abs() < 0.01);
     let since = time(&stale, "since");
     assert!(since > time(&good, "loaded_at"), "{stale}");
     let keys: Vec<&str> = stale
@@ -249,6 +270,8 @@ fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_g
     wait_until(|| health(a)["state"] == "ok");
     let fixed = health(a);
     assert!(time(&fixed, "loaded_at") > since, "{fixed}");
+    assert_eq!(metric(a, "gobuildkey_policy_stale"), 0.0);
+    assert!(metric(a, "gobuildkey_last_successful_load_timestamp_seconds") > loaded_at);
     assert_eq!(fixed.as_object().unwrap().len(), 2, "{fixed}");
     assert_eq!(get(a, &registration(ARM_KEY)), 403);
     assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
