@@ -66,7 +66,8 @@ Exit status: 0 minted; 66 no master (run `gobuildkey init`); 77 the master file 
 others; see `gobuildkey --help` for the others.
 
 Examples:
-  gobuildkey mint host-linux-arm-aws > host-linux-arm-aws.key
+  gobuildkey mint -o host-linux-arm-aws.key host-linux-arm-aws   # written 0600
+  gobuildkey mint host-linux-arm-aws | ssh builder gobuildkey install host-linux-arm-aws
   gobuildkey mint --alg hmac-md5 host-darwin-amd64-12_0    # a genbuilderkey-compatible key")]
     Mint(MintArgs),
 
@@ -438,6 +439,18 @@ pub struct EditArgs {
     pub lock_timeout: u64,
 }
 
+/// Where `mint` and `rotate` put the key.
+#[derive(Debug, Clone, Args)]
+pub struct KeyOutputArgs {
+    /// Write the key to FILE (created 0600, atomically) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace FILE when it exists
+    #[arg(long, requires = "output")]
+    pub force: bool,
+}
+
 /// A `--reason`: one line of at most 1000 characters.
 fn reason_parser(text: &str) -> Result<String, String> {
     if text.chars().count() > 1000 {
@@ -556,6 +569,9 @@ pub struct RotateArgs {
     /// handed out) then stops verifying at once
     #[arg(long)]
     pub discard_previous: bool,
+
+    #[command(flatten)]
+    pub out: KeyOutputArgs,
 
     #[command(flatten)]
     pub master: MasterArgs,
@@ -803,6 +819,9 @@ pub struct MintArgs {
     pub alg: Option<Algorithm>,
 
     #[command(flatten)]
+    pub out: KeyOutputArgs,
+
+    #[command(flatten)]
     pub master: MasterArgs,
 
     #[command(flatten)]
@@ -949,6 +968,12 @@ impl TypedValueParser for PrincipalParser {
         _arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<Principal, clap::Error> {
+        if looks_like_key(value) {
+            let mut cmd = cmd.clone();
+            return Err(
+                clap::Error::raw(ErrorKind::ValueValidation, KEY_ON_COMMAND_LINE).format(&mut cmd),
+            );
+        }
         let parsed = match value.to_str() {
             Some(text) => Principal::new(text),
             None => Err(PrincipalError::new(&value.to_string_lossy())),
@@ -961,11 +986,70 @@ impl TypedValueParser for PrincipalParser {
     }
 }
 
+/// What is said, instead of the word itself, of a command-line word that looks like a key.
+pub const KEY_ON_COMMAND_LINE: &str = "that looks like a key: keys are read from standard \
+     input or a file (--key-file), never from the command line, where other users and the \
+     shell's history see them";
+
+/// The prefix of gobuildkey's own tokens; no principal or other word may start with it.
+pub const TOKEN_PREFIX: &str = "gbk1_";
+
+/// Whether a command-line word (or the value of `--option=VALUE`) looks like a key: 32 or 64
+/// hex digits, in either case, or a gobuildkey token. Such a word is never echoed.
+pub fn looks_like_key(word: &OsStr) -> bool {
+    let bytes = word.as_encoded_bytes();
+    let value = match bytes.iter().position(|&b| b == b'=') {
+        Some(at) if bytes.starts_with(b"--") => &bytes[at + 1..],
+        _ => bytes,
+    };
+    (matches!(value.len(), 32 | 64) && value.iter().all(u8::is_ascii_hexdigit))
+        || value.starts_with(TOKEN_PREFIX.as_bytes())
+}
+
+/// Refuses a command line holding a word that looks like a key before clap sees it, so that
+/// no error message (clap's "unexpected argument 'KEY'") can repeat the key: a usage error
+/// (exit 2) that says what to do instead.
+///
+/// # Errors
+/// The usage error, ready to print and exit with.
+pub fn refuse_keys(args: &[OsString]) -> Result<(), clap::Error> {
+    if args.iter().skip(1).any(|word| looks_like_key(word)) {
+        let mut cmd = command();
+        return Err(
+            clap::Error::raw(ErrorKind::ValueValidation, KEY_ON_COMMAND_LINE).format(&mut cmd),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn key_like_words_are_recognised() {
+        let hex64 = "0123456789abcdef".repeat(4);
+        for word in [
+            hex64.clone(),
+            hex64.to_uppercase(),
+            "0123456789abcdef".repeat(2),
+            format!("--reason={hex64}"),
+            "gbk1_anything".to_owned(),
+        ] {
+            assert!(looks_like_key(OsStr::new(&word)), "{word}");
+        }
+        for word in [
+            "host-linux-arm-aws".to_owned(),
+            "0123456789abcdef".repeat(3),
+            "SHA256:0123456789abcdef".to_owned(),
+            format!("{hex64}0"),
+            "--alg=hmac-md5".to_owned(),
+        ] {
+            assert!(!looks_like_key(OsStr::new(&word)), "{word}");
+        }
+    }
     use clap::FromArgMatches;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {

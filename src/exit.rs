@@ -41,11 +41,14 @@ pub enum Exit {
     NoPerm = 77,
     /// The environment is wrong: no home folder.
     Config = 78,
+    /// The reader of standard output went away (a closed pipe), as for a process killed by
+    /// SIGPIPE (128 + 13).
+    ReaderGone = 141,
 }
 
 impl Exit {
     /// Every code, in order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Ok,
         Self::Invalid,
         Self::Usage,
@@ -58,6 +61,7 @@ impl Exit {
         Self::TempFail,
         Self::NoPerm,
         Self::Config,
+        Self::ReaderGone,
     ];
 
     /// The number the process exits with.
@@ -85,6 +89,9 @@ impl Exit {
             Self::NoPerm => "a secret file is open to others, or access was denied",
             Self::Config => {
                 "configuration error: a bad policy file, no usable HOME, or both master variables set"
+            }
+            Self::ReaderGone => {
+                "the reader of standard output went away (a closed pipe), as after SIGPIPE"
             }
         }
     }

@@ -17,7 +17,12 @@ use crate::cli::{Cli, Command, MasterCommand};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
-    let matches = cli::command().get_matches();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A key pasted on the command line is refused before clap could echo it in an error.
+    if let Err(e) = cli::refuse_keys(&args) {
+        e.exit();
+    }
+    let matches = cli::command().get_matches_from(args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::set(match (cli.json, cli.quiet) {
         (true, _) => output::Mode::Json,
@@ -49,25 +54,32 @@ fn main() -> ExitCode {
         #[cfg(all(feature = "probe", unix))]
         Command::Probe(args) => commands::probe::run(args),
     };
+    // `verify`'s exit status is its verdict; every other command's output is its product,
+    // and a reader that went away (`| head -c0`) makes it exit 141, as SIGPIPE would.
+    let verdict = matches!(&cli.command, Command::Verify(args) if !args.batch);
     match outcome {
+        Ok(_) if output::stdout_closed() && !verdict => Exit::ReaderGone.into(),
         Ok(exit) => exit.into(),
-        // A reader that went away (`gobuildkey mint x | head -c0`) is not an error.
-        Err(err) if is_broken_pipe(&err) => Exit::Ok.into(),
+        Err(err) if is_broken_pipe(&err) && !verdict => Exit::ReaderGone.into(),
         Err(err) => {
             let exit = Exit::for_error(&err);
             if output::mode() == output::Mode::Json {
                 let fields =
                     serde_json::json!({ "error": format!("{err:#}"), "exit": exit.code() });
-                eprintln!("{}", output::object("error", fields));
+                output::err_line(&output::object("error", fields).to_string());
             } else {
-                eprintln!("gobuildkey: error: {err:#}");
+                output::err_line(&format!("gobuildkey: error: {err:#}"));
             }
             exit.into()
         }
     }
 }
 
+/// Whether the error, or any cause of it, is a write to a reader that went away.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

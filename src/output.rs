@@ -2,7 +2,9 @@
 //! at all (`-q`). Chosen once in `main`; every command reports through here, so the three
 //! modes cannot drift apart. The JSON schema is documented in docs/json.md.
 
+use std::io::{self, Write};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -22,6 +24,29 @@ pub enum Mode {
 
 static MODE: OnceLock<Mode> = OnceLock::new();
 
+/// Set when a write to standard output failed: its reader went away (`| head -c0`).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to standard output failed. `main` then exits 141, as a process killed by
+/// SIGPIPE would, unless the command's exit status is a verdict (`verify`).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Writes `text` and a newline to standard output; a failure is remembered, never a panic
+/// (Rust's `println!` panics on a closed pipe).
+pub fn out_line(text: &str) {
+    let mut out = io::stdout().lock();
+    if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Writes `text` and a newline to standard error; nothing more can be done if that fails.
+pub fn err_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 /// Sets the mode; the first call wins.
 pub fn set(mode: Mode) {
     let _ = MODE.set(mode);
@@ -38,10 +63,10 @@ pub fn report(command: &str, human: &str, fields: Value) {
     match mode() {
         Mode::Human => {
             if !human.is_empty() {
-                println!("{}", human.trim_end_matches('\n'));
+                out_line(human.trim_end_matches('\n'));
             }
         }
-        Mode::Json => println!("{}", object(command, fields)),
+        Mode::Json => out_line(&object(command, fields).to_string()),
         Mode::Quiet => {}
     }
 }
@@ -50,7 +75,7 @@ pub fn report(command: &str, human: &str, fields: Value) {
 /// `-q`, and kept on standard error with `--json`, where standard output is the object.
 pub fn note(text: &str) {
     if mode() != Mode::Quiet {
-        eprintln!("{text}");
+        err_line(text);
     }
 }
 

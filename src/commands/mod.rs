@@ -36,7 +36,7 @@ use gobuildkey::policy::store::Store;
 use gobuildkey::policy::{Policy, PrincipalState};
 use gobuildkey::verifier::Verifier;
 
-use crate::cli::{EditArgs, MasterArgs};
+use crate::cli::{EditArgs, KeyOutputArgs, MasterArgs};
 use gobuildkey::secret_file;
 
 /// Reads a key someone presents: from `key_file`, else from standard input. At most
@@ -141,7 +141,9 @@ pub(crate) fn edit_policy_then<T>(
     let Some(mut action) = action else {
         return Ok(value);
     };
-    action.reason.clone_from(&edit.reason);
+    if action.reason.is_none() {
+        action.reason.clone_from(&edit.reason);
+    }
     if edit.dry_run {
         crate::output::note(&format!(
             "dry run: nothing was changed; {} would be written, and this action logged: {}",
@@ -255,7 +257,38 @@ fn emit_key(
     principal: &Principal,
     generation: u64,
     extra: serde_json::Value,
+    out: &KeyOutputArgs,
 ) -> Result<()> {
+    if let Some(path) = &out.output {
+        // Written already (rotate writes it before committing the new generation).
+        let mut fields = serde_json::json!({
+            "principal": principal.as_str(),
+            "generation": generation,
+            "algorithm": key.algorithm().name(),
+            "fingerprint": key.fingerprint().as_str(),
+            "key": null,
+            "output": path,
+        });
+        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        crate::output::report(
+            command,
+            &format!(
+                "wrote the {} key of {principal}, generation {generation}, to {} (mode 0600; fingerprint {})",
+                key.algorithm(),
+                path.display(),
+                key.fingerprint()
+            ),
+            fields,
+        );
+        return Ok(());
+    }
+    if let Some(why) = stdout_others_can_read() {
+        crate::output::note(&format!(
+            "warning: the key goes to {why}: `-o FILE` writes it to a file only you can read"
+        ));
+    }
     let text = if crate::output::mode() == crate::output::Mode::Json {
         key_object(command, key, principal, generation, extra)?
     } else {
@@ -272,6 +305,54 @@ fn emit_key(
         key.fingerprint()
     ));
     Ok(())
+}
+
+/// Writes a minted key to `-o FILE`: mode 0600, atomically, an existing file replaced only
+/// with `--force`.
+fn write_key_file(key: &BuildKey, out: &KeyOutputArgs) -> Result<()> {
+    let Some(path) = &out.output else {
+        return Ok(());
+    };
+    let existing = if out.force {
+        secret_file::Existing::Replace
+    } else {
+        secret_file::Existing::Refuse
+    };
+    secret_file::write_secret_file(
+        path,
+        &secret_file::secret_line(key.expose_secret().as_bytes()),
+        existing,
+    )?;
+    Ok(())
+}
+
+/// Where a key printed on standard output would be readable by others: a regular file
+/// (`mint HOST > FILE` under the usual umask) or a terminal whose device others may read.
+#[cfg(unix)]
+fn stdout_others_can_read() -> Option<String> {
+    let stat = rustix::fs::fstat(io::stdout()).ok()?;
+    let mode = stat.st_mode;
+    let kind = rustix::fs::FileType::from_raw_mode(mode);
+    match kind {
+        rustix::fs::FileType::RegularFile if mode & 0o077 != 0 => Some(format!(
+            "a file others can read (mode {:04o})",
+            mode & 0o7777
+        )),
+        rustix::fs::FileType::CharacterDevice
+            if io::stdout().is_terminal() && mode & 0o044 != 0 =>
+        {
+            Some(format!(
+                "a terminal others can read (mode {:04o}), and its scrollback",
+                mode & 0o7777
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(not(unix))]
+fn stdout_others_can_read() -> Option<String> {
+    None
 }
 
 /// The JSON object of `mint` or `rotate`, encoded. The key's copies are the object's string,

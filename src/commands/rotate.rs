@@ -23,8 +23,9 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     } else {
         Grace::None
     };
-    let (key, state) = super::edit_policy(&store, &args.edit, |policy| {
-        let mut state = policy.state(&args.principal);
+    let (key, state, before) = super::edit_policy(&store, &args.edit, |policy| {
+        let before = policy.state(&args.principal);
+        let mut state = before.clone();
         if state.keep_previous.active_at(jiff::Timestamp::now()) && !args.discard_previous {
             return Err(in_grace(&args.principal, &state).into());
         }
@@ -45,8 +46,13 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
             &master,
             &key,
         )?;
+        // `-o FILE`: the key reaches its file before the new generation is committed, so a
+        // failed write leaves the old key verifying (and the new one nowhere).
+        if !args.edit.dry_run {
+            super::write_key_file(&key, &args.out)?;
+        }
         Ok(super::Edited {
-            value: (key, state),
+            value: (key, state, before),
             action,
         })
     })?;
@@ -59,13 +65,32 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let keep_previous = super::policy::grace_json(state.keep_previous);
-    super::emit_key(
+    if let Err(e) = super::emit_key(
         "rotate",
         &key,
         &args.principal,
         generation,
         serde_json::json!({ "keep_previous": keep_previous, "revoked": state.revoked }),
-    )?;
+        &args.out,
+    ) {
+        // Nobody got the new key: a committed generation would cut off the machines holding
+        // the old one with no key to replace it. Undone under the lock, if nobody rotated
+        // the principal again meanwhile.
+        let undone = roll_back(&store, args, &before, generation)?;
+        output::note(&format!(
+            "the new key of {} could not be delivered: {}",
+            args.principal,
+            if undone {
+                format!(
+                    "the rotation was undone, generation {} is current again",
+                    before.generation
+                )
+            } else {
+                "and the principal was rotated again meanwhile, so the rotation stays".to_owned()
+            }
+        ));
+        return Err(e);
+    }
     match state.keep_previous {
         Grace::None => output::note(&format!(
             "the previous key of {} no longer verifies",
@@ -88,6 +113,32 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// Puts `before` back as the principal's state, under the lock, if the policy still has the
+/// generation this rotation committed; logged as a `rotate` with the reason. Whether it did.
+fn roll_back(
+    store: &gobuildkey::policy::store::Store,
+    args: &RotateArgs,
+    before: &gobuildkey::policy::PrincipalState,
+    generation: u64,
+) -> Result<bool> {
+    super::edit_policy(store, &args.edit, |policy| {
+        if policy.state(&args.principal).generation != generation {
+            return Ok(super::Edited {
+                value: false,
+                action: None,
+            });
+        }
+        policy.set_state(&args.principal, before)?;
+        let mut action =
+            gobuildkey::policy::actions::Action::new("rotate").on(&args.principal, before);
+        action.reason = Some("rolled back: the new key could not be delivered".into());
+        Ok(super::Edited {
+            value: true,
+            action: Some(action),
+        })
+    })
 }
 
 /// The refusal to rotate a principal whose previous key, handed out already, is still in

@@ -80,7 +80,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             // for scripts, nothing with -q.
             output::report("verify", "", fields);
             if output::mode() == output::Mode::Human {
-                eprintln!("gobuildkey: invalid build key ({why})");
+                output::err_line(&format!("gobuildkey: invalid build key ({why})"));
             }
             Ok(Exit::Invalid)
         }

@@ -146,10 +146,7 @@ impl Store {
             pause = (pause * 2).min(Duration::from_millis(50));
         }
         record_holder(&file);
-        Ok(Lock {
-            store: self,
-            _file: file,
-        })
+        Ok(Lock { store: self, file })
     }
 
     /// Creates the policy file (mode 0600) with `policy`'s text, under the lock. An existing
@@ -168,7 +165,15 @@ impl Store {
 #[derive(Debug)]
 pub struct Lock<'a> {
     store: &'a Store,
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock<'_> {
+    /// Lets go explicitly: a child being started at this moment shares the lock file's open
+    /// description (until it execs), and closing it here alone would leave the lock held.
+    fn drop(&mut self) {
+        unlock(&self.file);
+    }
 }
 
 impl Lock<'_> {
@@ -302,6 +307,16 @@ fn try_lock(file: &File) -> io::Result<bool> {
         Err(fs::TryLockError::WouldBlock) => Ok(false),
         Err(fs::TryLockError::Error(e)) => Err(e),
     }
+}
+
+#[cfg(unix)]
+fn unlock(file: &File) {
+    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::Unlock);
+}
+
+#[cfg(not(unix))]
+fn unlock(file: &File) {
+    let _ = file.unlock();
 }
 
 /// Leaves this process's id in the lock file, for those who wait. Best effort.

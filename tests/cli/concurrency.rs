@@ -119,7 +119,12 @@ fn lock_is_held(policy: &Path) -> bool {
         return false;
     };
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => false,
+        // Let go explicitly: a process another test forks at this moment shares this open
+        // file, and with it the lock, until it execs — closing here alone would not do.
+        Ok(()) => {
+            flock(&file, FlockOperation::Unlock).unwrap();
+            false
+        }
         Err(rustix::io::Errno::WOULDBLOCK) => true,
         Err(e) => panic!("cannot try the lock: {e}"),
     }

@@ -165,3 +165,35 @@ fn failure_paths_never_show_the_master_or_the_key() {
     assert_no_secret(&everything, ARM_KEY);
     assert_no_secret(&everything, &wrong);
 }
+
+/// A key pasted on the command line — as a principal, an extra argument, an option's value —
+/// is refused as a usage error that says where keys go, and is never echoed (clap's own
+/// "unexpected argument '…'" would print it); nothing is written.
+#[test]
+fn a_key_on_the_command_line_is_refused_and_never_echoed() {
+    let env = TestEnv::new().with_master();
+    let upper = ARM_KEY.to_uppercase();
+    let cases: [&[&str]; 7] = [
+        &["verify", ARM, ARM_KEY],
+        &["install", ARM_KEY],
+        &["mint", crate::common::ARM_KEY_MD5],
+        &["revoke", "--allow-unknown", "--reason", ARM_KEY, ARM],
+        &["check", &upper],
+        &["fingerprint", "--key-file", ARM_KEY],
+        &["mint", "gbk1_0123456789"],
+    ];
+    for args in cases {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = all_output(&out);
+        assert!(text.contains("looks like a key"), "{args:?}: {text}");
+        assert_no_secret(&text, ARM_KEY);
+        assert_no_secret(&text, &upper);
+        assert_no_secret(&text, crate::common::ARM_KEY_MD5);
+    }
+    assert!(!env.per_host(ARM_KEY).exists());
+    assert_eq!(
+        fs::read_to_string(env.policy_path()).unwrap(),
+        crate::common::EMPTY_POLICY
+    );
+}

@@ -8,6 +8,7 @@ mod common;
 
 mod batch;
 mod check;
+mod closed_pipe;
 mod concurrency;
 mod crash;
 mod doc_examples;

@@ -404,21 +404,6 @@ fn a_failed_write_is_an_io_error() {
 }
 
 #[test]
-fn a_closed_pipe_is_not_an_error() {
-    let env = TestEnv::new().with_master();
-    let mut child = env
-        .std_cmd()
-        .args(["mint", ARM])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-}
-
-#[test]
 fn mint_records_the_master_in_the_policy() {
     let env = TestEnv::new().with_master();
     env.cmd().args(["mint", ARM]).assert().success();
@@ -483,4 +468,75 @@ fn mint_writes_the_policy_only_when_it_must_and_verify_never() {
         names,
         "no lock file"
     );
+}
+
+/// `mint -o FILE` writes the key to a file created 0600 (under umask 000 too), atomically,
+/// and never replaces one without `--force`; standard output then carries no key. A key
+/// printed into a file others can read gets a warning.
+#[test]
+fn output_file_is_private_and_never_clobbered() {
+    let env = TestEnv::new().with_master();
+    let out = env.path("k.key");
+    let printed = crate::common::stdout_of(env.cmd().args(["mint", ARM, "-o"]).arg(&out));
+    assert!(!printed.contains(ARM_KEY), "{printed}");
+    assert!(printed.contains("wrote the hmac-sha256 key"), "{printed}");
+    assert_eq!(fs::read_to_string(&out).unwrap(), format!("{ARM_KEY}\n"));
+    assert_eq!(crate::common::mode(&out), 0o600);
+    fs::write(&out, "keep me\n").unwrap();
+    env.cmd()
+        .args(["mint", ARM, "-o"])
+        .arg(&out)
+        .assert()
+        .code(73)
+        .stderr(contains("--force"));
+    assert_eq!(fs::read_to_string(&out).unwrap(), "keep me\n");
+    env.cmd()
+        .args(["mint", ARM, "--force", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(fs::read_to_string(&out).unwrap(), format!("{ARM_KEY}\n"));
+    // Never through a link.
+    let link = env.path("link.key");
+    symlink(env.path("elsewhere"), &link).unwrap();
+    env.cmd()
+        .args(["mint", ARM, "--force", "-o"])
+        .arg(&link)
+        .assert()
+        .code(73);
+    assert!(!env.path("elsewhere").exists());
+    // --force alone is a usage error.
+    env.cmd().args(["mint", ARM, "--force"]).assert().code(2);
+    // As JSON: the object says where the key went, and holds no key.
+    let json: serde_json::Value = serde_json::from_str(&crate::common::stdout_of(
+        env.cmd()
+            .args(["--json", "mint", ARM, "--force", "-o"])
+            .arg(&out),
+    ))
+    .unwrap();
+    assert_eq!(json["key"], serde_json::Value::Null);
+    assert_eq!(json["output"], out.display().to_string());
+}
+
+#[test]
+fn a_key_printed_into_a_file_others_can_read_is_warned_about() {
+    let env = TestEnv::new().with_master();
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        let target = env.path(&format!("stdout-{mode:o}"));
+        write_file(&target, "", mode);
+        let out = env
+            .std_cmd()
+            .args(["mint", ARM])
+            .stdout(fs::OpenOptions::new().append(true).open(&target).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.contains("others can read"),
+            warned,
+            "{mode:o}: {stderr}"
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), format!("{ARM_KEY}\n"));
+    }
 }

@@ -339,3 +339,29 @@ fn a_second_rotation_inside_the_grace_period_is_refused() {
     env.cmd().args(["end-grace", ARM]).assert().success();
     env.cmd().args(["rotate", ARM]).assert().success();
 }
+
+/// `rotate -o FILE` writes the new key before it commits the new generation: when the file
+/// cannot be written, the rotation does not happen and the old key keeps verifying.
+#[test]
+fn rotate_to_a_file_commits_only_once_the_key_is_written() {
+    let env = TestEnv::new().with_master();
+    let out = env.path("new.key");
+    fs::write(&out, "already here\n").unwrap();
+    env.cmd()
+        .args(["rotate", ARM, "-o"])
+        .arg(&out)
+        .assert()
+        .code(73);
+    assert_eq!(fs::read_to_string(env.policy_path()).unwrap(), EMPTY_POLICY);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    env.cmd()
+        .args(["rotate", ARM, "--force", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("generation 1"));
+    let new_key = fs::read_to_string(&out).unwrap();
+    assert_eq!(mode(&out), 0o600);
+    assert_eq!(verifies(&env, ARM, new_key.trim()), 0);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
+}
