@@ -311,7 +311,7 @@ reached; see `gobuildkey --help` for the others.
 
 Examples:
   gobuildkey probe --coordinator https://farmer.example.org host-linux-arm-aws
-  gobuildkey probe --coordinator http://127.0.0.1:8790 --path /verify host-linux-arm-aws")]
+  gobuildkey probe --insecure-http --coordinator http://127.0.0.1:8790 --path /verify host-linux-arm-aws")]
     Probe(ProbeArgs),
 }
 
@@ -323,13 +323,25 @@ pub struct ProbeArgs {
     #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
     pub principal: Principal,
 
-    /// The coordinator's base URL, e.g. https://farmer.example.org
+    /// The coordinator: https://HOST[:PORT] (a bare HOST[:PORT] means https); its path, if
+    /// any, is replaced by --path
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
 
-    /// The path registered at (`/verify` to ask a `gobuildkey serve` directly)
-    #[arg(long, value_name = "PATH", default_value = "/reverse")]
+    /// The path registered at (`/verify` to ask a `gobuildkey serve` directly): absolute,
+    /// and without `//`, `?`, `#`, `@`, `\` or control characters
+    #[arg(long, value_name = "PATH", default_value = "/reverse", value_parser = probe_path_parser)]
     pub path: String,
+
+    /// Trust the certificate authorities in FILE (PEM) for the coordinator, instead of
+    /// the system's
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Allow plain http:// (for tests on loopback): the key then crosses the network
+    /// unencrypted
+    #[arg(long)]
+    pub insecure_http: bool,
 
     /// The host name to announce [default: this machine's]
     #[arg(long, value_name = "NAME")]
@@ -338,6 +350,23 @@ pub struct ProbeArgs {
     /// Seconds to wait for the whole exchange
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
+}
+
+/// A `probe --path`: an absolute path that cannot change the host the key is sent to, nor
+/// carry a query or fragment: no `//` at its start, no `?`, `#`, `@`, `\\` or control
+/// characters.
+#[cfg(all(feature = "probe", unix))]
+fn probe_path_parser(text: &str) -> Result<String, String> {
+    let bad = |c: char| matches!(c, '?' | '#' | '@' | '\\') || c.is_control();
+    if !text.starts_with('/') || text.starts_with("//") || text.chars().any(bad) {
+        return Err(
+            "the path must be absolute (/reverse, /verify), and hold no `//` at its start, \
+             `?`, `#`, `@`, `\\` or control characters: the key must go to the coordinator \
+             named, nowhere else"
+                .into(),
+        );
+    }
+    Ok(text.to_owned())
 }
 
 /// `gobuildkey serve`.

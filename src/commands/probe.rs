@@ -41,7 +41,16 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         key.fingerprint()
     )];
     let hostname = args.hostname.clone().unwrap_or_else(local_hostname);
-    let url = format!("{}{}", args.coordinator.trim_end_matches('/'), args.path);
+    let url = registration_url(&args.coordinator, &args.path, args.insecure_http)?;
+    if url.scheme_str() == Some("http") {
+        crate::output::note(&format!(
+            "warning: --insecure-http: the key goes to {url} unencrypted, readable on the way"
+        ));
+    }
+    let roots = match &args.cacert {
+        None => ureq::tls::RootCerts::PlatformVerifier,
+        Some(file) => ureq::tls::RootCerts::new_with_certs(&certificates(file)?),
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -49,7 +58,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         .tls_config(
             ureq::tls::TlsConfig::builder()
                 .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .root_certs(roots)
                 .build(),
         )
         .build()
@@ -62,12 +71,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         .header("X-Go-Builder-Version", PROBE_VERSION)
         .header("X-Revdial-Version", "2")
         .call()
-        .map_err(|e| {
-            Refused::new(
-                Exit::Unavailable,
-                format!("cannot reach the coordinator at {url}: {e}"),
-            )
-        })?;
+        .map_err(|e| unreachable(&url, &e))?;
     let status = response.status().as_u16();
     let mut body = String::new();
     if status != 101 {
@@ -133,13 +137,118 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
             "principal": principal.as_str(),
             "key_file": loc.path,
             "fingerprint": key.fingerprint().as_str(),
-            "coordinator": url,
+            "coordinator": url.to_string(),
             "status": status,
             "meaning": meaning,
             "accepted": exit == Exit::Ok,
         }),
     );
     Ok(exit)
+}
+
+/// The URL the registration goes to: the coordinator's scheme, host and port, with `path`
+/// set as its path — never a string joined onto it, so that no `--path` can change the
+/// host. No scheme means https; http only with `--insecure-http`.
+fn registration_url(
+    coordinator: &str,
+    path: &str,
+    insecure_http: bool,
+) -> Result<ureq::http::Uri, Refused> {
+    let usage = |why: String| Refused::new(Exit::Usage, why);
+    let with_scheme = if coordinator.contains("://") {
+        coordinator.to_owned()
+    } else {
+        format!("https://{coordinator}")
+    };
+    let uri: ureq::http::Uri = with_scheme.parse().map_err(|_| {
+        usage(format!(
+            "--coordinator {}: not a URL; give https://HOST[:PORT]",
+            gobuildkey::keys::escape_for_terminal(coordinator, 200)
+        ))
+    })?;
+    let scheme = match uri.scheme_str() {
+        Some("https") => "https",
+        Some("http") if insecure_http => "http",
+        Some("http") => {
+            return Err(usage(
+                "--coordinator uses http://, which sends the key unencrypted: use https:// \
+                 (or --insecure-http, for a test on loopback)"
+                    .into(),
+            ));
+        }
+        _ => return Err(usage("--coordinator must be an https:// URL".into())),
+    };
+    let authority = uri
+        .authority()
+        .filter(|a| !a.as_str().contains('@') && !a.host().is_empty())
+        .ok_or_else(|| {
+            usage("--coordinator must name a host (and no user): https://HOST[:PORT]".into())
+        })?;
+    ureq::http::Uri::builder()
+        .scheme(scheme)
+        .authority(authority.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| usage(format!("cannot build the registration URL: {e}")))
+}
+
+/// The certificates of a PEM file, for `--cacert`.
+fn certificates(file: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, Refused> {
+    let bad =
+        |why: String| Refused::new(Exit::DataErr, format!("--cacert {}: {why}", file.display()));
+    let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// A failure to talk to the coordinator, said as its cause and its fix.
+fn unreachable(url: &ureq::http::Uri, error: &ureq::Error) -> Refused {
+    let host = url.host().unwrap_or_default();
+    let detail = format!("{error:?}");
+    let https = url.scheme_str() == Some("https");
+    let why = match error {
+        ureq::Error::HostNotFound => format!(
+            "the name {host} does not resolve (DNS): check --coordinator, or this machine's resolver"
+        ),
+        ureq::Error::Timeout(_) => format!("{host} did not answer in time ({error})"),
+        _ if detail.contains("UnknownIssuer") => format!(
+            "{host}'s certificate is signed by an authority this machine does not trust: \
+             pass its CA with --cacert FILE (a self-signed coordinator's own certificate)"
+        ),
+        _ if detail.contains("NotValidForName") => format!(
+            "{host}'s certificate is for another name: use the name the certificate is for \
+             in --coordinator"
+        ),
+        _ if detail.contains("Expired") => format!(
+            "{host}'s certificate has expired (or this machine's clock is wrong): the \
+             coordinator's admin must renew it"
+        ),
+        _ if detail.contains("Tls")
+            || detail.contains("Rustls")
+            || detail.contains("peer certificate")
+            || (https && detail.contains("UnexpectedEof")) =>
+        {
+            format!("the TLS handshake with {host} failed ({error}): is it really HTTPS there?")
+        }
+        ureq::Error::ConnectionFailed | ureq::Error::Io(_) => {
+            format!("cannot connect to {host}: is the coordinator up, and the port open? ({error})")
+        }
+        _ => format!("{error}"),
+    };
+    Refused::new(
+        Exit::Unavailable,
+        format!("cannot reach the coordinator at {url}: {why}"),
+    )
 }
 
 fn local_hostname() -> String {

@@ -262,7 +262,13 @@ fn every_field_of_every_command_is_documented() {
     seen.push((
         "probe".into(),
         run(
-            &["probe", "--coordinator", "http://127.0.0.1:9", "host-none"],
+            &[
+                "probe",
+                "--insecure-http",
+                "--coordinator",
+                "http://127.0.0.1:9",
+                "host-none",
+            ],
             "",
         ),
     ));

@@ -67,7 +67,16 @@ fn failure_paths_never_show_the_master_or_the_key() {
             "",
         ),
         case(&["master", "retire", "SHA256:0000000000000000"], ""),
-        case(&["probe", "--coordinator", "http://127.0.0.1:9", ARM], ""),
+        case(
+            &[
+                "probe",
+                "--insecure-http",
+                "--coordinator",
+                "http://127.0.0.1:9",
+                ARM,
+            ],
+            "",
+        ),
     ];
     // The installed key is another principal's: check --verify and install --force paths.
     write_file(

@@ -34,7 +34,10 @@ fn go_coordinator() -> (String, Seen) {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut headers = HashMap::new();
             let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
+            // A TLS client hello (a probe told https) is no request line.
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -74,6 +77,7 @@ fn accepted_by_a_go_coordinator_with_the_agents_headers() {
         .cmd()
         .args([
             "probe",
+            "--insecure-http",
             "--hostname",
             "builder-9",
             "--coordinator",
@@ -102,7 +106,7 @@ fn refused_by_a_go_coordinator_with_the_likely_causes() {
     let (url, _) = go_coordinator();
     let out = env
         .cmd()
-        .args(["probe", "--coordinator", &url, ARM])
+        .args(["probe", "--insecure-http", "--coordinator", &url, ARM])
         .assert()
         .code(1)
         .stdout(contains("refused: 412 \"invalid build key\""))
@@ -124,19 +128,35 @@ fn against_gobuildkey_serve() {
     let url = format!("http://{}", server.addr);
     install(&env, ARM_KEY);
     env.cmd()
-        .args(["probe", "--coordinator", &url, "--path", "/verify", ARM])
+        .args([
+            "probe",
+            "--insecure-http",
+            "--coordinator",
+            &url,
+            "--path",
+            "/verify",
+            ARM,
+        ])
         .assert()
         .code(0)
         .stdout(contains("accepted"));
     install(&env, &ARM_KEY.replace('9', "8"));
     env.cmd()
-        .args(["probe", "--coordinator", &url, "--path", "/verify", ARM])
+        .args([
+            "probe",
+            "--insecure-http",
+            "--coordinator",
+            &url,
+            "--path",
+            "/verify",
+            ARM,
+        ])
         .assert()
         .code(1)
         .stdout(contains("refused: 403"));
     // The service's own 404 for the agent's path: not a coordinator.
     env.cmd()
-        .args(["probe", "--coordinator", &url, ARM])
+        .args(["probe", "--insecure-http", "--coordinator", &url, ARM])
         .assert()
         .code(1)
         .stdout(contains("unexpected answer 404"));
@@ -146,7 +166,13 @@ fn against_gobuildkey_serve() {
 fn key_problems_and_unreachable_coordinators() {
     let env = TestEnv::new();
     env.cmd()
-        .args(["probe", "--coordinator", "http://127.0.0.1:9", ARM])
+        .args([
+            "probe",
+            "--insecure-http",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            ARM,
+        ])
         .assert()
         .code(1)
         .stderr(contains("problem: no key file"));
@@ -155,6 +181,7 @@ fn key_problems_and_unreachable_coordinators() {
     env.cmd()
         .args([
             "probe",
+            "--insecure-http",
             "--coordinator",
             &format!("http://127.0.0.1:{port}"),
             ARM,
@@ -164,8 +191,222 @@ fn key_problems_and_unreachable_coordinators() {
         .stderr(contains("cannot reach the coordinator"));
     fs::write(env.path(&format!(".gobuildkey-{ARM}")), "garbage").unwrap();
     env.cmd()
-        .args(["probe", "--coordinator", "http://127.0.0.1:9", ARM])
+        .args([
+            "probe",
+            "--insecure-http",
+            "--coordinator",
+            "http://127.0.0.1:9",
+            ARM,
+        ])
         .assert()
         .code(1)
         .stderr(contains("does not hold a well-formed key"));
+}
+
+/// `--path` can never send the key elsewhere: a path that is not absolute, starts with `//`
+/// (a new host), or holds `?`, `#`, `@`, `\` or control characters is a usage error, and
+/// nothing is sent; the URL is built by setting the coordinator's path, so the host stays.
+#[test]
+fn the_key_goes_to_the_coordinator_named_and_nowhere_else() {
+    let env = TestEnv::new();
+    install(&env, ARM_KEY);
+    let (url, seen) = go_coordinator();
+    for path in [
+        "@evil.example/x",
+        "//evil.example/x",
+        "reverse",
+        "/reverse?x=1",
+        "/reverse#x",
+        "/a@b",
+        "/a\\b",
+        "/a\nb",
+    ] {
+        env.cmd()
+            .args([
+                "probe",
+                "--insecure-http",
+                "--coordinator",
+                &url,
+                "--path",
+                path,
+                ARM,
+            ])
+            .assert()
+            .code(2)
+            .stderr(contains("the key must go to the coordinator named"));
+    }
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+    // A coordinator URL's own path, user or query cannot redirect it either.
+    env.cmd()
+        .args([
+            "probe",
+            "--insecure-http",
+            "--coordinator",
+            &format!("{url}/elsewhere?q=1"),
+            ARM,
+        ])
+        .assert()
+        .code(0);
+    env.cmd()
+        .args([
+            "probe",
+            "--coordinator",
+            "https://user@example.invalid",
+            ARM,
+        ])
+        .assert()
+        .code(2);
+}
+
+/// Plain http:// needs --insecure-http, which says so; a bare host means https.
+#[test]
+fn https_unless_told_otherwise() {
+    let env = TestEnv::new();
+    install(&env, ARM_KEY);
+    let (url, seen) = go_coordinator();
+    env.cmd()
+        .args(["probe", "--coordinator", &url, ARM])
+        .assert()
+        .code(2)
+        .stderr(contains("unencrypted"));
+    env.cmd()
+        .args(["probe", "--insecure-http", "--coordinator", &url, ARM])
+        .assert()
+        .code(0)
+        .stderr(contains("warning: --insecure-http"));
+    // No scheme: https, so the plain-HTTP stub's answer is no TLS handshake.
+    let bare = url.trim_start_matches("http://");
+    env.cmd()
+        .args(["probe", "--coordinator", bare, ARM])
+        .assert()
+        .code(69)
+        .stderr(contains(format!("https://{bare}/reverse")))
+        .stderr(contains("TLS"));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "only the --insecure-http request"
+    );
+}
+
+/// A TLS coordinator with a certificate of its own (OpenSSL's s_server): unknown to the
+/// system, the probe names the cause and `--cacert`; with `--cacert` it gets through; a
+/// certificate for another name is said to be so.
+#[test]
+fn tls_failures_say_their_cause_and_cacert_adds_a_root() {
+    let env = TestEnv::new();
+    install(&env, ARM_KEY);
+    let dir = env.path("tls");
+    fs::create_dir_all(&dir).unwrap();
+    // A certificate authority of the test's own, and two coordinator certificates it signs:
+    // one for 127.0.0.1, one for another name.
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let mut made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    for (name, san) in [("loopback", "IP:127.0.0.1"), ("other", "DNS:other.invalid")] {
+        fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName={san}\n"),
+        )
+        .unwrap();
+        made =
+            made && openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]) && openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+    }
+    if !made {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed (.ci/run installs it)"
+        );
+        eprintln!("skipped: no openssl to make a TLS coordinator");
+        return;
+    }
+    for (cert, cacert, expect) in [
+        ("loopback", None, "--cacert"),
+        ("loopback", Some("ca"), "accepted"),
+        ("other", Some("ca"), "certificate is for another name"),
+    ] {
+        let port = crate::common::free_port();
+        let mut server = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(dir.join(format!("{cert}.pem")))
+            .arg("-key")
+            .arg(dir.join(format!("{cert}.key")))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until it listens.
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut cmd = env.cmd();
+        cmd.args(["probe", "--timeout", "10", "--coordinator"])
+            .arg(format!("https://127.0.0.1:{port}"));
+        if let Some(ca) = cacert {
+            cmd.arg("--cacert").arg(dir.join(format!("{ca}.pem")));
+        }
+        let out = cmd.arg(ARM).output().unwrap();
+        let text = all_output(&out);
+        server.kill().unwrap();
+        server.wait().unwrap();
+        assert!(text.contains(expect), "{cert} {cacert:?}: {text}");
+        assert_no_secret(&text, ARM_KEY);
+        if expect == "accepted" {
+            assert_eq!(out.status.code(), Some(0), "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(69), "{text}");
+        }
+    }
 }
