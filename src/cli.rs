@@ -740,7 +740,7 @@ pub struct InitArgs {
     pub force: bool,
 
     /// The policy file to create [default: gobuildkey.toml beside the master key file]
-    #[arg(long, value_name = "FILE", env = "GOBUILDKEY_POLICY")]
+    #[arg(long, value_name = "FILE", env = ENV_POLICY)]
     pub policy: Option<PathBuf>,
 
     #[command(flatten)]
@@ -796,7 +796,7 @@ pub struct MasterArgs {
 
     /// The policy file: generations, revocations, previous masters
     /// [default: gobuildkey.toml beside the master key file]
-    #[arg(long, value_name = "FILE", env = "GOBUILDKEY_POLICY")]
+    #[arg(long, value_name = "FILE", env = ENV_POLICY)]
     pub policy: Option<PathBuf>,
 }
 
@@ -966,9 +966,91 @@ pub struct FingerprintArgs {
     pub key_file: Option<PathBuf>,
 }
 
-/// The whole command-line definition, with the exit-status table from [`Exit`].
+/// The whole command-line definition, with the exit-status, environment and files tables
+/// (the man pages render the same tables).
 pub fn command() -> clap::Command {
-    Cli::command().after_help(Exit::help_table())
+    let mut after = Exit::help_table();
+    after.push_str("\nEnvironment:\n");
+    for (name, meaning) in ENVIRONMENT {
+        after.push_str(&format!("  {name}\n      {meaning}\n"));
+    }
+    after.push_str("\nFiles:\n");
+    for (path, meaning) in files() {
+        after.push_str(&format!("  {path}\n      {meaning}\n"));
+    }
+    Cli::command().after_help(after)
+}
+
+/// The environment variable naming the policy file.
+pub const ENV_POLICY: &str = "GOBUILDKEY_POLICY";
+
+/// The environment variables gobuildkey reads, and what for: `--help` and the man pages
+/// (ENVIRONMENT) show this one table.
+pub const ENVIRONMENT: [(&str, &str); 8] = [
+    (
+        ENV_MASTER_FILE,
+        "the master key file, unless --master-key or --master-key-command is given",
+    ),
+    (
+        ENV_MASTER_COMMAND,
+        "a command printing the master, unless --master-key or --master-key-command is given",
+    ),
+    (ENV_POLICY, "the policy file, unless --policy is given"),
+    (
+        gobuildkey::paths::ENV_KEY_PATH,
+        "the file the builder agent reads its key from, when set and not empty (install, path, check, probe)",
+    ),
+    (
+        gobuildkey::paths::ENV_DELETE_AFTER_READ,
+        "set for the builder agent, it deletes its key file after reading it (install warns)",
+    ),
+    (
+        "HOME",
+        "where the master and the agent's key file are by default; it must be absolute",
+    ),
+    (
+        "SUDO_USER",
+        "recorded in the action log as the person who ran gobuildkey through sudo",
+    ),
+    ("NO_COLOR", "when set, messages are never coloured"),
+];
+
+/// The files gobuildkey uses by default, and what they hold: `--help` and the man pages
+/// (FILES) show this one table.
+pub fn files() -> Vec<(String, &'static str)> {
+    let keys = std::path::Path::new(master::DEFAULT_PATH_IN_HOME)
+        .parent()
+        .map_or_else(String::new, |dir| dir.display().to_string());
+    let policy = gobuildkey::policy::DEFAULT_FILE_NAME;
+    vec![
+        (
+            format!("~/{}", master::DEFAULT_PATH_IN_HOME),
+            "the master secret (mode 0600), where Go's genbuilderkey keeps it",
+        ),
+        (
+            format!("~/{keys}/{policy}"),
+            "the policy: generations, grace periods, revocations, algorithms, previous masters",
+        ),
+        (
+            format!(
+                "~/{keys}/{policy}{}",
+                gobuildkey::policy::store::LOCK_SUFFIX
+            ),
+            "the lock every change of the policy takes (it holds the last holder's pid)",
+        ),
+        (
+            format!("~/{keys}/{}", gobuildkey::policy::actions::FILE_NAME),
+            "the admin action log: one JSON line per change of the policy or the master",
+        ),
+        (
+            "~/.gobuildkey-HOST".to_owned(),
+            "the key the builder agent reads for host type HOST",
+        ),
+        (
+            format!("~/{}", gobuildkey::paths::LEGACY_FILE_NAME),
+            "the key only buildlets built before 2019 read",
+        ),
+    ]
 }
 
 fn kind_parser() -> impl TypedValueParser<Value = Option<Kind>> {

@@ -67,3 +67,56 @@ fn man_pages_for_the_tool_and_every_command() {
         .stdout("")
         .stderr(contains("no command `gobuildkey nope`"));
 }
+
+/// Every man page has ENVIRONMENT, FILES and EXIT STATUS, from the same tables as `--help`:
+/// each variable, file and code `--help` lists is on the page.
+#[test]
+fn man_pages_have_environment_files_and_exit_status() {
+    let env = TestEnv::new();
+    let help = crate::common::stdout_of(env.cmd().arg("--help"));
+    let listed = |heading: &str| -> Vec<String> {
+        help.split(&format!("\n{heading}:\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("--help has no {heading}"))
+            .split("\n\n")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|line| line.starts_with("  ") && !line.starts_with("      "))
+            .map(|line| line.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    };
+    let variables = listed("Environment");
+    let files = listed("Files");
+    let codes = listed("Exit status");
+    assert!(
+        variables.contains(&"GOBUILDKEY_POLICY".to_owned()),
+        "{variables:?}"
+    );
+    assert!(
+        variables.contains(&"GO_BUILD_KEY_PATH".to_owned()),
+        "{variables:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with("gobuildkey-actions.log")),
+        "{files:?}"
+    );
+    assert!(codes.contains(&"141".to_owned()), "{codes:?}");
+    for page in [
+        &["man"][..],
+        &["man", "verify"],
+        &["man", "master", "rotate"],
+    ] {
+        let roff = crate::common::stdout_of(env.cmd().args(page));
+        for section in [".SH ENVIRONMENT", ".SH FILES", ".SH \"EXIT STATUS\""] {
+            assert!(roff.contains(section), "{page:?} lacks {section}");
+        }
+        let roff = roff.replace("\\-", "-");
+        for word in variables.iter().chain(&files).chain(&codes) {
+            assert!(
+                roff.contains(&format!("\\fB{word}\\fR")),
+                "{page:?} lacks {word}"
+            );
+        }
+    }
+}
