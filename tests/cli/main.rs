@@ -15,6 +15,8 @@ mod doc_examples;
 mod docs;
 mod dry_run;
 mod fingerprint;
+#[cfg(all(feature = "serve", feature = "probe"))]
+mod go_coordinator;
 mod help;
 mod init;
 mod install;

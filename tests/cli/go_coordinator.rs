@@ -1,0 +1,116 @@
+//! A Go coordinator that hands the key decision to `gobuildkey serve` (tests/go/coordinator,
+//! the few-line change to `HandleReverse` that docs/coordinators.md shows), built with the
+//! Go toolchain and registered with by `gobuildkey probe` as a builder would: its own checks
+//! as Go's, the key decided by the policy — SHA-256 keys, rotation and revocation included.
+//! Runs where Go is installed (`.ci/run` installs golang-go); fails under CI without it.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use predicates::str::contains;
+
+use crate::common::{ARM, ARM_KEY, TestEnv, stdout_of};
+
+/// The Go coordinator, killed when dropped.
+struct GoCoordinator(Child);
+
+impl Drop for GoCoordinator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds tests/go/coordinator into `dir`; `None` when there is no Go toolchain.
+fn build(dir: &std::path::Path) -> Option<PathBuf> {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/go/coordinator");
+    let binary = dir.join("coordinator");
+    let built = Command::new("go")
+        .current_dir(&source)
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(".")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .output()
+        .ok()?;
+    assert!(
+        built.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    Some(binary)
+}
+
+#[test]
+fn a_go_coordinator_asking_serve_follows_the_policy() {
+    let env = TestEnv::new().with_master();
+    let Some(binary) = build(env.home.path()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Go is needed (.ci/run installs golang-go)"
+        );
+        eprintln!("skipped: no Go toolchain to build tests/go/coordinator");
+        return;
+    };
+    env.cmd().args(["mint", ARM]).assert().success();
+    let server = env.serve(&["--max-failures", "0"]);
+    let mut child = Command::new(&binary)
+        .arg("-verify")
+        .arg(format!("http://{}/verify", server.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let coordinator = GoCoordinator(child);
+    let url = format!("http://{}", line.trim());
+    let probe = |env: &TestEnv| {
+        let mut cmd = env.cmd();
+        cmd.args(["probe", "--insecure-http", "--coordinator", &url, ARM]);
+        cmd
+    };
+    let install = |key: &str| {
+        env.cmd()
+            .args(["install", "--force", ARM])
+            .write_stdin(key.to_owned())
+            .assert()
+            .success();
+    };
+
+    // A SHA-256 key, which Go's own HMAC-MD5 comparison would refuse: accepted (101).
+    install(ARM_KEY);
+    probe(&env)
+        .assert()
+        .code(0)
+        .stdout(contains("accepted"))
+        .stdout(contains("(101)"));
+    // Rotated: the old key is refused with the coordinator's own words, the new one taken.
+    let new_key = stdout_of(env.cmd().args(["rotate", ARM]));
+    server.signal("HUP");
+    server.wait_for_log("reloaded");
+    probe(&env)
+        .assert()
+        .code(1)
+        .stdout(contains("412 \"invalid build key\""));
+    install(new_key.trim());
+    probe(&env).assert().code(0);
+    // Revoked: refused.
+    env.cmd().args(["revoke", ARM]).assert().success();
+    server.signal("HUP");
+    for _ in 0..300 {
+        if server.stderr.lock().unwrap().matches("reloaded").count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    probe(&env).assert().code(1);
+    drop(coordinator);
+}

@@ -1,0 +1,3 @@
+module gobuildkey.test/coordinator
+
+go 1.19
