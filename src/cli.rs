@@ -96,11 +96,14 @@ Examples:
     ///
     /// The key comes from --key-file or standard input, never the command line. It must be
     /// 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits, whitespace around it aside,
-    /// or nothing is written. The target is $GO_BUILD_KEY_PATH if set, else
-    /// ~/.gobuildkey-PRINCIPAL (~/.gobuildkey with --legacy). The file is written as the key
-    /// and a newline, mode 0600, atomically; a link at the target is refused. The same key
-    /// already there is left as it is; a different one is replaced only with --force.
-    /// Prints the path written and the key's fingerprint, never the key.
+    /// or nothing is written. The target is the file the agent reads (see `gobuildkey path`):
+    /// $GO_BUILD_KEY_PATH if set, else ~/.gobuildkey-PRINCIPAL, cleaned as Go cleans it.
+    /// --legacy writes ~/.gobuildkey instead, for buildlets built before 2019: later ones do
+    /// not read it. The file is written as the key and a newline, mode 0600, atomically; a
+    /// link at the target is refused. The same key already there is left as it is; a
+    /// different one is replaced only with --force. Prints the path written and the key's
+    /// fingerprint, never the key, and warns when $GO_BUILD_KEY_DELETE_AFTER_READ is set
+    /// (the agent deletes the file after its first read).
     #[command(after_help = "\
 Exit status: 0 installed (or already there); 65 not a well-formed key; 73 a different key is
 there (use --force) or a link or folder is in the way; see `gobuildkey --help` for the others.
@@ -112,10 +115,13 @@ Examples:
 
     /// Print the file the builder agent will read its key from
     ///
-    /// One line, the path, for scripts. --explain adds the rule that chose it and the files
-    /// it hides. The rules, as Go's buildlet applies them: $GO_BUILD_KEY_PATH if set and not
-    /// empty; else ~/.gobuildkey-PRINCIPAL; older buildlets fall back to ~/.gobuildkey when
-    /// that file does not exist.
+    /// One line, the path, for scripts. --explain adds the rule that chose it and the existing
+    /// files that are not read. The rules, as Go's buildlet applies them: $GO_BUILD_KEY_PATH
+    /// if set and not empty, as it is; else ~/.gobuildkey-PRINCIPAL, joined and cleaned
+    /// lexically as Go's filepath.Join does (HOME=/a/link/.. means /a, wherever link points);
+    /// no other file. The legacy ~/.gobuildkey is not read by buildlets built since 2019. A
+    /// stock buildlet reads no key file at all unless its -coordinator starts with
+    /// farmer.golang.org: --coordinator ADDR says what yours does.
     #[command(after_help = "\
 Exit status: 0; see `gobuildkey --help` for the others.
 
@@ -127,10 +133,14 @@ Examples:
     /// Check the installed key before starting the agent (builder owners)
     ///
     /// Finds the key file as the agent would and checks that it exists, is a regular file
-    /// that only its owner can read or write, and holds a well-formed key. Each problem is
-    /// one line with its fix. On success prints the path, the rule and the key's
-    /// fingerprint: compare it with the one the admin saw when minting. With --verify (for
-    /// whoever holds the master) the key is also verified against the master.
+    /// that only its owner can read or write, and holds a well-formed key. The agent reads
+    /// that one file: when it is missing the check fails, even if ~/.gobuildkey (not read by
+    /// buildlets built since 2019) or a per-host file hidden by $GO_BUILD_KEY_PATH exists.
+    /// Each problem is one line with its fix. On success prints the path, the rule and the
+    /// key's fingerprint: compare it with the one the admin saw when minting. With --verify
+    /// (for whoever holds the master) the key is also verified against the master. With
+    /// --coordinator ADDR it warns when a stock buildlet started with that address would
+    /// send the dev key instead of reading the file.
     #[command(after_help = "\
 Exit status: 0 the key is in place (and valid, with --verify); 1 a problem was found; with
 --verify, 66 no master; see `gobuildkey --help` for the others.
@@ -926,7 +936,8 @@ pub struct InstallArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Write the legacy ~/.gobuildkey, which only older buildlets read
+    /// Write the legacy ~/.gobuildkey, for buildlets built before 2019 (later ones do not
+    /// read it)
     #[arg(long)]
     pub legacy: bool,
 }
@@ -938,9 +949,14 @@ pub struct PathArgs {
     #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
     pub principal: Principal,
 
-    /// Also say which rule chose the file and which files it hides
+    /// Also say which rule chose the file and which existing files are not read
     #[arg(long)]
     pub explain: bool,
+
+    /// The address the buildlet is started with (its -coordinator): say whether a stock
+    /// buildlet reads a key file at all with it
+    #[arg(long, value_name = "ADDR")]
+    pub coordinator: Option<String>,
 }
 
 /// `gobuildkey check`.
@@ -953,6 +969,11 @@ pub struct CheckArgs {
     /// Also verify the key against the master and policy (needs the master)
     #[arg(long)]
     pub verify: bool,
+
+    /// The address the buildlet is started with (its -coordinator): warn when a stock
+    /// buildlet would send the dev key with it instead of reading the key file
+    #[arg(long, value_name = "ADDR")]
+    pub coordinator: Option<String>,
 
     #[command(flatten)]
     pub master: MasterArgs,

@@ -1,18 +1,28 @@
 //! Where the builder agent (Go's buildlet) looks for its key.
 //!
-//! This module is the only place that encodes the lookup; `install`, `path` and `check`
-//! all ask [`locate`] or [`Candidates`]. The rules, from golang.org/x/build's buildlet:
+//! This module is the only place that encodes the lookup; `install`, `path`, `check` and
+//! `probe` all ask [`locate`] or [`Candidates`]. The rules, from golang.org/x/build's
+//! buildlet (`keyForMode` in cmd/buildlet):
 //!
-//! 1. If `GO_BUILD_KEY_PATH` is set and not empty, the key file is that path.
-//! 2. Otherwise it is `<home>/.gobuildkey-<host type>`.
-//! 3. Older buildlets (`-reverse` with one host type), and the farm's setup guide, fall
-//!    back to `<home>/.gobuildkey` when the file of rule 1 or 2 does not exist. Current
-//!    buildlets (`-reverse-type`) no longer read it.
+//! 1. If `GO_BUILD_KEY_PATH` is set and not empty, the key file is that path, as it is.
+//! 2. Otherwise it is Go's `filepath.Join(<home>, ".gobuildkey-" + <host type>)`: joined and
+//!    then cleaned *lexically* ([`go_clean`]), so `HOME=/home/a/link/..` means `/home` even
+//!    when `link` is a symbolic link to a folder elsewhere.
+//! 3. Nothing else. The legacy `<home>/.gobuildkey` was read only by buildlets built before
+//!    November 2019 (started with `-reverse` and one builder type), and only when the file
+//!    of rule 1 or 2 did not exist; buildlets built since then (`-reverse-type`) never read
+//!    it. It is still a [`Candidates`] entry, for `install --legacy` and to say that it is
+//!    not read.
 //!
 //! `<home>` is `$HOME`; if that is empty or unset, `/root` for uid 0 and `/` otherwise. On
 //! Windows it is `%HOMEDRIVE%%HOMEPATH%`, on Plan 9 `$home`. The whole file is read and the
 //! whitespace around it trimmed. When `GO_BUILD_KEY_DELETE_AFTER_READ` is true by Go's
 //! `strconv.ParseBool`, the agent deletes the file after reading it.
+//!
+//! None of this happens unless the buildlet's `-coordinator` starts with
+//! `farmer.golang.org` ([`stock_buildlet_reads_key_file`]): with any other address (its
+//! default is `localhost:8119`) a stock buildlet is in its dev mode, reads no key file and
+//! sends the dev key, the HMAC-MD5 of the host type under [`DEV_MASTER`].
 
 use std::ffi::OsString;
 use std::fmt;
@@ -27,6 +37,133 @@ pub const ENV_KEY_PATH: &str = "GO_BUILD_KEY_PATH";
 pub const ENV_DELETE_AFTER_READ: &str = "GO_BUILD_KEY_DELETE_AFTER_READ";
 /// The name of the legacy key file in the home folder.
 pub const LEGACY_FILE_NAME: &str = ".gobuildkey";
+/// What a stock buildlet's `-coordinator` must start with for it to read a key file at
+/// all (Go's `isDevReverseMode` is the negation).
+pub const PRODUCTION_COORDINATOR_PREFIX: &str = "farmer.golang.org";
+/// A stock buildlet's `-coordinator` when none is given: dev mode.
+pub const DEFAULT_COORDINATOR: &str = "localhost:8119";
+/// The master under which a buildlet in dev mode computes the key it sends (HMAC-MD5 of
+/// the host type); only a coordinator in dev mode uses it too.
+pub const DEV_MASTER: &str = "gophers rule";
+
+/// Whether a stock buildlet started with `-coordinator coordinator` reads its key file:
+/// only when the address starts with `farmer.golang.org`, byte for byte, as Go's
+/// `strings.HasPrefix` has it. Otherwise it is in dev mode and sends the dev key (HMAC-MD5
+/// of the host type under [`DEV_MASTER`]) without looking for a file.
+///
+/// ```
+/// use gobuildkey::paths::stock_buildlet_reads_key_file as reads;
+///
+/// assert!(reads("farmer.golang.org"));
+/// assert!(reads("farmer.golang.org:443"));
+/// assert!(reads("farmer.golang.org.farm.example:443")); // a prefix, not a host name
+/// assert!(!reads("localhost:8119")); // the buildlet's default
+/// assert!(!reads("farm.example:443"));
+/// assert!(!reads("https://farmer.golang.org")); // a scheme is not part of the address
+/// assert!(!reads("Farmer.golang.org:443")); // case counts
+/// assert!(!reads(""));
+/// ```
+#[must_use]
+pub fn stock_buildlet_reads_key_file(coordinator: &str) -> bool {
+    coordinator.starts_with(PRODUCTION_COORDINATOR_PREFIX)
+}
+
+/// Go's `path.Clean`, which is `filepath.Clean` on Unix: the shortest path that names the
+/// same file by purely lexical processing, without looking at the disk (so a symbolic link
+/// followed by `..` is undone, not resolved). The rules, applied until none applies:
+///
+/// 1. replace multiple slashes with one;
+/// 2. drop each `.` element;
+/// 3. drop each `..` element together with the element before it, when that element is
+///    not itself `..`;
+/// 4. drop the `..` elements that begin a rooted path (`/..` is `/`).
+///
+/// A trailing slash is dropped unless the result is `/`; an empty result is `.`. A relative
+/// path keeps the `..` elements it cannot drop (`a/../..` is `..`).
+///
+/// ```
+/// use gobuildkey::paths::go_clean;
+///
+/// assert_eq!(go_clean(b"/home/a/link/../.gobuildkey-host-x"), b"/home/a/.gobuildkey-host-x");
+/// assert_eq!(go_clean(b""), b".");
+/// ```
+#[must_use]
+pub fn go_clean(path: &[u8]) -> Vec<u8> {
+    const SEP: u8 = b'/';
+    if path.is_empty() {
+        return b".".to_vec();
+    }
+    let n = path.len();
+    let rooted = path[0] == SEP;
+    let mut out: Vec<u8> = Vec::with_capacity(n);
+    // `r` reads `path`; `dotdot` is where `out` can back up to (after the root, or after
+    // the leading `..` elements of a relative path).
+    let (mut r, mut dotdot) = (0, 0);
+    if rooted {
+        out.push(SEP);
+        (r, dotdot) = (1, 1);
+    }
+    let ends_element = |i: usize| i == n || path[i] == SEP;
+    while r < n {
+        if path[r] == SEP || (path[r] == b'.' && ends_element(r + 1)) {
+            // An empty element (a slash after a slash) or ".": dropped.
+            r += 1;
+        } else if path[r] == b'.' && r + 1 < n && path[r + 1] == b'.' && ends_element(r + 2) {
+            r += 2;
+            if out.len() > dotdot {
+                // Back up over the last element and the slash before it.
+                out.pop();
+                while out.len() > dotdot && out.last() != Some(&SEP) {
+                    out.pop();
+                }
+                if out.len() > dotdot {
+                    out.pop();
+                }
+            } else if !rooted {
+                if !out.is_empty() {
+                    out.push(SEP);
+                }
+                out.extend_from_slice(b"..");
+                dotdot = out.len();
+            }
+        } else {
+            if (rooted && out.len() != 1) || (!rooted && !out.is_empty()) {
+                out.push(SEP);
+            }
+            while r < n && path[r] != SEP {
+                out.push(path[r]);
+                r += 1;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b'.');
+    }
+    out
+}
+
+/// Go's `filepath.Join(dir, name)` on Unix: the two joined with a slash and cleaned by
+/// [`go_clean`] (an empty `dir` is left out). Elsewhere the two are joined as
+/// [`Path::join`] does, without cleaning.
+#[must_use]
+pub fn go_join(dir: &Path, name: &str) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let dir = dir.as_os_str().as_bytes();
+        let mut joined = Vec::with_capacity(dir.len() + 1 + name.len());
+        if !dir.is_empty() {
+            joined.extend_from_slice(dir);
+            joined.push(b'/');
+        }
+        joined.extend_from_slice(name.as_bytes());
+        PathBuf::from(OsString::from_vec(go_clean(&joined)))
+    }
+    #[cfg(not(unix))]
+    {
+        dir.join(name)
+    }
+}
 
 /// What the agent's lookup depends on: its home folder and two environment variables.
 ///
@@ -102,8 +239,10 @@ pub enum Rule {
     EnvPath,
     /// The per-host file `<home>/.gobuildkey-<host type>`.
     PerHost,
-    /// The legacy `<home>/.gobuildkey`, read by older buildlets only when the file of the
-    /// first two rules does not exist.
+    /// The legacy `<home>/.gobuildkey`, which buildlets built since 2019 never read (older
+    /// ones read it when the file of the first two rules did not exist). Never the rule of a
+    /// [`Location`]'s own path: only of a file it lists as not read, and of the file
+    /// `install --legacy` writes.
     Legacy,
 }
 
@@ -115,8 +254,9 @@ impl Rule {
             Self::EnvPath => "GO_BUILD_KEY_PATH names it",
             Self::PerHost => "the per-host key file in the home folder",
             Self::Legacy => {
-                "the legacy ~/.gobuildkey, read because the per-host file does not exist \
-                 (older buildlets only: current buildlets, started with -reverse-type, do not read it)"
+                "the legacy ~/.gobuildkey, not read by buildlets built since 2019 (only older \
+                 ones, started with -reverse and one builder type, read it when the per-host \
+                 file did not exist)"
             }
         }
     }
@@ -135,12 +275,14 @@ impl fmt::Display for Rule {
 /// The files the agent may read for a principal, before looking at the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidates {
-    /// The file of rule 1 or 2: `GO_BUILD_KEY_PATH`, else the per-host file. `install`
-    /// writes here.
+    /// The file of rule 1 or 2, the only file the agent reads: `GO_BUILD_KEY_PATH`, else
+    /// the per-host file. `install` writes here.
     pub primary: (PathBuf, Rule),
-    /// The per-host file, which `GO_BUILD_KEY_PATH` hides.
+    /// The per-host file (cleaned as Go's `filepath.Join` cleans it), which
+    /// `GO_BUILD_KEY_PATH` hides.
     pub per_host: PathBuf,
-    /// The legacy `<home>/.gobuildkey`; `install --legacy` writes here.
+    /// The legacy `<home>/.gobuildkey` (cleaned the same way), which buildlets built since
+    /// 2019 do not read; `install --legacy` writes here for older ones.
     pub legacy: PathBuf,
 }
 
@@ -154,13 +296,19 @@ impl Candidates {
     /// let c = Candidates::new(&"host-linux-arm-aws".parse()?, &env);
     /// assert_eq!(c.primary, ("/home/gopher/.gobuildkey-host-linux-arm-aws".into(), Rule::PerHost));
     /// assert_eq!(c.legacy, std::path::PathBuf::from("/home/gopher/.gobuildkey"));
+    ///
+    /// // The home folder is joined and cleaned as Go's filepath.Join does: lexically.
+    /// let env = AgentEnv { home: "/home/a/link/..//".into(), key_path: None, delete_after_read: false };
+    /// let c = Candidates::new(&"host-x".parse()?, &env);
+    /// assert_eq!(c.per_host, std::path::PathBuf::from("/home/a/.gobuildkey-host-x"));
     /// # Ok::<(), gobuildkey::keys::PrincipalError>(())
     /// ```
     #[must_use]
     pub fn new(principal: &Principal, env: &AgentEnv) -> Self {
-        let per_host = env
-            .home
-            .join(format!("{LEGACY_FILE_NAME}-{}", principal.as_str()));
+        let per_host = go_join(
+            &env.home,
+            &format!("{LEGACY_FILE_NAME}-{}", principal.as_str()),
+        );
         let primary = match &env.key_path {
             Some(path) => (path.clone(), Rule::EnvPath),
             None => (per_host.clone(), Rule::PerHost),
@@ -168,7 +316,7 @@ impl Candidates {
         Self {
             primary,
             per_host,
-            legacy: env.home.join(LEGACY_FILE_NAME),
+            legacy: go_join(&env.home, LEGACY_FILE_NAME),
         }
     }
 }
@@ -178,17 +326,32 @@ impl Candidates {
 pub struct Location {
     /// The file the agent will read (it may not exist: then the agent fails).
     pub path: PathBuf,
-    /// The rule that chose it.
+    /// The rule that chose it: [`Rule::EnvPath`] or [`Rule::PerHost`], never
+    /// [`Rule::Legacy`].
     pub rule: Rule,
     /// Whether something exists at `path`.
     pub exists: bool,
-    /// Other candidate files that exist but that the rule hides, with their rules.
+    /// Other candidate files that exist but are not read, with their rules: the per-host
+    /// file when `GO_BUILD_KEY_PATH` hides it, and the legacy file.
     pub shadowed: Vec<(PathBuf, Rule)>,
 }
 
+impl Location {
+    /// The existing file of `rule` that is not read, if there is one.
+    #[must_use]
+    pub fn shadowed_by(&self, rule: Rule) -> Option<&Path> {
+        self.shadowed
+            .iter()
+            .find(|(_, r)| *r == rule)
+            .map(|(path, _)| path.as_path())
+    }
+}
+
 /// Which file the agent will read for `principal`, by which rule, and which other existing
-/// candidate files that hides.
+/// candidate files it does not read.
 ///
+/// The agent reads one file: `GO_BUILD_KEY_PATH`, else the per-host file. When that file is
+/// missing it fails, whatever else exists; the legacy `~/.gobuildkey` is never read.
 /// Existence is judged as the agent's `os.ReadFile` judges it: through links, so a
 /// dangling link counts as missing.
 ///
@@ -198,60 +361,42 @@ pub struct Location {
 /// let home = tempfile::tempdir()?;
 /// let env = AgentEnv { home: home.path().into(), key_path: None, delete_after_read: false };
 /// let host = "host-linux-arm-aws".parse()?;
+/// let per_host = home.path().join(".gobuildkey-host-linux-arm-aws");
 ///
 /// // Nothing installed: the agent will look for the per-host file and fail.
 /// let loc = locate(&host, &env);
 /// assert_eq!((loc.rule, loc.exists), (Rule::PerHost, false));
 ///
-/// // Only a legacy file: older buildlets read it.
+/// // Only a legacy file: the agent still reads (and misses) the per-host file.
 /// std::fs::write(home.path().join(".gobuildkey"), "key\n")?;
-/// assert_eq!(locate(&host, &env).rule, Rule::Legacy);
-///
-/// // A per-host file hides the legacy one.
-/// std::fs::write(home.path().join(".gobuildkey-host-linux-arm-aws"), "key\n")?;
 /// let loc = locate(&host, &env);
-/// assert_eq!(loc.rule, Rule::PerHost);
+/// assert_eq!((&loc.path, loc.rule, loc.exists), (&per_host, Rule::PerHost, false));
+/// assert_eq!(loc.shadowed_by(Rule::Legacy), Some(home.path().join(".gobuildkey").as_path()));
+///
+/// // The per-host file is read; the legacy one is not.
+/// std::fs::write(&per_host, "key\n")?;
+/// let loc = locate(&host, &env);
+/// assert_eq!((loc.rule, loc.exists), (Rule::PerHost, true));
 /// assert_eq!(loc.shadowed, [(home.path().join(".gobuildkey"), Rule::Legacy)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
 pub fn locate(principal: &Principal, env: &AgentEnv) -> Location {
     let candidates = Candidates::new(principal, env);
-    let (primary, primary_rule) = candidates.primary;
+    let (primary, rule) = candidates.primary;
     let exists = |path: &Path| fs::metadata(path).is_ok();
     let mut others = Vec::new();
-    if primary_rule == Rule::EnvPath && candidates.per_host != primary {
+    if rule == Rule::EnvPath && candidates.per_host != primary {
         others.push((candidates.per_host, Rule::PerHost));
     }
     if candidates.legacy != primary {
         others.push((candidates.legacy, Rule::Legacy));
     }
-    let mut existing: Vec<(PathBuf, Rule)> =
-        others.into_iter().filter(|(p, _)| exists(p)).collect();
-
-    if exists(&primary) {
-        return Location {
-            path: primary,
-            rule: primary_rule,
-            exists: true,
-            shadowed: existing,
-        };
-    }
-    // The primary file is missing: older buildlets fall back to the legacy file.
-    if let Some(i) = existing.iter().position(|(_, rule)| *rule == Rule::Legacy) {
-        let (legacy, _) = existing.remove(i);
-        return Location {
-            path: legacy,
-            rule: Rule::Legacy,
-            exists: true,
-            shadowed: existing,
-        };
-    }
     Location {
+        exists: exists(&primary),
         path: primary,
-        rule: primary_rule,
-        exists: false,
-        shadowed: existing,
+        rule,
+        shadowed: others.into_iter().filter(|(p, _)| exists(p)).collect(),
     }
 }
 
@@ -309,7 +454,11 @@ mod tests {
                 (PER_HOST, PerHost, false, &[]),
             ),
             ((false, false, true, false), (PER_HOST, PerHost, true, &[])),
-            ((false, false, false, true), (LEGACY, Legacy, true, &[])),
+            // The legacy file alone is not read: the per-host file is missing.
+            (
+                (false, false, false, true),
+                (PER_HOST, PerHost, false, &[(LEGACY, Legacy)]),
+            ),
             (
                 (false, false, true, true),
                 (PER_HOST, PerHost, true, &[(LEGACY, Legacy)]),
@@ -328,11 +477,19 @@ mod tests {
                 (true, true, true, true),
                 (ENV, EnvPath, true, &[(PER_HOST, PerHost), (LEGACY, Legacy)]),
             ),
-            // The variable's file is missing: older buildlets fall back to the legacy file.
-            ((true, false, false, true), (LEGACY, Legacy, true, &[])),
+            // The variable's file is missing: nothing else is read, whatever exists.
+            (
+                (true, false, false, true),
+                (ENV, EnvPath, false, &[(LEGACY, Legacy)]),
+            ),
             (
                 (true, false, true, true),
-                (LEGACY, Legacy, true, &[(PER_HOST, PerHost)]),
+                (
+                    ENV,
+                    EnvPath,
+                    false,
+                    &[(PER_HOST, PerHost), (LEGACY, Legacy)],
+                ),
             ),
             (
                 (true, false, true, false),
@@ -358,6 +515,122 @@ mod tests {
             assert_eq!(loc.exists, exists, "{case:?}");
             assert_eq!(loc.shadowed, want_shadowed, "{case:?}");
         }
+    }
+
+    /// Go's `filepath.Clean` on Unix, case by case from its documented rules.
+    #[test]
+    fn go_clean_follows_go() {
+        let cases: &[(&[u8], &[u8])] = &[
+            // Empty is ".".
+            (b"", b"."),
+            // Already clean.
+            (b"abc", b"abc"),
+            (b"abc/def", b"abc/def"),
+            (b".", b"."),
+            (b"..", b".."),
+            (b"../..", b"../.."),
+            (b"../../abc", b"../../abc"),
+            (b"/abc", b"/abc"),
+            (b"/", b"/"),
+            // Names that only look like dots.
+            (b"...", b"..."),
+            (b".abc/..abc/abc..", b".abc/..abc/abc.."),
+            (b"a/.../b", b"a/.../b"),
+            // A trailing slash goes, except for the root.
+            (b"abc/", b"abc"),
+            (b"abc/def/", b"abc/def"),
+            (b"./", b"."),
+            (b"../", b".."),
+            (b"../../", b"../.."),
+            (b"/abc/", b"/abc"),
+            // Multiple slashes become one.
+            (b"abc//def//ghi", b"abc/def/ghi"),
+            (b"//abc", b"/abc"),
+            (b"///abc", b"/abc"),
+            (b"//abc//", b"/abc"),
+            (b"abc//", b"abc"),
+            (b"//", b"/"),
+            // "." elements go.
+            (b"abc/./def", b"abc/def"),
+            (b"/./abc/def", b"/abc/def"),
+            (b"abc/.", b"abc"),
+            (b"./abc", b"abc"),
+            (b"/.", b"/"),
+            // ".." goes with the name before it.
+            (b"abc/def/ghi/../jkl", b"abc/def/jkl"),
+            (b"abc/def/../ghi/../jkl", b"abc/jkl"),
+            (b"abc/def/..", b"abc"),
+            (b"abc/def/../..", b"."),
+            (b"/abc/def/../..", b"/"),
+            (b"abc/./../def", b"def"),
+            (b"abc//./../def", b"def"),
+            // ".." with no name before it stays in a relative path...
+            (b"abc/def/../../..", b".."),
+            (b"abc/def/../../../ghi/jkl/../../../mno", b"../../mno"),
+            (b"abc/../../././../def", b"../../def"),
+            (b"../abc/..", b".."),
+            (b"../abc/../..", b"../.."),
+            // ... and goes at the root.
+            (b"/..", b"/"),
+            (b"/../abc", b"/abc"),
+            (b"/../../abc/..", b"/"),
+            (b"/abc/def/../../..", b"/"),
+            // The buildlet's case: a link, then "..", undone without looking at the disk.
+            (
+                b"/home/a/link/../.gobuildkey-host-x",
+                b"/home/a/.gobuildkey-host-x",
+            ),
+            (b"/home/a/link/..//.gobuildkey", b"/home/a/.gobuildkey"),
+            // Bytes that are not UTF-8 are names like any other.
+            (b"/a/\xff/../\xfe", b"/a/\xfe"),
+        ];
+        for &(path, want) in cases {
+            assert_eq!(go_clean(path), want, "{:?}", String::from_utf8_lossy(path));
+            // Clean is idempotent.
+            assert_eq!(go_clean(want), want, "{:?}", String::from_utf8_lossy(want));
+        }
+    }
+
+    #[test]
+    fn go_join_cleans_as_filepath_join() {
+        let join = |dir: &str, name: &str| go_join(Path::new(dir), name);
+        assert_eq!(
+            join("/home/a", ".gobuildkey"),
+            Path::new("/home/a/.gobuildkey")
+        );
+        assert_eq!(
+            join("/home/a/", ".gobuildkey"),
+            Path::new("/home/a/.gobuildkey")
+        );
+        assert_eq!(join("/home/a/link/..", ".k"), Path::new("/home/a/.k"));
+        assert_eq!(join("/", ".k"), Path::new("/.k"));
+        assert_eq!(join("/..", ".k"), Path::new("/.k"));
+        assert_eq!(join("rel", ".k"), Path::new("rel/.k"));
+        assert_eq!(join("./rel/", ".k"), Path::new("rel/.k"));
+        assert_eq!(join("rel/..", ".k"), Path::new(".k"));
+        assert_eq!(join("..", ".k"), Path::new("../.k"));
+        assert_eq!(join("", ".k"), Path::new(".k"));
+    }
+
+    /// `HOME=<dir>/link/..`, `link` a link to a folder elsewhere: the agent reads
+    /// `<dir>/.gobuildkey-*` (Go cleans lexically), not the file beside the link's target.
+    #[test]
+    fn a_link_then_dotdot_in_home_is_undone_lexically() {
+        let home = Home::new();
+        fs::create_dir_all(home.path("elsewhere/deep")).unwrap();
+        std::os::unix::fs::symlink(home.path("elsewhere/deep"), home.path("link")).unwrap();
+        // Where the kernel would go through the link: not read.
+        home.touch(&format!("elsewhere/{PER_HOST}"));
+        let env = AgentEnv {
+            home: home.path("link/.."),
+            key_path: None,
+            delete_after_read: false,
+        };
+        let loc = locate(&host(), &env);
+        assert_eq!(loc.path, home.path(PER_HOST));
+        assert_eq!((loc.rule, loc.exists), (Rule::PerHost, false));
+        home.touch(PER_HOST);
+        assert!(locate(&host(), &env).exists);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use gobuildkey::keys::{Reason, Verdict};
-use gobuildkey::paths::{self, AgentEnv, Candidates, Rule};
+use gobuildkey::paths::{self, AgentEnv};
 
 use crate::cli::CheckArgs;
 use crate::exit::Exit;
@@ -12,6 +12,9 @@ use serde_json::json;
 
 /// Finds the key as the agent would, reports each problem with its fix, and on success
 /// shows the path, the rule and the fingerprint.
+///
+/// The agent reads one file: when it is missing, no other file makes up for it (the legacy
+/// `~/.gobuildkey`, a per-host file hidden by `GO_BUILD_KEY_PATH`); the problem names them.
 pub fn run(args: &CheckArgs) -> Result<Exit> {
     let env = AgentEnv::from_process();
     let loc = paths::locate(&args.principal, &env);
@@ -20,17 +23,16 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         .into_iter()
         .map(|note| format!("note: {note}"))
         .collect();
-    if loc.rule == Rule::Legacy {
-        warnings.push(format!(
-            "warning: only older buildlets read {}; current buildlets (-reverse-type) read {}: \
-             run `gobuildkey install {principal} --key-file {}`",
-            loc.path.display(),
-            Candidates::new(principal, &env).primary.0.display(),
-            loc.path.display()
-        ));
+    if let Some(note) = super::path::dev_mode_note(args.coordinator.as_deref()) {
+        warnings.push(format!("warning: {note}"));
     }
     let (key, mut problems) = match super::inspect_key_file(&loc.path, principal) {
         Ok(key) => (Some(key), Vec::new()),
+        // The file the agent reads is missing and others exist: say that they are not read.
+        Err(problems) if is_missing(&loc.path) => (
+            None,
+            super::path::unread_files_note(&loc, principal).map_or(problems, |note| vec![note]),
+        ),
         Err(problems) => (None, problems),
     };
     let mut verified = None;
@@ -98,4 +100,10 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         }),
     );
     Ok(if ok { Exit::Ok } else { Exit::Invalid })
+}
+
+/// Whether nothing is at `path` (through links), as opposed to something the check cannot
+/// reach (a folder on the way it may not enter).
+fn is_missing(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }

@@ -105,17 +105,27 @@ fn report(
 }
 
 /// Says so when the agent will read another file than the one just written, and what else
-/// the owner should know.
+/// the owner should know (`GO_BUILD_KEY_DELETE_AFTER_READ`, a relative `HOME`).
 fn warn_where_the_agent_reads(args: &InstallArgs, env: &AgentEnv, written: &std::path::Path) {
     let loc = paths::locate(&args.principal, env);
     if args.legacy {
         crate::output::note(&format!(
-            "note: only older buildlets read {}; current buildlets (-reverse-type) read {}",
+            "note: {} is for buildlets built before 2019 (started with -reverse and one builder \
+             type), which read it when {} does not exist; buildlets built since 2019 do not \
+             read it: they read {}",
             written.display(),
-            Candidates::new(&args.principal, env).primary.0.display()
+            loc.path.display(),
+            loc.path.display()
         ));
-    }
-    if loc.path != written {
+        if loc.exists {
+            crate::output::note(&format!(
+                "warning: {} exists, so no buildlet reads {}: see `gobuildkey path --explain {}`",
+                loc.path.display(),
+                written.display(),
+                args.principal
+            ));
+        }
+    } else if loc.path != written {
         crate::output::note(&format!(
             "warning: the agent will read {} ({}), not {}: see `gobuildkey path --explain {}`",
             loc.path.display(),

@@ -175,15 +175,172 @@ fn go_build_key_path_and_delete_after_read() {
         .stderr(contains("deletes the key file after reading it"));
 }
 
+/// Buildlets built since 2019 never read `~/.gobuildkey`: alone, it fails the check, and
+/// the fix it gives puts the key where it is read.
 #[test]
-fn a_legacy_file_passes_with_a_warning() {
+fn a_legacy_file_alone_fails() {
     let env = TestEnv::new();
-    write_file(&env.path(".gobuildkey"), ARM_KEY, 0o600);
+    let legacy = env.path(".gobuildkey");
+    write_file(&legacy, format!("{ARM_KEY}\n"), 0o600);
+    let fix = format!("gobuildkey install {ARM} --key-file {}", legacy.display());
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(format!(
+            "problem: {} is missing, and the agent reads no other file: not {} (legacy: not read by buildlets built since 2019)",
+            per_host(&env).display(),
+            legacy.display()
+        )))
+        .stderr(contains(&fix));
+    let out = env
+        .cmd()
+        .args(["--json", "check", ARM])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["rule"], "per-host");
+    assert_eq!(value["path"], per_host(&env).to_str().unwrap());
+    // The fix it gives, run as it is, makes it pass.
+    env.cmd().args(fix.split(' ').skip(1)).assert().success();
     env.cmd()
         .args(["check", ARM])
         .assert()
         .code(0)
-        .stderr(contains("only older buildlets read"));
+        .stdout(contains(format!("ok: {}", per_host(&env).display())));
+}
+
+/// `GO_BUILD_KEY_PATH` naming a missing file fails the check, whatever else holds a key.
+#[test]
+fn a_missing_go_build_key_path_fails_whatever_else_exists() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    write_file(&env.path(".gobuildkey"), format!("{ARM_KEY}\n"), 0o600);
+    let missing = env.path("buildkey/gobuildkey");
+    for files in ["per-host and legacy", "per-host"] {
+        if files == "per-host" {
+            fs::remove_file(env.path(".gobuildkey")).unwrap();
+        }
+        env.cmd()
+            .env("GO_BUILD_KEY_PATH", &missing)
+            .args(["check", ARM])
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(contains(format!(
+                "problem: {} is missing, and the agent reads no other file (GO_BUILD_KEY_PATH names it)",
+                missing.display()
+            )))
+            .stderr(contains(format!("{} (per-host)", per_host(&env).display())))
+            .stderr(contains("or unset GO_BUILD_KEY_PATH"));
+    }
+}
+
+/// `HOME=<dir>/link/..`, `link` a link to a folder elsewhere: the agent reads
+/// `<dir>/.gobuildkey-*` (Go's filepath.Join cleans lexically), and so does the check.
+#[test]
+fn a_link_then_dotdot_in_home_is_where_the_check_looks() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.path("elsewhere/deep")).unwrap();
+    std::os::unix::fs::symlink(env.path("elsewhere/deep"), env.path("link")).unwrap();
+    let home = env.path("link/..");
+    // A key where the kernel would take `link/..`: the agent does not read it.
+    write_file(
+        &env.path(&format!("elsewhere/.gobuildkey-{ARM}")),
+        format!("{ARM_KEY}\n"),
+        0o600,
+    );
+    env.cmd()
+        .env("HOME", &home)
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains(format!(
+            "problem: no key file at {}",
+            per_host(&env).display()
+        )));
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    env.cmd()
+        .env("HOME", &home)
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains(format!("ok: {}\n", per_host(&env).display())));
+}
+
+/// A stock buildlet whose -coordinator does not start with farmer.golang.org sends the dev
+/// key and reads no file: `--coordinator` says so (the file itself is still checked).
+#[test]
+fn a_coordinator_off_farmer_golang_org_warns_of_the_dev_key() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    for addr in [
+        "localhost:8119",
+        "farm.example:443",
+        "https://farmer.golang.org",
+    ] {
+        env.cmd()
+            .args(["check", "--coordinator", addr, ARM])
+            .assert()
+            .code(0)
+            .stdout(contains("ok: "))
+            .stderr(contains(format!(
+                "warning: a stock buildlet started with -coordinator \"{addr}\" reads no key file at all"
+            )))
+            .stderr(contains("sends the dev key"));
+        let out = env
+            .cmd()
+            .args(["--json", "check", "--coordinator", addr, ARM])
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(
+            value["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("sends the dev key"),
+            "{value}"
+        );
+    }
+    // Also when the key file is missing: both are said.
+    fs::remove_file(per_host(&env)).unwrap();
+    env.cmd()
+        .args(["check", "--coordinator", "localhost:8119", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("sends the dev key"))
+        .stderr(contains("problem: no key file"));
+}
+
+#[test]
+fn a_farmer_golang_org_coordinator_gets_no_dev_key_warning() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    for addr in [
+        "farmer.golang.org",
+        "farmer.golang.org:443",
+        "farmer.golang.org.farm.example:443",
+    ] {
+        env.cmd()
+            .args(["check", "--coordinator", addr, ARM])
+            .assert()
+            .code(0)
+            .stderr(contains("dev key").not());
+    }
+    // Nor without --coordinator.
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stderr(contains("dev key").not());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
+use predicates::prelude::*;
 use predicates::str::contains;
 
 use crate::common::{
@@ -216,14 +217,22 @@ fn legacy_writes_the_home_file_and_warns_when_hidden() {
         .write_stdin(ARM_KEY)
         .assert()
         .success()
-        .stderr(contains("only older buildlets read"));
+        .stderr(contains(format!(
+            "note: {} is for buildlets built before 2019",
+            env.path(".gobuildkey").display()
+        )))
+        .stderr(contains(format!(
+            "buildlets built since 2019 do not read it: they read {}",
+            per_host(&env).display()
+        )))
+        .stderr(contains("warning:").not());
     assert_eq!(
         fs::read_to_string(env.path(".gobuildkey")).unwrap(),
         format!("{ARM_KEY}\n")
     );
     assert_eq!(mode(&env.path(".gobuildkey")), 0o600);
 
-    // With a per-host file present, the agent reads that one: say so.
+    // With a per-host file present, no buildlet reads the legacy file: say so.
     fs::write(per_host(&env), format!("{OTHER_KEY}\n")).unwrap();
     env.cmd()
         .args(["install", "--legacy", "--force", ARM])
@@ -231,21 +240,64 @@ fn legacy_writes_the_home_file_and_warns_when_hidden() {
         .assert()
         .success()
         .stderr(contains(format!(
-            "the agent will read {}",
-            per_host(&env).display()
+            "warning: {} exists, so no buildlet reads {}",
+            per_host(&env).display(),
+            env.path(".gobuildkey").display()
         )));
 }
 
+/// Written where the buildlet reads it, and said so, whether written or already there.
 #[test]
 fn delete_after_read_is_mentioned() {
     let env = TestEnv::new();
+    for _ in 0..2 {
+        env.cmd()
+            .env("GO_BUILD_KEY_DELETE_AFTER_READ", "true")
+            .args(["install", ARM])
+            .write_stdin(ARM_KEY)
+            .assert()
+            .success()
+            .stderr(contains(
+                "GO_BUILD_KEY_DELETE_AFTER_READ is set: the agent deletes the key file after reading it",
+            ));
+    }
+    // Not for a value Go's strconv.ParseBool does not read as true.
     env.cmd()
-        .env("GO_BUILD_KEY_DELETE_AFTER_READ", "true")
+        .env("GO_BUILD_KEY_DELETE_AFTER_READ", "yes")
         .args(["install", ARM])
         .write_stdin(ARM_KEY)
         .assert()
         .success()
-        .stderr(contains("GO_BUILD_KEY_DELETE_AFTER_READ is set"));
+        .stderr(contains("DELETE_AFTER_READ").not());
+}
+
+/// `HOME=<dir>/link/..`, `link` a link to a folder elsewhere: Go's filepath.Join cleans it
+/// lexically, so the buildlet reads `<dir>/.gobuildkey-*`; that is where the key goes, not
+/// beside the link's target.
+#[test]
+fn a_link_then_dotdot_in_home_is_cleaned_as_go_does() {
+    let env = TestEnv::new();
+    fs::create_dir_all(env.path("elsewhere/deep")).unwrap();
+    symlink(env.path("elsewhere/deep"), env.path("link")).unwrap();
+    env.cmd()
+        .env("HOME", env.path("link/.."))
+        .args(["install", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stdout(contains(format!("at {} ", per_host(&env).display())));
+    assert_eq!(
+        fs::read_to_string(per_host(&env)).unwrap(),
+        format!("{ARM_KEY}\n")
+    );
+    assert_eq!(names(&env.path("elsewhere")), ["deep"]);
+    // And the check, under the same HOME, finds it there.
+    env.cmd()
+        .env("HOME", env.path("link/.."))
+        .args(["check", ARM])
+        .assert()
+        .code(0)
+        .stdout(contains(format!("ok: {}\n", per_host(&env).display())));
 }
 
 #[test]
