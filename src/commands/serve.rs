@@ -237,6 +237,11 @@ fn load(args: &ServeArgs) -> Result<Verifier> {
 }
 
 async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
+    // The signals are ours before anyone is told we listen: a SIGTERM or SIGHUP sent at
+    // once must not find the default action (death) still in place.
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -245,9 +250,6 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
         listener.local_addr()?
     );
     let connections = Arc::new(Semaphore::new(args.max_connections));
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
