@@ -2,10 +2,12 @@
 //! asks it questions, one line each.
 //!
 //! Each input line is `PRINCIPAL KEY` (separated by spaces or tabs; a trailing `\r` is
-//! ignored). Each output line answers the input line of the same number: `ok`, or
-//! `deny REASON` with REASON one of `invalid`, `malformed`, `revoked`, `kind`. Lines longer
-//! than [`MAX_LINE`] bytes, empty lines and lines without a valid principal and a key are
-//! `deny malformed`; none of them stops the process or grows its memory.
+//! ignored; the key is trimmed as a key file is, by Go's `TrimSpace`:
+//! [`crate::keys::trim_space`]). Each output line answers the input line of the same
+//! number: `ok`, or `deny REASON` with REASON one of `invalid`, `malformed`, `revoked`,
+//! `kind`. Lines longer than [`MAX_LINE`] bytes, empty lines and lines without a valid
+//! principal and a key are `deny malformed`; none of them stops the process or grows its
+//! memory.
 //!
 //! Answers are flushed whenever the input has nothing more buffered — so a coordinator that
 //! writes one line and waits gets its answer at once — and written in large blocks while
@@ -276,6 +278,31 @@ mod tests {
         assert_eq!(
             run_on(&v, input.as_bytes()),
             "ok\ndeny invalid\ndeny revoked\ndeny malformed\ndeny malformed\ndeny malformed\nok\nok\ndeny malformed\ndeny malformed\n"
+        );
+    }
+
+    /// The key of a line is trimmed as a key file is (Go's `TrimSpace`): Unicode spaces
+    /// around it go, an invalid byte or a character that is no space stays and spoils it.
+    #[test]
+    fn keys_in_lines_are_trimmed_as_key_files_are() {
+        let (v, key) = setup();
+        let input = format!(
+            "host-a \u{3000}{key}\u{a0}\nhost-a {key}\u{85}\r\nhost-a\t\u{2028}{key}\u{205f}\t\nhost-a {key}\u{1c}\nhost-a \u{200b}{key}\nhost-a {key}\u{3000}extra\n"
+        );
+        let mut input = input.into_bytes();
+        for (before, after) in [
+            (&b""[..], &b"\xff\xc2\xa0"[..]),
+            (&b"\xe3\x80"[..], &b""[..]),
+        ] {
+            input.extend_from_slice(b"host-a ");
+            input.extend_from_slice(before);
+            input.extend_from_slice(key.as_bytes());
+            input.extend_from_slice(after);
+            input.push(b'\n');
+        }
+        assert_eq!(
+            run_on(&v, &input),
+            "ok\nok\nok\ndeny malformed\ndeny malformed\ndeny malformed\ndeny malformed\ndeny malformed\n"
         );
     }
 

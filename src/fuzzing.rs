@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use jiff::Timestamp;
 
-use crate::keys::{Algorithm, BuildKey, Deriver, Kind, Principal};
+use crate::keys::{Algorithm, BuildKey, Deriver, Kind, Presented, Principal, Trim};
 use crate::master::MasterSecret;
 use crate::policy::Policy;
 use crate::verifier::Verifier;
@@ -37,7 +37,9 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Key parsing: never panics; what parses is 32 or 64 lowercase hex digits, parses again
-/// to the same key, and is the trimmed input.
+/// to the same key, and is the trimmed input (Go's `TrimSpace`: [`crate::keys::trim_space`]).
+/// Verifying the bytes as a key file's accepts exactly the key trimmed by that rule, and as
+/// a header's exactly the key trimmed by the header rule (spaces and tabs).
 pub fn key_parsing(data: &[u8]) {
     if let Ok(key) = BuildKey::parse(data) {
         let text = key.expose_secret();
@@ -58,6 +60,28 @@ pub fn key_parsing(data: &[u8]) {
         valid,
         crate::keys::trim_space(data) == fixture.key.as_bytes()
     );
+    let now = Timestamp::UNIX_EPOCH;
+    let as_header = fixture
+        .verifier
+        .verify_at(&host, Presented::header(data), now);
+    assert_eq!(
+        as_header.verdict.is_valid(),
+        Trim::Header.apply(data) == fixture.key.as_bytes()
+    );
+    // What the header rule accepts, the key file's accepts too (it trims more).
+    assert!(!as_header.verdict.is_valid() || valid);
+    // Trimming is idempotent, and takes away valid UTF-8 White_Space only (as std's
+    // `char::is_whitespace` has it): the trimmed text is a slice of the input whose
+    // surroundings are spaces.
+    let trimmed = crate::keys::trim_space(data);
+    assert_eq!(crate::keys::trim_space(trimmed), trimmed);
+    let start = (trimmed.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    let end = start + trimmed.len();
+    assert!(end <= data.len());
+    for cut in [&data[..start], &data[end..]] {
+        let cut = std::str::from_utf8(cut).unwrap_or_else(|e| panic!("{e}"));
+        assert!(cut.chars().all(char::is_whitespace), "{cut:?}");
+    }
 }
 
 /// Principal parsing: never panics; what parses follows the rule; what does not gives a
@@ -118,8 +142,9 @@ pub fn batch_line(data: &[u8]) {
 }
 
 /// The service's header handling: never panics; the status is 200, 400 or 403; the body
-/// never holds the key; 200 only for the right key of `host-a`. The input is split into
-/// header values at NUL bytes: the first half host types, the rest keys.
+/// never holds the key; 200 exactly for one host type `host-a` and one right key of it,
+/// each with only spaces and tabs around it (the header rule, [`Trim::Header`]). The input
+/// is split into header values at NUL bytes: the first half host types, the rest keys.
 pub fn service_headers(data: &[u8]) {
     let fixture = fixture();
     let values: Vec<&[u8]> = data.split(|&b| b == 0).collect();
@@ -131,9 +156,12 @@ pub fn service_headers(data: &[u8]) {
         answer.status
     );
     assert!(!answer.body.contains(&fixture.key[..8]));
-    if answer.status == 200 {
-        assert_eq!(host_types, [b"host-a"]);
-        assert_eq!(keys.len(), 1);
-        assert_eq!(crate::keys::trim_space(keys[0]), fixture.key.as_bytes());
-    }
+    let right = matches!(
+        (host_types, keys),
+        ([host], [key]) if host.len() <= crate::service::MAX_HEADER_VALUE
+            && key.len() <= crate::service::MAX_HEADER_VALUE
+            && Trim::Header.apply(host) == b"host-a"
+            && Trim::Header.apply(key) == fixture.key.as_bytes()
+    );
+    assert_eq!(answer.status == 200, right, "{}", answer.status);
 }

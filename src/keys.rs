@@ -18,25 +18,162 @@ use zeroize::Zeroizing;
 
 use crate::master::MasterSecret;
 
-/// Trims the whitespace that Go's `strings.TrimSpace` trims around ASCII text:
-/// space, `\t`, `\n`, `\v` (0x0B), `\f` and `\r`.
+/// Trims what Go's `bytes.TrimSpace` and `strings.TrimSpace` trim: every rune at either end
+/// for which Go's `unicode.IsSpace` is true, the text being decoded as UTF-8 rune by rune
+/// from each end. A byte that is not part of valid UTF-8 is no space, so it stops the
+/// trimming at its end, and whatever lies beyond it stays.
 ///
-/// This is the one trimming rule of the project, applied to master files, key files and
-/// presented keys alike. Rust's [`u8::is_ascii_whitespace`] leaves out `\v`, which Go trims,
-/// hence this function.
+/// The spaces are the Unicode White_Space code points: `\t`, `\n`, `\v`, `\f`, `\r`,
+/// space, U+0085, U+00A0, U+1680, U+2000 to U+200A, U+2028, U+2029, U+202F, U+205F and
+/// U+3000 (Go special-cases Latin-1, with the same eight; U+001C to U+001F, which some
+/// libraries count as spaces, are not). U+200B, U+180E and U+FEFF are not spaces.
+///
+/// This is the one trimming rule for text that Go trims: master files and master commands'
+/// output (Go's `genbuilderkey` and coordinator read the master with `bytes.TrimSpace`),
+/// key files and keys on standard input (the buildlet reads its key with
+/// `strings.TrimSpace`), and the keys of `verify --batch` lines. Keys in HTTP headers are
+/// trimmed as Go's `net/http` trims header values, no more: [`Trim::Header`].
 ///
 /// ```
-/// assert_eq!(gobuildkey::keys::trim_space(b"\x0b\t key \r\n"), b"key");
+/// use gobuildkey::keys::trim_space;
+///
+/// assert_eq!(trim_space(b"\x0b\t key \r\n"), b"key");
+/// assert_eq!(trim_space("\u{a0}\u{3000}key\u{2028}\n".as_bytes()), b"key");
+/// // An invalid byte is no space: trimming stops at it.
+/// assert_eq!(trim_space(b"\xff key\x80 "), b"\xff key\x80");
 /// ```
 #[must_use]
 pub fn trim_space(text: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = text.iter().position(|b| !is_space(b)).unwrap_or(text.len());
-    let end = text
-        .iter()
-        .rposition(|b| !is_space(b))
-        .map_or(start, |i| i + 1);
-    &text[start..end]
+    // The valid UTF-8 at the start (up to the first invalid byte, if any) loses its leading
+    // spaces; the valid UTF-8 at the end (after the last invalid byte) its trailing ones.
+    // `utf8_chunks` splits text exactly where Go's decoder finds runes and invalid bytes:
+    // an invalid byte never starts a rune that the decoder would read across it.
+    let start = text.utf8_chunks().next().map_or(0, |first| {
+        let valid = first.valid();
+        valid.len() - valid.trim_start_matches(is_go_space).len()
+    });
+    let text = &text[start..];
+    let end = match text.utf8_chunks().last() {
+        Some(last) if last.invalid().is_empty() => {
+            let valid = last.valid();
+            text.len() - (valid.len() - valid.trim_end_matches(is_go_space).len())
+        }
+        _ => text.len(),
+    };
+    &text[..end]
+}
+
+/// The code points for which Go's `unicode.IsSpace` is true: its Latin-1 eight, then the
+/// Unicode White_Space code points above Latin-1 (PropList.txt, unchanged since Unicode
+/// 6.3 took U+180E out). Spelt out so that they cannot move with the Rust toolchain's
+/// Unicode version; a unit test checks that they are what [`char::is_whitespace`] (also
+/// White_Space) says today.
+const GO_SPACES: [char; 25] = [
+    // Latin-1: \t \n \v \f \r, space, NEXT LINE, NO-BREAK SPACE.
+    '\t', '\n', '\u{0b}', '\u{0c}', '\r', ' ', '\u{85}', '\u{a0}',
+    // OGHAM SPACE MARK; EN QUAD to HAIR SPACE.
+    '\u{1680}', '\u{2000}', '\u{2001}', '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}',
+    '\u{2007}', '\u{2008}', '\u{2009}', '\u{200a}',
+    // LINE and PARAGRAPH SEPARATOR, NARROW NO-BREAK SPACE, MEDIUM MATHEMATICAL SPACE,
+    // IDEOGRAPHIC SPACE.
+    '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}', '\u{3000}',
+];
+
+/// Whether Go's `unicode.IsSpace` is true for `c`.
+fn is_go_space(c: char) -> bool {
+    GO_SPACES.contains(&c)
+}
+
+/// Which rule a text is trimmed by before it is used.
+///
+/// ```
+/// use gobuildkey::keys::Trim;
+///
+/// let raw = " key\u{a0}\t".as_bytes();
+/// assert_eq!(Trim::Space.apply(raw), b"key");
+/// assert_eq!(Trim::Header.apply(raw), "key\u{a0}".as_bytes());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Trim {
+    /// Go's `bytes.TrimSpace`, [`trim_space`]: for masters, key files, standard input and
+    /// batch lines. The default.
+    #[default]
+    Space,
+    /// What Go's `net/http` removes around a header value before the coordinator reads
+    /// it: spaces and tabs at both ends, nothing else. For keys and host types in HTTP
+    /// headers (`gobuildkey serve`).
+    Header,
+}
+
+impl Trim {
+    /// `text` trimmed by this rule.
+    #[must_use]
+    pub fn apply(self, text: &[u8]) -> &[u8] {
+        match self {
+            Self::Space => trim_space(text),
+            Self::Header => {
+                let is_ows = |b: &u8| matches!(b, b' ' | b'\t');
+                let start = text.iter().position(|b| !is_ows(b)).unwrap_or(text.len());
+                let end = text
+                    .iter()
+                    .rposition(|b| !is_ows(b))
+                    .map_or(start, |i| i + 1);
+                &text[start..end]
+            }
+        }
+    }
+}
+
+/// A key as presented to [`crate::verifier::Verifier::verify_at`]: its bytes as received
+/// and the rule they are trimmed by. A byte slice (anything `AsRef<[u8]>`) converts into one
+/// trimmed by [`Trim::Space`], as a key file is; [`Presented::header`] is a header's value.
+///
+/// Its [`Debug`] shows only the length and the rule, never the bytes.
+#[derive(Clone, Copy)]
+pub struct Presented<'a> {
+    raw: &'a [u8],
+    trim: Trim,
+}
+
+impl<'a> Presented<'a> {
+    /// `raw`, to be trimmed by `trim`.
+    #[must_use]
+    pub fn new(raw: &'a [u8], trim: Trim) -> Self {
+        Self { raw, trim }
+    }
+
+    /// The value of an HTTP header: trimmed by [`Trim::Header`], as Go's coordinator gets it.
+    #[must_use]
+    pub fn header(raw: &'a [u8]) -> Self {
+        Self::new(raw, Trim::Header)
+    }
+
+    /// The text that must be a key: the bytes trimmed by their rule.
+    #[must_use]
+    pub fn text(&self) -> &'a [u8] {
+        self.trim.apply(self.raw)
+    }
+
+    /// The rule the bytes are trimmed by.
+    #[must_use]
+    pub fn trim(&self) -> Trim {
+        self.trim
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> From<&'a T> for Presented<'a> {
+    fn from(raw: &'a T) -> Self {
+        Self::new(raw.as_ref(), Trim::Space)
+    }
+}
+
+impl fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presented")
+            .field("len", &self.raw.len())
+            .field("trim", &self.trim)
+            .finish()
+    }
 }
 
 /// The name a key is minted for: a host type (`host-linux-arm-aws`), a person's token
@@ -704,14 +841,13 @@ impl From<&[u8]> for Tag {
     }
 }
 
-/// The presented key's MAC bytes, if `presented` is a well-formed key of `alg`: after
-/// trimming, exactly `alg`'s number of lowercase hex digits.
+/// The MAC bytes of `text`, a presented key already trimmed by its rule
+/// ([`Presented::text`]), if it is a well-formed key of `alg`: exactly `alg`'s number of
+/// lowercase hex digits. Nothing more is trimmed here.
 ///
 /// The digits are validated and decoded by `base16ct`, in constant time: how long this
-/// takes does not depend on which digits the key has (only on its length and on the
-/// whitespace around it).
-pub(crate) fn decode_presented(presented: &[u8], alg: Algorithm) -> Option<Tag> {
-    let text = trim_space(presented);
+/// takes does not depend on which digits the key has (only on its length).
+pub(crate) fn decode_key(text: &[u8], alg: Algorithm) -> Option<Tag> {
     if text.len() != alg.hex_len() {
         return None;
     }
@@ -858,8 +994,73 @@ mod tests {
         assert_eq!(trim_space(b""), b"");
         assert_eq!(trim_space(b" \t\n\x0b\x0c\r"), b"");
         assert_eq!(trim_space(b"\x0bab c\x0c"), b"ab c");
-        // Go's TrimSpace trims ASCII whitespace only in ASCII text; NUL and 0x85 are kept.
+        // NUL is no space; a lone 0x85 byte is invalid UTF-8 (U+0085 is C2 85): no space.
         assert_eq!(trim_space(b"\0a\x85"), b"\0a\x85");
+        assert_eq!(trim_space("\u{85}a\u{85}".as_bytes()), b"a");
+        assert_eq!(
+            trim_space("\u{3000}\u{a0} a b\u{2029}\u{1680}".as_bytes()),
+            b"a b"
+        );
+        assert_eq!(
+            trim_space("\u{2000}\u{200a}\u{202f}\u{205f}".as_bytes()),
+            b""
+        );
+        // Not White_Space: U+001C..U+001F (Python's isspace has them), U+200B, U+180E, U+FEFF.
+        for c in ['\u{1c}', '\u{1f}', '\u{200b}', '\u{180e}', '\u{feff}'] {
+            let text = format!("{c}a{c}");
+            assert_eq!(trim_space(text.as_bytes()), text.as_bytes(), "{c:?}");
+        }
+        // Invalid UTF-8 stops the trimming at its end, and only there.
+        assert_eq!(
+            trim_space(" \u{a0}\u{ff}x".as_bytes()),
+            "\u{ff}x".as_bytes()
+        );
+        assert_eq!(trim_space(b"\xff\xc2\xa0a\xc2\xa0"), b"\xff\xc2\xa0a");
+        assert_eq!(trim_space(b" \x80a \xe3\x80 "), b"\x80a \xe3\x80");
+        assert_eq!(trim_space(b"\xe3\x80\x80\xe3\x80"), b"\xe3\x80");
+        assert_eq!(trim_space(b"\xe3\xe3\x80\x80"), b"\xe3");
+        // An overlong or surrogate encoding of a space is invalid, not a space.
+        assert_eq!(trim_space(b"\xc0\xa0a"), b"\xc0\xa0a");
+        assert_eq!(trim_space(b"a\xed\xa0\x80"), b"a\xed\xa0\x80");
+        assert_eq!(trim_space(b" \xff "), b"\xff");
+    }
+
+    #[test]
+    fn go_spaces_are_white_space() {
+        // The list spelt out is White_Space, which `char::is_whitespace` also follows.
+        let listed: Vec<char> = (0..=0x10_ffff)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_go_space(c))
+            .collect();
+        assert_eq!(listed.len(), 25);
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            assert_eq!(is_go_space(c), c.is_whitespace(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn header_trim_removes_spaces_and_tabs_only() {
+        assert_eq!(Trim::Header.apply(b" \t a b\t "), b"a b");
+        assert_eq!(Trim::Header.apply(b"\t \t"), b"");
+        for raw in [
+            &b"\x0ba"[..],
+            b"a\r",
+            b"a\n",
+            b"\x0ca",
+            "a\u{a0}".as_bytes(),
+        ] {
+            assert_eq!(Trim::Header.apply(raw), raw, "{raw:?}");
+        }
+        assert_eq!(Trim::default(), Trim::Space);
+    }
+
+    #[test]
+    fn presented_keys_carry_their_rule_and_hide_their_bytes() {
+        let raw = "\u{3000}abc\t".as_bytes();
+        assert_eq!(Presented::from(raw).text(), b"abc");
+        assert_eq!(Presented::header(raw).text(), "\u{3000}abc".as_bytes());
+        let shown = format!("{:?}", Presented::header(b"secret-key"));
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]
@@ -903,12 +1104,12 @@ mod tests {
             let key = d.derive(&p("host-x"));
             assert_eq!(key.algorithm(), alg);
             assert_eq!(key.expose_secret().len(), alg.hex_len());
-            let tag = decode_presented(key.expose_secret().as_bytes(), alg).unwrap();
+            let tag = decode_key(key.expose_secret().as_bytes(), alg).unwrap();
             assert!(bool::from(d.tag_matches(&p("host-x"), 0, &tag)));
             assert!(!bool::from(d.tag_matches(&p("host-y"), 0, &tag)));
             assert!(!bool::from(d.tag_matches(&p("host-x"), 1, &tag)));
             let g1 = d.derive_generation(&p("host-x"), 1);
-            let tag1 = decode_presented(g1.expose_secret().as_bytes(), alg).unwrap();
+            let tag1 = decode_key(g1.expose_secret().as_bytes(), alg).unwrap();
             assert!(bool::from(d.tag_matches(&p("host-x"), 1, &tag1)));
         }
     }
@@ -922,12 +1123,13 @@ mod tests {
     }
 
     #[test]
-    fn decode_presented_trims_and_checks_the_algorithm() {
+    fn decode_key_checks_the_algorithm_and_trims_nothing() {
         let sha = "ab".repeat(32);
-        assert!(decode_presented(format!(" {sha}\n").as_bytes(), Algorithm::HmacSha256).is_some());
-        assert!(decode_presented(sha.as_bytes(), Algorithm::HmacMd5).is_none());
-        assert!(decode_presented(sha.to_uppercase().as_bytes(), Algorithm::HmacSha256).is_none());
-        assert!(decode_presented(&sha.as_bytes()[1..], Algorithm::HmacSha256).is_none());
+        assert!(decode_key(sha.as_bytes(), Algorithm::HmacSha256).is_some());
+        assert!(decode_key(format!(" {sha}").as_bytes(), Algorithm::HmacSha256).is_none());
+        assert!(decode_key(sha.as_bytes(), Algorithm::HmacMd5).is_none());
+        assert!(decode_key(sha.to_uppercase().as_bytes(), Algorithm::HmacSha256).is_none());
+        assert!(decode_key(&sha.as_bytes()[1..], Algorithm::HmacSha256).is_none());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The master secret: its type, where it comes from, and the checks it must pass.
 //!
 //! The master is the content of its file (or of a command's standard output) with the
-//! surrounding whitespace trimmed ([`crate::keys::trim_space`]), exactly as Go's
-//! `genbuilderkey` reads `$HOME/keys/gobuilder-master.key`, so an existing master works
-//! unchanged. Every way of getting it fails closed: missing, empty, short, unreadable or
-//! too-open masters are errors, never a master that accepts anything.
+//! surrounding whitespace trimmed ([`crate::keys::trim_space`]: Go's `bytes.TrimSpace`,
+//! Unicode spaces included, invalid UTF-8 never), exactly as Go's `genbuilderkey` and
+//! coordinator read `$HOME/keys/gobuilder-master.key`, so an existing master works
+//! unchanged and gives Go's keys. Every way of getting it fails closed: missing, empty,
+//! short, unreadable or too-open masters are errors, never a master that accepts anything.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -44,7 +45,8 @@ pub struct MasterSecret {
 }
 
 impl MasterSecret {
-    /// The master held by `raw`, the content of a master file: trimmed, then at least
+    /// The master held by `raw`, the content of a master file: trimmed as Go trims it
+    /// ([`crate::keys::trim_space`]), then at least
     /// [`MIN_LEN`] and at most [`MAX_LEN`] bytes.
     ///
     /// # Errors
@@ -407,6 +409,44 @@ mod tests {
         let path = write(dir.path(), b"\n\t a master of 24 bytes!! \r\n\x0b", 0o600);
         let master = MasterSource::File(path).load().unwrap();
         assert_eq!(master.expose_secret(), b"a master of 24 bytes!!");
+    }
+
+    /// Go's `bytes.TrimSpace`: Unicode spaces at the ends go, an invalid byte stops the
+    /// trimming, and what lies inside stays.
+    #[test]
+    fn file_is_trimmed_as_go_trims_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&[u8], &[u8]); 4] = [
+            ("\u{feff}".as_bytes(), "\u{feff}".as_bytes()),
+            ("\u{3000}\u{a0}".as_bytes(), b""),
+            (b"\xff\xc2\xa0", b"\xff\xc2\xa0"),
+            ("\u{2028}\u{85}\u{1680}".as_bytes(), b""),
+        ];
+        for (pad, kept) in cases {
+            let mut content = pad.to_vec();
+            content.extend_from_slice("a master\u{a0}of 24 bytes".as_bytes());
+            content.extend_from_slice("\u{2029}\u{202f}\r\n".as_bytes());
+            let path = write(dir.path(), &content, 0o600);
+            let master = MasterSource::File(path).load().unwrap();
+            let mut expected = kept.to_vec();
+            expected.extend_from_slice("a master\u{a0}of 24 bytes".as_bytes());
+            assert_eq!(master.expose_secret(), &expected[..], "{pad:?}");
+        }
+        let only_spaces = write(dir.path(), "\u{3000}\n\u{a0}".as_bytes(), 0o600);
+        assert!(matches!(
+            MasterSource::File(only_spaces).load(),
+            Err(MasterError::Empty)
+        ));
+    }
+
+    #[test]
+    fn command_output_is_trimmed_as_go_trims_it() {
+        let master = MasterSource::Command(
+            "printf '\\342\\200\\200 from a secret manager \\302\\240\\n'".into(),
+        )
+        .load()
+        .unwrap();
+        assert_eq!(master.expose_secret(), b"from a secret manager");
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! headers it reads, the status it gives, and the per-client limit on failed attempts.
 //! The binary's HTTP server only moves bytes; every rule is here, and every verdict comes
 //! from [`Verifier::verify_at`].
+//!
+//! Header values are trimmed as Go's `net/http` trims them before the coordinator reads
+//! them (`r.Header.Get`): spaces and tabs at both ends, nothing else ([`Trim::Header`]). So
+//! a key whose header value ends in U+00A0 or `\v` is malformed here, as the coordinator's
+//! string comparison would refuse it, although the same key in a key file (trimmed by Go's
+//! `TrimSpace`) is valid. The key goes to the verifier as [`Presented::header`], which
+//! trims it by that rule and no further.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::keys::{Principal, Reason, Verdict};
+use crate::keys::{Presented, Principal, Reason, Trim, Verdict};
 use crate::verifier::{Decision, Verifier};
 
 /// The header carrying the host type, as the builder agent sends it.
@@ -51,7 +58,9 @@ impl Answer {
 }
 
 /// Answers a registration from the values of its headers: each slice holds every value
-/// the request carried for that header (a header sent twice is malformed).
+/// the request carried for that header (a header sent twice is malformed). Values are
+/// taken as received (at most [`MAX_HEADER_VALUE`] bytes) and trimmed by [`Trim::Header`]
+/// only, whether or not the HTTP stack already did.
 ///
 /// ```
 /// use gobuildkey::keys::{Algorithm, Deriver};
@@ -80,13 +89,13 @@ pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Ti
     if host_type.len() > MAX_HEADER_VALUE || key.len() > MAX_HEADER_VALUE {
         return Answer::bad_request("header value too long\n");
     }
-    let Some(principal) = std::str::from_utf8(host_type)
+    let Some(principal) = std::str::from_utf8(Trim::Header.apply(host_type))
         .ok()
         .and_then(|text| text.parse::<Principal>().ok())
     else {
         return Answer::bad_request("malformed X-Go-Host-Type header\n");
     };
-    let decision = verifier.verify_at(&principal, key, now);
+    let decision = verifier.verify_at(&principal, Presented::header(key), now);
     let (status, body) = match decision.verdict {
         Verdict::Valid => (200, "ok\n"),
         Verdict::Invalid(Reason::Malformed) => (400, "malformed X-Go-Builder-Key header\n"),
@@ -219,6 +228,55 @@ mod tests {
             assert_eq!(a.status, status, "{host:?}");
             assert!(!a.body.contains(&key[..8]));
         }
+    }
+
+    /// Header values lose the spaces and tabs at their ends, as Go's `net/http` strips
+    /// them, and nothing else: not the Unicode spaces, `\v` or `\r` that a key file's
+    /// trimming (Go's `TrimSpace`) would remove.
+    #[test]
+    fn header_values_are_trimmed_of_spaces_and_tabs_only() {
+        let (v, key) = setup();
+        let now = Timestamp::now();
+        let status =
+            |host: &str, key: &str| answer(&v, &[host.as_bytes()], &[key.as_bytes()], now).status;
+        for (host, pad_left, pad_right) in [
+            ("host-a", " ", ""),
+            ("host-a", "", "\t"),
+            (" host-a\t", " \t ", "\t \t"),
+            ("\thost-a ", "", ""),
+        ] {
+            assert_eq!(
+                status(host, &format!("{pad_left}{key}{pad_right}")),
+                200,
+                "{host:?} {pad_left:?} {pad_right:?}"
+            );
+        }
+        for pad in [
+            "\u{a0}", "\u{85}", "\u{3000}", "\u{2028}", "\x0b", "\x0c", "\r", "\n",
+        ] {
+            assert_eq!(
+                status("host-a", &format!("{key}{pad}")),
+                400,
+                "{pad:?} after"
+            );
+            assert_eq!(
+                status("host-a", &format!("{pad}{key}")),
+                400,
+                "{pad:?} before"
+            );
+            assert_eq!(
+                status(&format!("host-a{pad}"), &key),
+                400,
+                "{pad:?} in the host type"
+            );
+        }
+        // The same key, as a key file would hold it, is valid: only the header rule differs.
+        let in_a_file = format!("\u{3000}{key}\u{a0}\x0b\n");
+        assert!(
+            v.verify_at(&"host-a".parse().unwrap(), in_a_file.as_bytes(), now)
+                .verdict
+                .is_valid()
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable};
 
 use crate::keys::{
-    self, Algorithm, AlgorithmSet, Deriver, Fingerprint, Kind, Principal, Reason, Verdict,
+    self, Algorithm, AlgorithmSet, Deriver, Fingerprint, Kind, Presented, Principal, Reason,
+    Verdict,
 };
 use crate::master::{MasterSecret, MasterSource};
 use crate::policy::{Policy, PolicyError, PrincipalState};
@@ -214,14 +215,48 @@ impl Verifier {
         &self.policy
     }
 
-    /// Whether `presented` is a valid key of `principal` now.
+    /// Whether `presented` is a valid key of `principal` now: [`Verifier::verify_at`] at
+    /// [`Timestamp::now`].
     #[must_use]
-    pub fn verify(&self, principal: &Principal, presented: &[u8]) -> Decision {
+    pub fn verify<'a>(
+        &self,
+        principal: &Principal,
+        presented: impl Into<Presented<'a>>,
+    ) -> Decision {
         self.verify_at(principal, presented, Timestamp::now())
     }
 
     /// Whether `presented` is a valid key of `principal` at the moment `now` (grace periods
-    /// end at a moment).
+    /// end at a moment). The one verify function: every caller comes here.
+    ///
+    /// `presented` says how its bytes are trimmed ([`Presented`]): bytes as such (a key
+    /// file, standard input, a batch line) by Go's `bytes.TrimSpace`
+    /// ([`keys::trim_space`]), the way the buildlet reads its key file;
+    /// [`Presented::header`] (an HTTP header's value) only of the spaces and tabs Go's
+    /// `net/http` strips, so that a key the coordinator would refuse for a U+00A0 or `\v`
+    /// at its end is refused here too. The bytes are trimmed once, here, by that rule, and
+    /// nowhere else: the rules below are the same for both.
+    ///
+    /// ```
+    /// use gobuildkey::keys::{Algorithm, Deriver, Presented, Reason, Verdict};
+    /// use gobuildkey::master::MasterSecret;
+    /// use gobuildkey::verifier::Verifier;
+    ///
+    /// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let host = "host-a".parse()?;
+    /// let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&host);
+    /// let verifier = Verifier::new(&master, Algorithm::HmacSha256);
+    /// let now = jiff::Timestamp::now();
+    ///
+    /// let in_a_file = format!("{}\u{a0}\n", key.expose_secret());
+    /// assert!(verifier.verify_at(&host, in_a_file.as_bytes(), now).verdict.is_valid());
+    /// let in_a_header = format!(" {}\u{a0}", key.expose_secret());
+    /// assert_eq!(
+    ///     verifier.verify_at(&host, Presented::header(in_a_header.as_bytes()), now).verdict,
+    ///     Verdict::Invalid(Reason::Malformed)
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; a
     /// revoked one is [`Reason::Revoked`], whatever the key; text that is not a
@@ -232,7 +267,12 @@ impl Verifier {
     /// combined with constant-time operations: the time taken does not depend on which one
     /// matched, or on how much of a wrong key was right.
     #[must_use]
-    pub fn verify_at(&self, principal: &Principal, presented: &[u8], now: Timestamp) -> Decision {
+    pub fn verify_at<'a>(
+        &self,
+        principal: &Principal,
+        presented: impl Into<Presented<'a>>,
+        now: Timestamp,
+    ) -> Decision {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
@@ -241,10 +281,11 @@ impl Verifier {
         if state.revoked {
             return Decision::invalid(Reason::Revoked);
         }
+        let text = presented.into().text();
         let Some((alg, tag)) = self
             .accepted_algorithms(principal)
             .iter()
-            .find_map(|alg| keys::decode_presented(presented, alg).map(|tag| (alg, tag)))
+            .find_map(|alg| keys::decode_key(text, alg).map(|tag| (alg, tag)))
         else {
             return Decision::invalid(Reason::Malformed);
         };

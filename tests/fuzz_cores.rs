@@ -16,11 +16,59 @@ fn fixture_key() -> String {
         .to_owned()
 }
 
+/// What may pad a key: every White_Space code point (which Go's `TrimSpace` trims), code
+/// points that are not (U+001C, U+200B, U+180E, U+FEFF), and invalid UTF-8 (which stops
+/// the trimming).
+const PADDING: [&[u8]; 33] = [
+    b" ",
+    b"\t",
+    b"\n",
+    b"\x0b",
+    b"\x0c",
+    b"\r",
+    "\u{85}".as_bytes(),
+    "\u{a0}".as_bytes(),
+    "\u{1680}".as_bytes(),
+    "\u{2000}".as_bytes(),
+    "\u{2001}".as_bytes(),
+    "\u{2002}".as_bytes(),
+    "\u{2003}".as_bytes(),
+    "\u{2004}".as_bytes(),
+    "\u{2005}".as_bytes(),
+    "\u{2006}".as_bytes(),
+    "\u{2007}".as_bytes(),
+    "\u{2008}".as_bytes(),
+    "\u{2009}".as_bytes(),
+    "\u{200a}".as_bytes(),
+    "\u{2028}".as_bytes(),
+    "\u{2029}".as_bytes(),
+    "\u{202f}".as_bytes(),
+    "\u{205f}".as_bytes(),
+    "\u{3000}".as_bytes(),
+    "\u{1c}".as_bytes(),
+    "\u{200b}".as_bytes(),
+    "\u{180e}".as_bytes(),
+    "\u{feff}".as_bytes(),
+    b"\xff",
+    b"\x80",
+    b"\xe3\x80",
+    b"\xc2",
+];
+
+fn padding() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        // Mostly ASCII whitespace, as files have it.
+        "[ \t\r\n\x0b\x0c]{0,3}".prop_map(String::into_bytes),
+        prop::collection::vec(prop::sample::select(&PADDING[..]), 0..4)
+            .prop_map(|pieces| pieces.concat()),
+    ]
+}
+
 /// Text near a key: the key, cut, padded, with a digit changed, upper-cased, or noise.
 fn near_key() -> impl Strategy<Value = Vec<u8>> {
     let key = fixture_key();
-    (0usize..64, 0u8..=255, 0usize..6, "[ \t\r\n\x0b\x0c]{0,3}").prop_map(
-        move |(at, byte, how, pad)| {
+    (0usize..64, 0u8..=255, 0usize..6, padding(), padding()).prop_map(
+        move |(at, byte, how, before, after)| {
             let mut k = key.clone().into_bytes();
             match how {
                 0 => {}
@@ -30,9 +78,9 @@ fn near_key() -> impl Strategy<Value = Vec<u8>> {
                 4 => k.extend_from_slice(&k.clone()),
                 _ => k.insert(at, byte),
             }
-            let mut out = pad.clone().into_bytes();
+            let mut out = before;
             out.extend(k);
-            out.extend(pad.bytes());
+            out.extend(after);
             out
         },
     )

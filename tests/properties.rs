@@ -195,3 +195,64 @@ proptest! {
         }
     }
 }
+
+/// Every code point Go's `unicode.IsSpace` is true for, and nothing else.
+const GO_SPACES: [char; 25] = [
+    '\t', '\n', '\u{0b}', '\u{0c}', '\r', ' ', '\u{85}', '\u{a0}', '\u{1680}', '\u{2000}',
+    '\u{2001}', '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}', '\u{2007}', '\u{2008}',
+    '\u{2009}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}', '\u{205f}', '\u{3000}',
+];
+
+fn go_spaces() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(&GO_SPACES[..]), 0..5)
+        .prop_map(|spaces| spaces.into_iter().collect())
+}
+
+/// What cannot be trimmed at the edge of a text, however it is followed or preceded: a
+/// character that is no space, or a byte that is never part of valid UTF-8 (0xC0, 0xC1,
+/// 0xF5..0xFF), so no neighbour can make a space of it.
+fn edge() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        any::<char>()
+            .prop_filter("no space", |c| !GO_SPACES.contains(c))
+            .prop_map(|c| c.to_string().into_bytes()),
+        prop_oneof![Just(0xc0u8), Just(0xc1), 0xf5u8..=0xff].prop_map(|b| vec![b]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// On valid UTF-8, Go's `TrimSpace` is `str::trim` (std's White_Space).
+    #[test]
+    fn trim_space_of_text_is_str_trim(text in "\\PC{0,20}", before in go_spaces(), after in go_spaces()) {
+        let padded = format!("{before}{text}{after}");
+        prop_assert_eq!(gobuildkey::keys::trim_space(padded.as_bytes()), padded.trim().as_bytes());
+    }
+
+    /// Spaces around anything that starts and ends with what is no space (a character or
+    /// an invalid byte) are trimmed, and only they: the inside, invalid UTF-8 and all, stays.
+    #[test]
+    fn spaces_go_up_to_the_first_thing_that_is_no_space(
+        before in go_spaces(),
+        first in edge(),
+        inside in prop::collection::vec(any::<u8>(), 0..12),
+        last in edge(),
+        after in go_spaces(),
+    ) {
+        let core = [first, inside, last].concat();
+        let padded = [before.as_bytes(), &core, after.as_bytes()].concat();
+        prop_assert_eq!(gobuildkey::keys::trim_space(&padded), &core[..]);
+    }
+
+    /// A master padded with spaces gives the keys of the master without them, whatever
+    /// the spaces are.
+    #[test]
+    fn spaces_around_a_master_change_no_key(m in master(), p in principal(), a in alg(), before in go_spaces(), after in go_spaces()) {
+        let padded = [before.as_bytes(), m.expose_secret(), after.as_bytes()].concat();
+        let again = MasterSecret::from_text(&padded).unwrap();
+        prop_assert_eq!(again.expose_secret(), m.expose_secret());
+        let (got, want) = (Deriver::new(&again, a).derive(&p), Deriver::new(&m, a).derive(&p));
+        prop_assert_eq!(got.expose_secret(), want.expose_secret());
+    }
+}

@@ -78,3 +78,229 @@ fn a_vector_key_fails_for_every_other_principal() {
 fn the_dev_master_is_refused_for_real_use() {
     assert!(MasterSecret::from_text(b"gophers rule").is_err());
 }
+
+/// `tests/data/trim.json`: Go's trimming (`bytes.TrimSpace` for masters and key files,
+/// `net/http`'s spaces and tabs for header values), computed by `tests/data/trim.py`, an
+/// independent Python implementation written from Go's documented semantics.
+#[derive(serde::Deserialize)]
+struct TrimVectors {
+    white_space: Vec<u32>,
+    masters: Vec<MasterCase>,
+    key_files: Vec<KeyCase>,
+    headers: Vec<KeyCase>,
+    mixed: Vec<MixedCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct MasterCase {
+    name: String,
+    raw: String,
+    trimmed: Option<String>,
+    error: Option<String>,
+    principal: Option<String>,
+    hmac_sha256: Option<String>,
+    hmac_md5: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyCase {
+    name: String,
+    raw: String,
+    key: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct MixedCase {
+    raw: String,
+    trimmed: String,
+    header: String,
+}
+
+fn trim_vectors() -> TrimVectors {
+    serde_json::from_str(include_str!("data/trim.json")).unwrap()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    hex::decode(text).unwrap()
+}
+
+/// The principal and master the key-file and header vectors are keyed under.
+const TRIM_PRINCIPAL: &str = "host-linux-arm-aws";
+const TRIM_MASTER: &[u8] = b"f23ffcafa5d6010469d9b02cbe015c52768bd735acc996245b0084127335ec80";
+
+#[test]
+fn trim_vectors_every_white_space_code_point_and_no_other_is_trimmed() {
+    use gobuildkey::keys::trim_space;
+    let v = trim_vectors();
+    assert_eq!(v.white_space.len(), 25);
+    let mut buf = [0u8; 4];
+    for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+        let alone = c.encode_utf8(&mut buf).as_bytes().to_vec();
+        let around = format!("{c}a{c}");
+        if v.white_space.contains(&u32::from(c)) {
+            assert_eq!(trim_space(&alone), b"", "{c:?}");
+            assert_eq!(trim_space(around.as_bytes()), b"a", "{c:?}");
+        } else {
+            assert_eq!(trim_space(&alone), &alone[..], "{c:?}");
+            assert_eq!(trim_space(around.as_bytes()), around.as_bytes(), "{c:?}");
+        }
+    }
+}
+
+#[test]
+fn trim_vectors_masters_trim_and_derive_as_go_does() {
+    use gobuildkey::master::MasterError;
+    let v = trim_vectors();
+    assert!(v.masters.len() >= 200, "{}", v.masters.len());
+    let mut derived = 0;
+    for case in &v.masters {
+        let raw = unhex(&case.raw);
+        let name = &case.name;
+        match (&case.trimmed, case.error.as_deref()) {
+            (Some(trimmed), None) => {
+                let trimmed = unhex(trimmed);
+                assert_eq!(gobuildkey::keys::trim_space(&raw), &trimmed[..], "{name}");
+                let master =
+                    MasterSecret::from_text(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(master.expose_secret(), &trimmed[..], "{name}");
+                let principal: Principal = case.principal.as_deref().unwrap().parse().unwrap();
+                for (alg, want) in [
+                    (Algorithm::HmacSha256, &case.hmac_sha256),
+                    (Algorithm::HmacMd5, &case.hmac_md5),
+                ] {
+                    let want = want.as_deref().unwrap();
+                    let key = Deriver::new(&master, alg).derive(&principal);
+                    assert_eq!(key.expose_secret(), want, "{name} {alg}");
+                    let verifier = Verifier::new(&master, alg);
+                    assert!(
+                        verifier
+                            .verify(&principal, want.as_bytes())
+                            .verdict
+                            .is_valid(),
+                        "{name}"
+                    );
+                }
+                derived += 1;
+            }
+            (None, Some("empty")) => {
+                assert!(
+                    matches!(MasterSecret::from_text(&raw), Err(MasterError::Empty)),
+                    "{name}"
+                );
+            }
+            (None, Some("too_short")) => {
+                assert!(
+                    matches!(
+                        MasterSecret::from_text(&raw),
+                        Err(MasterError::TooShort { .. })
+                    ),
+                    "{name}"
+                );
+            }
+            _ => panic!("bad vector {name}"),
+        }
+    }
+    assert!(derived >= 200, "{derived}");
+    // Invalid UTF-8 next to spaces made a master, and so its keys, differ from the master
+    // the spaces alone would leave.
+    let blocked = v
+        .masters
+        .iter()
+        .filter(|c| {
+            c.trimmed
+                .as_deref()
+                .is_some_and(|t| unhex(t) != TRIM_MASTER)
+        })
+        .count();
+    assert!(blocked >= 100, "{blocked}");
+}
+
+#[test]
+fn trim_vectors_key_files_parse_and_verify_as_the_buildlet_reads_them() {
+    use gobuildkey::keys::BuildKey;
+    let v = trim_vectors();
+    let master = MasterSecret::from_text(TRIM_MASTER).unwrap();
+    let principal: Principal = TRIM_PRINCIPAL.parse().unwrap();
+    let sha = Verifier::new(&master, Algorithm::HmacSha256);
+    let md5 = Verifier::new(&master, Algorithm::HmacMd5);
+    assert!(v.key_files.len() >= 100);
+    assert!(v.key_files.iter().filter(|c| c.key.is_some()).count() >= 25);
+    for case in &v.key_files {
+        let raw = unhex(&case.raw);
+        let (name, parsed) = (&case.name, BuildKey::parse(&raw));
+        match &case.key {
+            Some(key) => {
+                assert_eq!(parsed.unwrap().expose_secret(), key, "{name}");
+                let verifier = if key.len() == 32 { &md5 } else { &sha };
+                assert_eq!(
+                    verifier.verify(&principal, &raw).verdict,
+                    Verdict::Valid,
+                    "{name}"
+                );
+            }
+            None => {
+                assert!(parsed.is_err(), "{name}");
+                for verifier in [&sha, &md5] {
+                    assert_eq!(
+                        verifier.verify(&principal, &raw).verdict,
+                        Verdict::Invalid(Reason::Malformed),
+                        "{name}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn trim_vectors_header_values_are_trimmed_as_net_http_does() {
+    use gobuildkey::keys::Presented;
+    let v = trim_vectors();
+    let master = MasterSecret::from_text(TRIM_MASTER).unwrap();
+    let principal: Principal = TRIM_PRINCIPAL.parse().unwrap();
+    let verifier = Verifier::new(&master, Algorithm::HmacSha256);
+    let now = jiff::Timestamp::now();
+    assert!(v.headers.len() >= 45);
+    for case in &v.headers {
+        let raw = unhex(&case.raw);
+        let name = &case.name;
+        let verdict = verifier
+            .verify_at(&principal, Presented::header(&raw), now)
+            .verdict;
+        let status =
+            gobuildkey::service::answer(&verifier, &[TRIM_PRINCIPAL.as_bytes()], &[&raw], now)
+                .status;
+        if case.key.is_some() {
+            assert_eq!((verdict, status), (Verdict::Valid, 200), "{name}");
+        } else {
+            assert_eq!(
+                (verdict, status),
+                (Verdict::Invalid(Reason::Malformed), 400),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn trim_vectors_mixed_bytes_trim_by_both_rules() {
+    use gobuildkey::keys::{Trim, trim_space};
+    let v = trim_vectors();
+    assert_eq!(v.mixed.len(), 600);
+    for case in &v.mixed {
+        let raw = unhex(&case.raw);
+        assert_eq!(hex::encode(trim_space(&raw)), case.trimmed, "{}", case.raw);
+        assert_eq!(
+            hex::encode(Trim::Space.apply(&raw)),
+            case.trimmed,
+            "{}",
+            case.raw
+        );
+        assert_eq!(
+            hex::encode(Trim::Header.apply(&raw)),
+            case.header,
+            "{}",
+            case.raw
+        );
+    }
+}

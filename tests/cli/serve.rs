@@ -405,3 +405,59 @@ fn a_reload_after_an_algorithm_ended_still_applies_revocations() {
     // And a principal the policy accepts no MD5 key for is no usage error at start only.
     assert!(!server.stderr.lock().unwrap().contains("reload failed"));
 }
+
+/// The key header's value is trimmed as Go's `net/http` trims header values before the
+/// coordinator reads them (spaces and tabs at both ends), and no further: a key followed by
+/// U+00A0 or `\v` is refused, as the coordinator's string comparison refuses it, though
+/// the same key in a key file would be trimmed to a valid one.
+#[test]
+fn key_headers_lose_spaces_and_tabs_only() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--max-failures", "0"]);
+    let send = |value: &[u8]| {
+        let mut request = format!(
+            "GET /verify HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Go-Host-Type: {ARM}\r\nX-Go-Builder-Hostname: builder-7\r\nX-Go-Builder-Key:"
+        )
+        .into_bytes();
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n\r\n");
+        http_raw(server.addr, &request)
+    };
+    let key = ARM_KEY.as_bytes();
+    for value in [
+        [b" ", key].concat(),
+        [b" ", key, b"\t"].concat(),
+        [b"\t \t", key, b" \t "].concat(),
+    ] {
+        let (status, body) = send(&value);
+        assert_eq!((status, body.as_str()), (200, "ok\n"), "{value:?}");
+    }
+    // U+00A0 (C2 A0) and U+3000 are bytes hyper passes on: the service refuses them.
+    for value in [
+        [b" ", key, b"\xc2\xa0"].concat(),
+        [b" \xc2\xa0", key].concat(),
+        [b" ", key, "\u{3000}".as_bytes()].concat(),
+        [b" ", key, "\u{85}".as_bytes()].concat(),
+    ] {
+        let (status, body) = send(&value);
+        assert_eq!(
+            (status, body.as_str()),
+            (400, "malformed X-Go-Builder-Key header\n"),
+            "{value:?}"
+        );
+    }
+    // `\v` and `\f` are control characters, which HTTP does not allow in a header value:
+    // refused, whether by hyper or by the service.
+    for value in [[b" ", key, b"\x0b"].concat(), [b" \x0c", key].concat()] {
+        assert_eq!(send(&value).0, 400, "{value:?}");
+    }
+    // Through the agents' own header helper too.
+    assert_eq!(
+        get(server.addr, &registration(&format!(" {ARM_KEY}\t"))),
+        200
+    );
+    assert_eq!(
+        get(server.addr, &registration(&format!("{ARM_KEY}\u{a0}"))),
+        400
+    );
+}

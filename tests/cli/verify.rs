@@ -388,3 +388,78 @@ fn a_fifo_as_the_audit_file_is_refused_without_blocking() {
         .stdout("")
         .stderr(contains("not a regular file"));
 }
+
+/// Masters and key files are trimmed as Go trims them (`bytes.TrimSpace`): every Unicode
+/// space at their ends goes, and invalid UTF-8 stops the trimming. The masters are those
+/// of `tests/data/trim.json`, whose keys an independent implementation computed.
+#[test]
+fn masters_and_key_files_are_trimmed_as_go_trims_them() {
+    use crate::common::verifies;
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../data/trim.json")).unwrap();
+    let env = TestEnv::new().with_master();
+    let cases = vectors["masters"].as_array().unwrap();
+    let chosen = [
+        "U+00A0 before",
+        "U+3000 twice around, then a newline",
+        "U+0085 after",
+        "U+2028 before 0xFF",
+        "U+1680 after a lone continuation",
+        "U+3000 cut short, at both ends",
+        "U+FEFF around (no space)",
+        "U+001C around (no space)",
+        "surrogate U+D800 at the end",
+        "every space around the master",
+    ];
+    let mut tried = 0;
+    for case in cases.iter().filter(|c| {
+        let name = c["name"].as_str().unwrap();
+        c["hmac_sha256"].is_string() && chosen.contains(&name)
+    }) {
+        let name = case["name"].as_str().unwrap();
+        env.write_master(&hex::decode(case["raw"].as_str().unwrap()).unwrap(), 0o600);
+        let key = case["hmac_sha256"].as_str().unwrap();
+        assert_eq!(verifies(&env, ARM, key), 0, "{name}");
+        let trimmed = hex::decode(case["trimmed"].as_str().unwrap()).unwrap();
+        let expected = if trimmed == MASTER.as_bytes() { 0 } else { 1 };
+        assert_eq!(verifies(&env, ARM, ARM_KEY), expected, "{name}");
+        tried += 1;
+    }
+    assert_eq!(tried, chosen.len());
+
+    env.write_master(
+        format!("\u{3000}\u{a0}{MASTER}\u{2029}\u{85}\n").as_bytes(),
+        0o600,
+    );
+    let file = env.path("key");
+    for (content, code) in [
+        (format!("\u{a0}{ARM_KEY}\u{3000}\n").into_bytes(), 0),
+        (format!("\u{2028}\u{205f}{ARM_KEY}\u{85}").into_bytes(), 0),
+        (format!("\u{feff}{ARM_KEY}\n").into_bytes(), 1),
+        (format!("{ARM_KEY}\u{200b}").into_bytes(), 1),
+        (format!("{ARM_KEY}\u{1c}").into_bytes(), 1),
+        ([ARM_KEY.as_bytes(), b" \xff"].concat(), 1),
+        ([b"\xe3\x80".as_slice(), ARM_KEY.as_bytes()].concat(), 1),
+    ] {
+        fs::write(&file, &content).unwrap();
+        let out = env
+            .cmd()
+            .args(["verify", ARM, "--key-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{content:?}");
+        assert_no_secret(&all_output(&out), ARM_KEY);
+        let stdin = env
+            .cmd()
+            .args(["verify", ARM])
+            .write_stdin(content.clone())
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdin.status.code(),
+            Some(code),
+            "{content:?} on standard input"
+        );
+    }
+}
