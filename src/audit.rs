@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::keys::{BuildKey, Principal, Verdict};
+use crate::keys::{BuildKey, Principal, Reason, Verdict};
 use crate::secret_file;
 use crate::verifier::Decision;
 
@@ -75,8 +75,11 @@ impl AuditRecord {
             reason,
             master: decision.master.as_ref().map(ToString::to_string),
             generation: decision.generation,
-            key: BuildKey::parse(presented)
-                .ok()
+            // Only a key the verifier took as well formed (by its own trimming rule: a
+            // header's differs from a file's) is fingerprinted.
+            key: (decision.verdict != Verdict::Invalid(Reason::Malformed))
+                .then(|| BuildKey::parse(presented).ok())
+                .flatten()
                 .map(|key| key.fingerprint().to_string()),
             client: None,
         }
@@ -156,7 +159,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::keys::Reason;
     use std::os::unix::fs::PermissionsExt;
 
     fn record(result: Verdict) -> AuditRecord {
@@ -181,6 +183,33 @@ mod tests {
             "{\"time\":\"1970-01-01T00:00:00Z\",\"principal\":\"host-a\",\"result\":\"deny\",\
              \"reason\":\"revoked\",\"master\":null,\"generation\":null,\"key\":null}\n"
         );
+    }
+
+    /// A key the verifier found malformed (a header's `KEY\u{a0}`, which a file's trimming
+    /// would have cleaned) gets no fingerprint: the line says what the verifier saw.
+    #[test]
+    fn malformed_keys_get_no_fingerprint() {
+        let decision = |verdict| Decision {
+            verdict,
+            master: None,
+            generation: None,
+        };
+        let key = format!("{}\u{a0}", "ab".repeat(32));
+        let host = "host-a".parse().unwrap();
+        let malformed = AuditRecord::new(
+            &host,
+            &decision(Verdict::Invalid(Reason::Malformed)),
+            key.as_bytes(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(malformed.key, None);
+        let mismatch = AuditRecord::new(
+            &host,
+            &decision(Verdict::Invalid(Reason::Mismatch)),
+            key.as_bytes(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(mismatch.key.is_some());
     }
 
     #[test]

@@ -304,3 +304,37 @@ fn trim_vectors_mixed_bytes_trim_by_both_rules() {
         );
     }
 }
+
+/// The trimming vectors agree with Go's own `bytes.TrimSpace` and `strings.TrimSpace`:
+/// tests/go/trimspace runs them through Go where Go is installed (`.ci/run` installs
+/// golang-go; without it this fails under CI and is skipped elsewhere).
+#[test]
+fn trim_vectors_agree_with_go_itself() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("go")
+        .current_dir(root.join("tests/go/trimspace"))
+        .args(["run", "."])
+        .arg(root.join("tests/data/trim.json"))
+        .env("GOCACHE", cache.path().join("cache"))
+        .env("GOPATH", cache.path().join("path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .output();
+    let Ok(out) = out else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Go is needed (.ci/run installs golang-go)"
+        );
+        eprintln!("skipped: no Go toolchain");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 differ from Go"), "{text}");
+}

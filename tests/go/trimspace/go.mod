@@ -1,0 +1,3 @@
+module gobuildkey.test/trimspace
+
+go 1.19
