@@ -329,7 +329,7 @@ mod tests {
                 input.push_str(&format!("host-b {key}\n"));
                 expected.push_str("deny invalid\n");
             } else {
-                input.push_str("host-r x\n");
+                input.push_str(&format!("host-r {key}\n"));
                 expected.push_str("deny revoked\n");
             }
         }

@@ -266,10 +266,13 @@ Examples:
 
     /// Serve verifications over HTTP, for a reverse proxy's auth subrequest (coordinators)
     ///
-    /// `GET /verify` reads the builder agent's own headers, X-Go-Host-Type and
-    /// X-Go-Builder-Key (and X-Go-Builder-Hostname for the audit line), and answers 200
-    /// valid, 403 invalid, revoked or not a host type (see --kind), 400 a header missing,
-    /// repeated or malformed, 429 too many failures from the client. `GET /healthz` answers
+    /// `GET /verify` checks the builder agent's own headers in the order and with the words
+    /// of Go's coordinator: 400 without X-Revdial-Version ("buildlet binary is too old") or
+    /// with another than 2, 400 without X-Go-Builder-Hostname or X-Go-Host-Type (or a header
+    /// repeated or too long), then the key: 200 valid; 403 "invalid build key" for a key
+    /// missing, malformed, wrong, revoked or of another kind (see --kind) — one answer, so
+    /// the status tells nobody which host types are revoked; 429 too many failures from the
+    /// client. `GET /healthz` answers
     /// 200 and JSON: {"state":"ok","loaded_at":…}, or after a failed reload
     /// {"state":"stale","error":…,"since":…,"loaded_at":…}. SIGHUP reloads the masters and
     /// the policy without dropping requests; a failed reload keeps the last good ones (and
@@ -411,6 +414,11 @@ pub struct ServeArgs {
     /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+
+    /// Check only X-Go-Host-Type and X-Go-Builder-Key, not the Go buildlet's own
+    /// X-Revdial-Version and X-Go-Builder-Hostname: for other agents
+    #[arg(long)]
+    pub key_headers_only: bool,
 
     #[command(flatten)]
     pub master: MasterArgs,

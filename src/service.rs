@@ -17,15 +17,18 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use crate::keys::{Presented, Principal, Reason, Trim, Verdict};
+use crate::keys::{Presented, Principal, Trim, Verdict};
 use crate::verifier::{Decision, Verifier};
 
 /// The header carrying the host type, as the builder agent sends it.
 pub const HOST_TYPE_HEADER: &str = "x-go-host-type";
 /// The header carrying the key, as the builder agent sends it.
 pub const KEY_HEADER: &str = "x-go-builder-key";
-/// The header carrying the builder's host name (for the audit line only).
+/// The header carrying the builder's host name (required, as Go's coordinator requires it;
+/// it goes into the audit line).
 pub const HOSTNAME_HEADER: &str = "x-go-builder-hostname";
+/// The header carrying the agent's revdial protocol version; only `2` is current.
+pub const REVDIAL_HEADER: &str = "x-revdial-version";
 /// The longest header value read; longer ones are malformed.
 pub const MAX_HEADER_VALUE: usize = 1024;
 
@@ -57,8 +60,91 @@ impl Answer {
     }
 }
 
-/// Answers a registration from the values of its headers: each slice holds every value
-/// the request carried for that header (a header sent twice is malformed). Values are
+/// The headers of a registration, each with every value the request carried.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Registration<'a> {
+    /// `X-Revdial-Version`.
+    pub revdial_versions: &'a [&'a [u8]],
+    /// `X-Go-Builder-Hostname`.
+    pub hostnames: &'a [&'a [u8]],
+    /// `X-Go-Host-Type`.
+    pub host_types: &'a [&'a [u8]],
+    /// `X-Go-Builder-Key`.
+    pub keys: &'a [&'a [u8]],
+}
+
+/// Which of the coordinator's checks of the agent's own headers apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// All of them, in the coordinator's order (Go's `HandleReverse`): `X-Revdial-Version`
+    /// present and `2`, `X-Go-Builder-Hostname` present, then the host type and the key.
+    Coordinator,
+    /// Only the host type and the key, for agents other than Go's buildlet (`serve
+    /// --key-headers-only`).
+    KeyOnly,
+}
+
+/// Answers a registration as Go's coordinator checks it (`HandleReverse`), in its order and
+/// with its words, the key decided by [`answer`]: 400 `buildlet binary is too old` without
+/// `X-Revdial-Version`, 400 `unknown revdial version` for any but `2`, 400 without
+/// `X-Go-Builder-Hostname`, then as [`answer`]. (The coordinator's refusal of a key is 412;
+/// this is 403, the status a proxy's auth subrequest passes on.)
+///
+/// ```
+/// use gobuildkey::keys::{Algorithm, Deriver};
+/// use gobuildkey::master::MasterSecret;
+/// use gobuildkey::service::{Checks, Registration, answer_registration};
+/// use gobuildkey::verifier::Verifier;
+///
+/// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+/// let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&"host-a".parse()?);
+/// let verifier = Verifier::new(&master, Algorithm::HmacSha256);
+/// let now = jiff::Timestamp::now();
+/// let mut registration = Registration {
+///     revdial_versions: &[b"2"],
+///     hostnames: &[b"builder-1"],
+///     host_types: &[b"host-a"],
+///     keys: &[key.expose_secret().as_bytes()],
+/// };
+/// assert_eq!(answer_registration(&verifier, &registration, Checks::Coordinator, now).status, 200);
+/// registration.revdial_versions = &[];
+/// let old = answer_registration(&verifier, &registration, Checks::Coordinator, now);
+/// assert_eq!((old.status, old.body), (400, "buildlet binary is too old\n"));
+/// assert_eq!(answer_registration(&verifier, &registration, Checks::KeyOnly, now).status, 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn answer_registration(
+    verifier: &Verifier,
+    registration: &Registration<'_>,
+    checks: Checks,
+    now: Timestamp,
+) -> Answer {
+    if checks == Checks::Coordinator {
+        // As Go's `Header.Get`: the first value, an empty one as good as none.
+        fn first<'v>(values: &[&'v [u8]]) -> Option<&'v [u8]> {
+            values
+                .first()
+                .map(|v| Trim::Header.apply(v))
+                .filter(|v| !v.is_empty())
+        }
+        match first(registration.revdial_versions) {
+            None => return Answer::bad_request("buildlet binary is too old\n"),
+            Some(b"2") => {}
+            Some(_) => return Answer::bad_request("unknown revdial version\n"),
+        }
+        if first(registration.hostnames).is_none() {
+            return Answer::bad_request("missing X-Go-Builder-Hostname header\n");
+        }
+    }
+    answer(verifier, registration.host_types, registration.keys, now)
+}
+
+/// Answers a registration from the values of its host-type and key headers: each slice
+/// holds every value the request carried for that header (a header sent twice is
+/// malformed). A missing, malformed or wrong key is 403 `invalid build key`, whatever the
+/// policy says of the host type, so the status tells nobody without a key which host types
+/// are revoked. Values are
 /// taken as received (at most [`MAX_HEADER_VALUE`] bytes) and trimmed by [`Trim::Header`]
 /// only, whether or not the HTTP stack already did.
 ///
@@ -81,11 +167,14 @@ impl Answer {
 #[must_use]
 pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Timestamp) -> Answer {
     let (host_type, key) = match (host_types, keys) {
-        ([], _) => return Answer::bad_request("missing X-Go-Host-Type header\n"),
-        (_, []) => return Answer::bad_request("missing X-Go-Builder-Key header\n"),
+        ([], _) => return Answer::bad_request("missing X-Go-Host-Type; old buildlet binary?\n"),
+        ([_], []) => (host_types[0], &b""[..]),
         ([host_type], [key]) => (*host_type, *key),
         _ => return Answer::bad_request("repeated X-Go-Host-Type or X-Go-Builder-Key header\n"),
     };
+    if Trim::Header.apply(host_type).is_empty() {
+        return Answer::bad_request("missing X-Go-Host-Type; old buildlet binary?\n");
+    }
     if host_type.len() > MAX_HEADER_VALUE || key.len() > MAX_HEADER_VALUE {
         return Answer::bad_request("header value too long\n");
     }
@@ -98,7 +187,8 @@ pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Ti
     let decision = verifier.verify_at(&principal, Presented::header(key), now);
     let (status, body) = match decision.verdict {
         Verdict::Valid => (200, "ok\n"),
-        Verdict::Invalid(Reason::Malformed) => (400, "malformed X-Go-Builder-Key header\n"),
+        // Missing, malformed, wrong, revoked, of another kind: one answer, as Go's
+        // coordinator gives one ("invalid build key"); the audit line keeps the reason.
         Verdict::Invalid(_) => (403, "invalid build key\n"),
     };
     Answer {
@@ -215,12 +305,12 @@ mod tests {
             (&[b"host-b"], &[k], 403),
             (&[b"user-a"], &[k], 403),
             (&[], &[k], 400),
-            (&[b"host-a"], &[], 400),
+            (&[b"host-a"], &[], 403),
             (&[b"host-a", b"host-a"], &[k], 400),
             (&[b"host-a"], &[k, k], 400),
             (&[b"Host-A"], &[k], 400),
             (&[b"host-\xff"], &[k], 400),
-            (&[b"host-a"], &[b"short"], 400),
+            (&[b"host-a"], &[b"short"], 403),
             (&[b"host-a"], &[&long], 400),
         ];
         for (host, keys, status) in cases {
@@ -256,12 +346,12 @@ mod tests {
         ] {
             assert_eq!(
                 status("host-a", &format!("{key}{pad}")),
-                400,
+                403,
                 "{pad:?} after"
             );
             assert_eq!(
                 status("host-a", &format!("{pad}{key}")),
-                400,
+                403,
                 "{pad:?} before"
             );
             assert_eq!(

@@ -258,9 +258,11 @@ impl Verifier {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
-    /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; a
-    /// revoked one is [`Reason::Revoked`], whatever the key; text that is not a
-    /// well-formed key of an algorithm the principal accepts (after trimming; the length
+    /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; text
+    /// that is not a well-formed key of any algorithm (after trimming) is
+    /// [`Reason::Malformed`] — checked before anything the policy says, so that nothing
+    /// about the policy can be learnt without a key; a revoked principal is
+    /// [`Reason::Revoked`]; a key of an algorithm the principal does not accept (the length
     /// tells the algorithm) is [`Reason::Malformed`]. Then the key is compared with the
     /// principal's key at its current generation (and the previous one during a grace
     /// period) under every master whose keys may be of that algorithm, all of them,
@@ -276,12 +278,18 @@ impl Verifier {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
+        let text = presented.into().text();
+        if Algorithm::ALL
+            .iter()
+            .all(|&alg| keys::decode_key(text, alg).is_none())
+        {
+            return Decision::invalid(Reason::Malformed);
+        }
         let default = PrincipalState::default();
         let state = self.policy.state_ref(principal).unwrap_or(&default);
         if state.revoked {
             return Decision::invalid(Reason::Revoked);
         }
-        let text = presented.into().text();
         let Some((alg, tag)) = self
             .accepted_algorithms(principal)
             .iter()
@@ -489,10 +497,14 @@ mod tests {
             key(&m, "host-a", 1),
             key(&m, "host-a", 0),
             key(&old, "host-a", 1),
-            "junk".into(),
         ] {
             assert_eq!(verdict(&v, "host-a", &k), Verdict::Invalid(Reason::Revoked));
         }
+        // What is no key at all says nothing of the policy: malformed, revoked or not.
+        assert_eq!(
+            verdict(&v, "host-a", "junk"),
+            Verdict::Invalid(Reason::Malformed)
+        );
         // Other principals are untouched.
         assert_eq!(verdict(&v, "host-b", &key(&m, "host-b", 0)), Verdict::Valid);
     }

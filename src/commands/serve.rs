@@ -23,7 +23,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
 use gobuildkey::audit::{AuditLog, AuditRecord};
-use gobuildkey::service::{self, FailureLimiter, HOST_TYPE_HEADER, HOSTNAME_HEADER, KEY_HEADER};
+use gobuildkey::service::{
+    self, Checks, FailureLimiter, HOST_TYPE_HEADER, HOSTNAME_HEADER, KEY_HEADER, REVDIAL_HEADER,
+    Registration,
+};
 use gobuildkey::verifier::Verifier;
 
 use crate::cli::ServeArgs;
@@ -45,6 +48,7 @@ struct State {
     limiter: FailureLimiter,
     audit: Option<Mutex<AuditLog>>,
     client_ip_header: Option<String>,
+    key_headers_only: bool,
 }
 
 impl State {
@@ -217,6 +221,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
         limiter: FailureLimiter::new(args.max_failures, FAILURE_WINDOW, MAX_TRACKED_CLIENTS),
         audit: audit.map(Mutex::new),
         client_ip_header: args.client_ip_header.clone(),
+        key_headers_only: args.key_headers_only,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -361,7 +366,23 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
     };
     let now = Timestamp::now();
     let key_values = values(KEY_HEADER);
-    let answer = service::answer(&verifier, &values(HOST_TYPE_HEADER), &key_values, now);
+    let (revdial_versions, hostnames, host_types) = (
+        values(REVDIAL_HEADER),
+        values(HOSTNAME_HEADER),
+        values(HOST_TYPE_HEADER),
+    );
+    let registration = Registration {
+        revdial_versions: &revdial_versions,
+        hostnames: &hostnames,
+        host_types: &host_types,
+        keys: &key_values,
+    };
+    let checks = if state.key_headers_only {
+        Checks::KeyOnly
+    } else {
+        Checks::Coordinator
+    };
+    let answer = service::answer_registration(&verifier, &registration, checks, now);
     if answer.is_failure() {
         state.limiter.record_failure(client, started);
     }

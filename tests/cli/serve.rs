@@ -24,9 +24,21 @@ fn registration_as(principal: &str, key: &str) -> [(&'static str, String); 3] {
     ]
 }
 
+/// The headers Go's buildlet sends besides the host type and the key.
+const AGENT: [(&str, &str); 2] = [
+    ("X-Revdial-Version", "2"),
+    ("X-Go-Builder-Hostname", "builder-7"),
+];
+
+/// `GET /verify` with `headers`, and the agent's own headers where `headers` lacks them.
 fn get(addr: SocketAddr, headers: &[(&str, String)]) -> u16 {
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    http_get(addr, "/verify", &headers).0
+    let mut all: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    for (name, value) in AGENT {
+        if !all.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            all.push((name, value));
+        }
+    }
+    http_get(addr, "/verify", &all).0
 }
 
 /// `GET /healthz`, which must answer 200 with a JSON object: the object.
@@ -77,9 +89,10 @@ fn answers_by_the_agents_headers() {
     let a = server.addr;
     assert_eq!(get(a, &registration(ARM_KEY)), 200);
     assert_eq!(get(a, &registration(&ARM_KEY.replace('9', "8"))), 403);
-    assert_eq!(get(a, &registration("short")), 400);
+    // A key missing, malformed or wrong: one answer.
+    assert_eq!(get(a, &registration("short")), 403);
     assert_eq!(get(a, &[("X-Go-Builder-Key", ARM_KEY.to_owned())]), 400);
-    assert_eq!(get(a, &[("X-Go-Host-Type", ARM.to_owned())]), 400);
+    assert_eq!(get(a, &[("X-Go-Host-Type", ARM.to_owned())]), 403);
     assert_eq!(
         get(
             a,
@@ -92,7 +105,7 @@ fn answers_by_the_agents_headers() {
     );
     // Two keys: which one? Neither.
     let twice = format!(
-        "GET /verify HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Go-Host-Type: {ARM}\r\nX-Go-Builder-Key: {ARM_KEY}\r\nX-Go-Builder-Key: {ARM_KEY}\r\n\r\n"
+        "GET /verify HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Revdial-Version: 2\r\nX-Go-Builder-Hostname: b\r\nX-Go-Host-Type: {ARM}\r\nX-Go-Builder-Key: {ARM_KEY}\r\nX-Go-Builder-Key: {ARM_KEY}\r\n\r\n"
     );
     assert_eq!(http_raw(a, twice.as_bytes()).0, 400);
     // By default only host types register.
@@ -387,7 +400,12 @@ fn a_reload_after_an_algorithm_ended_still_applies_revocations() {
     }
     let server = env.serve(&["--alg", "hmac-md5", "--max-failures", "0"]);
     let a = server.addr;
-    let registration = [("X-Go-Host-Type", ARM), ("X-Go-Builder-Key", ARM_KEY_MD5)];
+    let registration = [
+        ("X-Go-Host-Type", ARM),
+        ("X-Go-Builder-Key", ARM_KEY_MD5),
+        AGENT[0],
+        AGENT[1],
+    ];
     assert_eq!(http_get(a, "/verify", &registration).0, 200);
     for args in [
         &["end-grace", "--alg", "hmac-md5", ARM][..],
@@ -400,8 +418,8 @@ fn a_reload_after_an_algorithm_ended_still_applies_revocations() {
     let (status, body) = http_get(a, "/healthz", &[]);
     assert_eq!(status, 200);
     assert!(body.contains("\"state\":\"ok\""), "{body}");
-    // MD5 ended for it: with `--alg hmac-md5` it accepts no key at all (malformed: 400).
-    assert_eq!(http_get(a, "/verify", &registration).0, 400);
+    // MD5 ended for it: with `--alg hmac-md5` it accepts no key at all.
+    assert_eq!(http_get(a, "/verify", &registration).0, 403);
     // And a principal the policy accepts no MD5 key for is no usage error at start only.
     assert!(!server.stderr.lock().unwrap().contains("reload failed"));
 }
@@ -416,7 +434,7 @@ fn key_headers_lose_spaces_and_tabs_only() {
     let server = env.serve(&["--max-failures", "0"]);
     let send = |value: &[u8]| {
         let mut request = format!(
-            "GET /verify HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Go-Host-Type: {ARM}\r\nX-Go-Builder-Hostname: builder-7\r\nX-Go-Builder-Key:"
+            "GET /verify HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Revdial-Version: 2\r\nX-Go-Host-Type: {ARM}\r\nX-Go-Builder-Hostname: builder-7\r\nX-Go-Builder-Key:"
         )
         .into_bytes();
         request.extend_from_slice(value);
@@ -442,7 +460,7 @@ fn key_headers_lose_spaces_and_tabs_only() {
         let (status, body) = send(&value);
         assert_eq!(
             (status, body.as_str()),
-            (400, "malformed X-Go-Builder-Key header\n"),
+            (403, "invalid build key\n"),
             "{value:?}"
         );
     }
@@ -458,6 +476,65 @@ fn key_headers_lose_spaces_and_tabs_only() {
     );
     assert_eq!(
         get(server.addr, &registration(&format!("{ARM_KEY}\u{a0}"))),
-        400
+        403
     );
+}
+
+/// `/verify` checks the buildlet's own headers as Go's coordinator does, in its order and
+/// with its words, before the key; `--key-headers-only` leaves them to other agents.
+#[test]
+fn the_agents_headers_are_checked_in_the_coordinators_order() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--max-failures", "0"]);
+    let a = server.addr;
+    let ask = |headers: &[(&str, &str)]| http_get(a, "/verify", headers);
+    let host = ("X-Go-Host-Type", ARM);
+    let key = ("X-Go-Builder-Key", ARM_KEY);
+    let name = ("X-Go-Builder-Hostname", "builder-7");
+    let v2 = ("X-Revdial-Version", "2");
+    type Case<'a> = (&'a [(&'a str, &'a str)], u16, &'a str);
+    let cases: [Case; 7] = [
+        (&[host, key, name, v2], 200, "ok\n"),
+        (&[host, key, name], 400, "buildlet binary is too old\n"),
+        (
+            &[host, key, name, ("X-Revdial-Version", "1")],
+            400,
+            "unknown revdial version\n",
+        ),
+        (
+            &[host, key, v2],
+            400,
+            "missing X-Go-Builder-Hostname header\n",
+        ),
+        (
+            &[key, name, v2],
+            400,
+            "missing X-Go-Host-Type; old buildlet binary?\n",
+        ),
+        (&[host, name, v2], 403, "invalid build key\n"),
+        // The revdial check comes first, as in the coordinator.
+        (&[key], 400, "buildlet binary is too old\n"),
+    ];
+    for (headers, status, body) in cases {
+        assert_eq!(ask(headers), (status, body.to_owned()), "{headers:?}");
+    }
+    // A revoked host type and a malformed key: the same answer as any wrong key, so the
+    // status tells nobody without a key what the policy says.
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    server.signal("HUP");
+    server.wait_for_log("reloaded");
+    assert_eq!(ask(&[host, ("X-Go-Builder-Key", "junk"), name, v2]).0, 403);
+    assert_eq!(ask(&[host, key, name, v2]).0, 403);
+    drop(server);
+
+    let relaxed = env.serve(&["--key-headers-only", "--max-failures", "0"]);
+    let b = relaxed.addr;
+    env.cmd().args(["reinstate", ARM]).assert().success();
+    relaxed.signal("HUP");
+    relaxed.wait_for_log("reloaded");
+    assert_eq!(http_get(b, "/verify", &[host, key]).0, 200);
+    assert_eq!(http_get(b, "/verify", &[host]).0, 403);
 }
