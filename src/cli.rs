@@ -62,7 +62,7 @@ Examples:
     /// owner can compare it with what `gobuildkey check` shows, without the key travelling
     /// again.
     #[command(after_help = "\
-Exit status: 0 minted; 66 no master (run `gobuildkey init`); 77 the master file is open to
+Exit status: 0 minted; 66 no master (a new farm: `gobuildkey init`); 77 the master file is open to
 others; see `gobuildkey --help` for the others.
 
 Examples:

@@ -324,7 +324,9 @@ fn shell(command: &OsStr) -> Command {
 pub enum MasterError {
     /// No file at the master's path.
     #[error(
-        "no master key at {}: run `gobuildkey init` to create one, or point --master-key at an existing one",
+        "no master key at {}: if this is a new farm, `gobuildkey init` creates one; on an \
+         existing farm restore the master from its backup (a new master invalidates every \
+         key), or point --master-key at it",
         path.display()
     )]
     Missing {

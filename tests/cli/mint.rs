@@ -151,15 +151,21 @@ fn unknown_algorithm_is_a_usage_error() {
         .stdout("");
 }
 
+/// A missing master: `init` for a new farm, but on an existing one the backup — a new
+/// master would invalidate every key handed out.
 #[test]
-fn missing_master_says_run_init() {
+fn missing_master_says_init_for_a_new_farm_and_the_backup_otherwise() {
     let env = TestEnv::new();
     env.cmd()
         .args(["mint", ARM])
         .assert()
         .code(66)
         .stdout("")
-        .stderr(contains("run `gobuildkey init`"));
+        .stderr(contains(
+            "if this is a new farm, `gobuildkey init` creates one",
+        ))
+        .stderr(contains("restore the master from its backup"))
+        .stderr(contains("a new master invalidates every key"));
 }
 
 #[test]
