@@ -948,6 +948,12 @@ pub struct InstallArgs {
     /// read it)
     #[arg(long)]
     pub legacy: bool,
+
+    /// Install for the user NAME (root only): into the home folder of NAME's password
+    /// entry, as NAME — the whole write is done by a child process running as NAME, so the
+    /// file is NAME's and no link NAME planted can send it elsewhere
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// `gobuildkey path`.

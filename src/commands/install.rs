@@ -12,6 +12,9 @@ use crate::exit::Exit;
 /// Writes the key to the agent's key file, unless the same key is already there.
 pub fn run(args: &InstallArgs) -> Result<Exit> {
     let key = super::read_well_formed_key(args.key_file.as_deref())?;
+    if let Some(name) = &args.user {
+        return install_as(name, &key, args);
+    }
     let env = AgentEnv::from_process();
     let candidates = Candidates::new(&args.principal, &env);
     let target = if args.legacy {
@@ -102,6 +105,87 @@ fn report(
             "written": written,
         }),
     );
+}
+
+/// `install --user NAME`: runs this same `install` again as NAME, with NAME's home as
+/// `HOME` and the key on its standard input, so that every file-system access is NAME's.
+#[cfg(unix)]
+fn install_as(name: &str, key: &BuildKey, args: &InstallArgs) -> Result<Exit> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    if !rustix::process::geteuid().is_root() {
+        return Err(crate::exit::Refused::new(
+            Exit::NoPerm,
+            "--user installs for another user, which only root can: run it as root, or run \
+             `gobuildkey install` as that user",
+        )
+        .into());
+    }
+    let user = nix::unistd::User::from_name(name)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            crate::exit::Refused::new(
+                Exit::NoInput,
+                format!(
+                    "no user {} in the password database",
+                    gobuildkey::keys::escape_for_terminal(name, 64)
+                ),
+            )
+        })?;
+    crate::output::note(&format!(
+        "installing as {} (uid {}), with HOME={} from the password database: the buildlet \
+         reads $HOME, so start it with that HOME (or set {} for both)",
+        user.name,
+        user.uid,
+        user.dir.display(),
+        paths::ENV_KEY_PATH
+    ));
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child.arg0("gobuildkey");
+    match crate::output::mode() {
+        crate::output::Mode::Json => {
+            child.arg("--json");
+        }
+        crate::output::Mode::Quiet => {
+            child.arg("-q");
+        }
+        crate::output::Mode::Human => {}
+    }
+    child.arg("install").arg(args.principal.as_str());
+    if args.force {
+        child.arg("--force");
+    }
+    if args.legacy {
+        child.arg("--legacy");
+    }
+    // Root's supplementary groups are dropped by the standard library when it sets the uid.
+    let mut child = child
+        .env("HOME", &user.dir)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the install as the other user")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let line = secret_file::secret_line(key.expose_secret().as_bytes());
+        // The child may already have refused (its error says why).
+        let _ = stdin.write_all(&line);
+    }
+    let status = child.wait()?;
+    Ok(match status.code() {
+        Some(0) => Exit::Ok,
+        Some(code) => Exit::ALL
+            .into_iter()
+            .find(|exit| i32::from(exit.code()) == code)
+            .unwrap_or(Exit::Software),
+        None => Exit::Software,
+    })
+}
+
+#[cfg(not(unix))]
+fn install_as(_: &str, _: &BuildKey, _: &InstallArgs) -> Result<Exit> {
+    Err(crate::exit::Refused::new(Exit::Usage, "--user is for unix").into())
 }
 
 /// Says so when the agent will read another file than the one just written, and what else

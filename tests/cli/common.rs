@@ -28,7 +28,7 @@ pub struct TestEnv {
 /// The binary as an unprivileged user can run it: where cargo built it if every folder on
 /// the way lets others through, else a copy made once for the whole test run (copying it
 /// for each test would race with other tests' forks: "text file busy").
-fn unprivileged_binary() -> &'static Path {
+pub fn unprivileged_binary() -> &'static Path {
     static BIN: std::sync::OnceLock<(Option<TempDir>, PathBuf)> = std::sync::OnceLock::new();
     let (_, path) = BIN.get_or_init(|| {
         let built = PathBuf::from(env!("CARGO_BIN_EXE_gobuildkey"));

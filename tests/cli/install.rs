@@ -385,3 +385,61 @@ fn a_fifo_at_the_target_is_refused_without_opening_it() {
         .code(73)
         .stderr(contains("not a regular file"));
 }
+
+/// `install --user NAME` (root only) writes as NAME, into what NAME's buildlet reads: the
+/// file is NAME's, a folder NAME cannot write refuses it (root alone could), and the home
+/// folder used is said.
+#[test]
+fn install_for_another_user_writes_as_that_user() {
+    let env = TestEnv::new();
+    // Not root: refused.
+    env.unprivileged_cmd()
+        .args(["install", "--user", "nobody", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(77)
+        .stderr(contains("only root"));
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to install for another user");
+        return;
+    }
+    let as_root = |target: &std::path::Path| {
+        let mut cmd = std::process::Command::new(crate::common::unprivileged_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", env.home.path())
+            .env("GO_BUILD_KEY_PATH", target)
+            .args(["install", "--user", "nobody", ARM]);
+        assert_cmd::Command::from_std(cmd)
+    };
+    // A folder of nobody's: the key file is nobody's, 0600.
+    let theirs = env.path("theirs");
+    fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let target = theirs.join("key");
+    as_root(&target)
+        .write_stdin(ARM_KEY)
+        .assert()
+        .success()
+        .stderr(contains(
+            "installing as nobody (uid 65534), with HOME=/nonexistent",
+        ));
+    let meta = fs::metadata(&target).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert_eq!(mode(&target), 0o600);
+    assert_eq!(fs::read_to_string(&target).unwrap(), format!("{ARM_KEY}\n"));
+    // A folder only root may write: refused, so the write really was nobody's.
+    let roots = env.path("roots");
+    fs::create_dir(&roots).unwrap();
+    as_root(&roots.join("key"))
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(77);
+    assert!(!roots.join("key").exists());
+    // No such user.
+    env.cmd()
+        .args(["install", "--user", "no-such-user-here", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(66);
+}
