@@ -339,3 +339,100 @@ fn trim_vectors_agree_with_go_itself() {
     );
     assert!(text.contains(" 0 differ from Go"), "{text}");
 }
+
+/// The builder agent's key file, as gobuildkey finds it, is the one Go's buildlet reads:
+/// `filepath.Join(HOME, ".gobuildkey-"+host type)`, lexically cleaned, compared with Go's
+/// own `filepath.Join` (tests/go/joinpath) on odd and random HOME values, where Go is
+/// installed (`.ci/run` installs golang-go; without it this fails under CI and is skipped
+/// elsewhere).
+#[test]
+fn key_paths_agree_with_go_itself() {
+    use std::io::Write;
+    let mut homes: Vec<Vec<u8>> = [
+        "/home/a",
+        "/home/a/",
+        "/home//a",
+        "/home/a/./b",
+        "/home/a/link/..",
+        "/home/a/../..",
+        "/../x",
+        "/",
+        "",
+        "relative/dir",
+        "./x/../y",
+        "a/../../b",
+        "/a/b/c/../../d/.",
+        "//",
+        "/a/./../b/",
+        "...",
+        "/a/.../b",
+        "/a/..b/c",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    // Random homes from the pieces that matter.
+    let pieces: [&[u8]; 7] = [b"/", b".", b"..", b"a", b"bc", b"//", b"..."];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2000 {
+        let mut home = Vec::new();
+        for _ in 0..(state % 9) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            home.extend_from_slice(pieces[(state % 7) as usize]);
+        }
+        homes.push(home);
+    }
+    let input: String = homes
+        .iter()
+        .map(|home| format!("{}\thost-linux-arm-aws\n", hex::encode(home)))
+        .collect();
+    let cache = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let child = std::process::Command::new("go")
+        .current_dir(root.join("tests/go/joinpath"))
+        .args(["run", "."])
+        .env("GOCACHE", cache.path().join("cache"))
+        .env("GOPATH", cache.path().join("path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Go is needed (.ci/run installs golang-go)"
+        );
+        eprintln!("skipped: no Go toolchain");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let go: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(go.len(), homes.len());
+    for (home, go_path) in homes.iter().zip(&go) {
+        let ours = gobuildkey::paths::go_join(
+            std::path::Path::new(std::str::from_utf8(home).unwrap()),
+            ".gobuildkey-host-linux-arm-aws",
+        );
+        assert_eq!(
+            hex::encode(ours.as_os_str().as_encoded_bytes()),
+            *go_path,
+            "HOME={:?}",
+            String::from_utf8_lossy(home)
+        );
+    }
+}

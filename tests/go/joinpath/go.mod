@@ -1,0 +1,3 @@
+module gobuildkey.test/joinpath
+
+go 1.19
