@@ -114,3 +114,61 @@ fn a_go_coordinator_asking_serve_follows_the_policy() {
     probe(&env).assert().code(1);
     drop(coordinator);
 }
+
+/// The registration checks of `serve` and of the Go coordinator (tests/go/coordinator, whose
+/// checks are `HandleReverse`'s) give the same answer for the same headers: the same 400s
+/// with the same words, and for a key the coordinator's 412 where `serve` says 403.
+#[test]
+fn serve_checks_the_headers_as_the_go_coordinator_does() {
+    use crate::server::http_get;
+    let env = TestEnv::new().with_master();
+    let Some(binary) = build(env.home.path()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Go is needed (.ci/run installs golang-go)"
+        );
+        eprintln!("skipped: no Go toolchain to build tests/go/coordinator");
+        return;
+    };
+    let server = env.serve(&["--max-failures", "0"]);
+    let mut child = Command::new(&binary)
+        .arg("-verify")
+        .arg(format!("http://{}/verify", server.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _coordinator = GoCoordinator(child);
+    let go: std::net::SocketAddr = line.trim().parse().unwrap();
+    let host = ("X-Go-Host-Type", ARM);
+    let key = ("X-Go-Builder-Key", ARM_KEY);
+    let name = ("X-Go-Builder-Hostname", "builder-7");
+    let v2 = ("X-Revdial-Version", "2");
+    let cases: [&[(&str, &str)]; 9] = [
+        &[host, key, name, v2],
+        &[host, key, name],
+        &[host, key, name, ("X-Revdial-Version", "3")],
+        &[host, key, v2],
+        &[key, name, v2],
+        &[host, name, v2],
+        &[host, ("X-Go-Builder-Key", "nope"), name, v2],
+        &[key],
+        &[],
+    ];
+    for headers in cases {
+        let ours = http_get(server.addr, "/verify", headers);
+        let theirs = http_get(go, "/reverse", headers);
+        let theirs = match theirs.0 {
+            // Accepted: the coordinator switches protocols, serve says 200.
+            101 => (200, "ok\n".to_owned()),
+            // A refused key: the coordinator's 412 is serve's 403, in the same words.
+            412 => (403, theirs.1),
+            _ => theirs,
+        };
+        assert_eq!(ours, theirs, "{headers:?}");
+    }
+}
