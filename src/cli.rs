@@ -62,8 +62,8 @@ Examples:
     /// owner can compare it with what `gobuildkey check` shows, without the key travelling
     /// again.
     #[command(after_help = "\
-Exit status: 0 minted; 66 no master (a new farm: `gobuildkey init`); 77 the master file is open to
-others; see `gobuildkey --help` for the others.
+Exit status: 0 minted; 66 no master (a new farm: `gobuildkey init`; an existing one: restore it
+from its backup); 77 the master file is open to others; see `gobuildkey --help` for the others.
 
 Examples:
   gobuildkey mint -o host-linux-arm-aws.key host-linux-arm-aws   # written 0600
@@ -97,7 +97,8 @@ Examples:
     /// The key comes from --key-file or standard input, never the command line. It must be
     /// 64 (hmac-sha256) or 32 (hmac-md5) lowercase hex digits, whitespace around it aside,
     /// or nothing is written. The target is the file the agent reads (see `gobuildkey path`):
-    /// $GO_BUILD_KEY_PATH if set, else ~/.gobuildkey-PRINCIPAL, cleaned as Go cleans it.
+    /// $GO_BUILD_KEY_PATH if set and not empty, else ~/.gobuildkey-PRINCIPAL, cleaned as Go
+    /// cleans it.
     /// --legacy writes ~/.gobuildkey instead, for buildlets built before 2019: later ones do
     /// not read it. The file is written as the key and a newline, mode 0600, atomically; a
     /// link at the target is refused. The same key already there is left as it is; a
@@ -949,9 +950,10 @@ pub struct InstallArgs {
     #[arg(long)]
     pub legacy: bool,
 
-    /// Install for the user NAME (root only): into the home folder of NAME's password
-    /// entry, as NAME — the whole write is done by a child process running as NAME, so the
-    /// file is NAME's and no link NAME planted can send it elsewhere
+    /// Install for the user NAME (root only): as NAME, into the home folder of NAME's
+    /// password entry (or $GO_BUILD_KEY_PATH, when set, which is passed on) — the whole write
+    /// is done by a child process running as NAME with a fresh environment, so the file is
+    /// NAME's and no link NAME planted can send it elsewhere
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 }
@@ -1140,16 +1142,19 @@ pub const KEY_ON_COMMAND_LINE: &str = "that looks like a key: keys are read from
 /// The prefix of gobuildkey's own tokens; no principal or other word may start with it.
 pub const TOKEN_PREFIX: &str = "gbk1_";
 
-/// Whether a command-line word (or the value of `--option=VALUE`) looks like a key: 32 or 64
-/// hex digits, in either case, or a gobuildkey token. Such a word is never echoed.
+/// Whether a command-line word holds what looks like a key: a run of exactly 32 or 64 hex
+/// digits (either case) with no hex digit on either side — whatever surrounds it: a space,
+/// a `\r` from a file made on Windows, quotes, `--option=` — or a gobuildkey token. Such a
+/// word is never echoed.
 pub fn looks_like_key(word: &OsStr) -> bool {
     let bytes = word.as_encoded_bytes();
-    let value = match bytes.iter().position(|&b| b == b'=') {
-        Some(at) if bytes.starts_with(b"--") => &bytes[at + 1..],
-        _ => bytes,
-    };
-    (matches!(value.len(), 32 | 64) && value.iter().all(u8::is_ascii_hexdigit))
-        || value.starts_with(TOKEN_PREFIX.as_bytes())
+    let token = TOKEN_PREFIX.as_bytes();
+    if bytes.windows(token.len()).any(|w| w == token) {
+        return true;
+    }
+    bytes
+        .split(|b| !b.is_ascii_hexdigit())
+        .any(|run| matches!(run.len(), 32 | 64))
 }
 
 /// Refuses a command line holding a word that looks like a key before clap sees it, so that
@@ -1183,6 +1188,13 @@ mod tests {
             "0123456789abcdef".repeat(2),
             format!("--reason={hex64}"),
             "gbk1_anything".to_owned(),
+            format!("{hex64} "),
+            format!("{hex64}\r"),
+            format!(" {hex64}"),
+            format!("\"{hex64}\","),
+            format!("{hex64}:"),
+            format!("leaked key {hex64} yesterday"),
+            "x-gbk1_y".to_owned(),
         ] {
             assert!(looks_like_key(OsStr::new(&word)), "{word}");
         }

@@ -79,7 +79,9 @@ impl Exit {
                 "malformed master or key input: empty, too short or long, not a regular file"
             }
             Self::NoInput => "a file that must exist does not (the master, the policy, a key file)",
-            Self::Unavailable => "the master key command could not be run or failed",
+            Self::Unavailable => {
+                "the master key command could not be run or failed; probe: the coordinator cannot be reached"
+            }
             Self::Software => "internal error (a bug: please report it)",
             Self::CantCreate => {
                 "refused to write a file (it exists, or a link or folder is in the way)"

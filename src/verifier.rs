@@ -261,9 +261,10 @@ impl Verifier {
     /// In order: a principal of another kind than asked for is [`Reason::WrongKind`]; text
     /// that is not a well-formed key of any algorithm (after trimming) is
     /// [`Reason::Malformed`] — checked before anything the policy says, so that nothing
-    /// about the policy can be learnt without a key; a revoked principal is
-    /// [`Reason::Revoked`]; a key of an algorithm the principal does not accept (the length
-    /// tells the algorithm) is [`Reason::Malformed`]. Then the key is compared with the
+    /// about the policy can be learnt without a key; a key of an algorithm the principal
+    /// does not accept (the length tells the algorithm) is [`Reason::Malformed`]; a revoked
+    /// principal is [`Reason::Revoked`], decided only after the MACs below are computed, so
+    /// that it takes as long as any other. Then the key is compared with the
     /// principal's key at its current generation (and the previous one during a grace
     /// period) under every master whose keys may be of that algorithm, all of them,
     /// combined with constant-time operations: the time taken does not depend on which one
@@ -287,9 +288,6 @@ impl Verifier {
         }
         let default = PrincipalState::default();
         let state = self.policy.state_ref(principal).unwrap_or(&default);
-        if state.revoked {
-            return Decision::invalid(Reason::Revoked);
-        }
         let Some((alg, tag)) = self
             .accepted_algorithms(principal)
             .iter()
@@ -315,6 +313,10 @@ impl Verifier {
                 master_index.conditional_assign(&index, hit);
                 generation.conditional_assign(&g, hit);
             }
+        }
+        // Decided after the MACs are computed, so a revoked principal takes as long as any.
+        if state.revoked {
+            return Decision::invalid(Reason::Revoked);
         }
         if !bool::from(found) {
             return Decision::invalid(Reason::Mismatch);

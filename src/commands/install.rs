@@ -126,20 +126,29 @@ fn install_as(name: &str, key: &BuildKey, args: &InstallArgs) -> Result<Exit> {
         .flatten()
         .ok_or_else(|| {
             crate::exit::Refused::new(
-                Exit::NoInput,
+                Exit::Usage,
                 format!(
                     "no user {} in the password database",
                     gobuildkey::keys::escape_for_terminal(name, 64)
                 ),
             )
         })?;
+    // The child gets a fresh environment: root's variables are no business of NAME's (who
+    // could read them in /proc while it runs). Only what decides the target is passed on.
+    let key_path = std::env::var_os(paths::ENV_KEY_PATH).filter(|v| !v.is_empty());
     crate::output::note(&format!(
-        "installing as {} (uid {}), with HOME={} from the password database: the buildlet \
-         reads $HOME, so start it with that HOME (or set {} for both)",
+        "installing as {} (uid {}), with HOME={} from the password database{}",
         user.name,
         user.uid,
         user.dir.display(),
-        paths::ENV_KEY_PATH
+        match &key_path {
+            Some(path) => format!(
+                "; {}={} is passed on, so the key goes there, not to that home",
+                paths::ENV_KEY_PATH,
+                std::path::Path::new(path).display()
+            ),
+            None => ": the buildlet reads $HOME, so start it with that HOME".to_owned(),
+        }
     ));
     let mut child = std::process::Command::new(std::env::current_exe()?);
     child.arg0("gobuildkey");
@@ -158,6 +167,22 @@ fn install_as(name: &str, key: &BuildKey, args: &InstallArgs) -> Result<Exit> {
     }
     if args.legacy {
         child.arg("--legacy");
+    }
+    child
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    for (name, value) in std::env::vars_os() {
+        let passed = name == paths::ENV_DELETE_AFTER_READ
+            || name == "NO_COLOR"
+            || name
+                .to_str()
+                .is_some_and(|n| n == "LANG" || n.starts_with("LC_"));
+        if passed {
+            child.env(name, value);
+        }
+    }
+    if let Some(path) = &key_path {
+        child.env(paths::ENV_KEY_PATH, path);
     }
     // Root's supplementary groups are dropped by the standard library when it sets the uid.
     let mut child = child

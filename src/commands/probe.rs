@@ -155,15 +155,23 @@ fn registration_url(
     insecure_http: bool,
 ) -> Result<ureq::http::Uri, Refused> {
     let usage = |why: String| Refused::new(Exit::Usage, why);
+    let shown = gobuildkey::keys::escape_for_terminal(coordinator, 200);
     let with_scheme = if coordinator.contains("://") {
         coordinator.to_owned()
+    } else if coordinator.to_ascii_lowercase().starts_with("http") && coordinator.contains(':')
+        || coordinator.contains(['/', '?', '#', '@', '\\'])
+    {
+        // `https:/host` would make a host named "https": whatever is not a URL must be a
+        // bare HOST[:PORT].
+        return Err(usage(format!(
+            "--coordinator {shown}: give https://HOST[:PORT], or a bare HOST[:PORT]"
+        )));
     } else {
         format!("https://{coordinator}")
     };
     let uri: ureq::http::Uri = with_scheme.parse().map_err(|_| {
         usage(format!(
-            "--coordinator {}: not a URL; give https://HOST[:PORT]",
-            gobuildkey::keys::escape_for_terminal(coordinator, 200)
+            "--coordinator {shown}: not a URL; give https://HOST[:PORT]"
         ))
     })?;
     let scheme = match uri.scheme_str() {
@@ -181,8 +189,12 @@ fn registration_url(
     let authority = uri
         .authority()
         .filter(|a| !a.as_str().contains('@') && !a.host().is_empty())
+        .filter(|a| port_is_valid(a.as_str()))
         .ok_or_else(|| {
-            usage("--coordinator must name a host (and no user): https://HOST[:PORT]".into())
+            usage(format!(
+                "--coordinator {shown} must name a host (and no user), and a port from 1 to \
+                 65535 if any: https://HOST[:PORT]"
+            ))
         })?;
     ureq::http::Uri::builder()
         .scheme(scheme)
@@ -190,6 +202,18 @@ fn registration_url(
         .path_and_query(path)
         .build()
         .map_err(|e| usage(format!("cannot build the registration URL: {e}")))
+}
+
+/// Whether an authority's port, if it has one, is a number from 1 to 65535 (the URI parser
+/// drops a port that is not, and the request would go to 443).
+fn port_is_valid(authority: &str) -> bool {
+    if authority.ends_with(']') {
+        return true;
+    }
+    match authority.rsplit_once(':') {
+        None => true,
+        Some((_, port)) => port.parse::<u16>().is_ok_and(|p| p != 0),
+    }
 }
 
 /// The certificates of a PEM file, for `--cacert`.

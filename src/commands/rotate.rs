@@ -23,7 +23,8 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     } else {
         Grace::None
     };
-    let (key, state, before) = super::edit_policy(&store, &args.edit, |policy| {
+    let wrote_file = std::cell::Cell::new(false);
+    let edited = super::edit_policy(&store, &args.edit, |policy| {
         let before = policy.state(&args.principal);
         let mut state = before.clone();
         if state.keep_previous.active_at(jiff::Timestamp::now()) && !args.discard_previous {
@@ -50,12 +51,29 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         // failed write leaves the old key verifying (and the new one nowhere).
         if !args.edit.dry_run {
             super::write_key_file(&key, &args.out)?;
+            wrote_file.set(args.out.output.is_some());
         }
+        let committed = policy.state(&args.principal);
         Ok(super::Edited {
-            value: (key, state, before),
+            value: (key, state, before, committed),
             action,
         })
-    })?;
+    });
+    let (key, state, before, committed) = match edited {
+        Ok(edited) => edited,
+        Err(e) => {
+            // The key file was written for a generation that was not committed: no key of
+            // the policy's, so it goes.
+            if let (true, Some(path)) = (wrote_file.get(), &args.out.output) {
+                let _ = std::fs::remove_file(path);
+                output::note(&format!(
+                    "{} was removed: the rotation it was written for did not happen",
+                    path.display()
+                ));
+            }
+            return Err(e);
+        }
+    };
     let generation = state.generation;
     if args.edit.dry_run {
         output::note(&format!(
@@ -76,7 +94,7 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         // Nobody got the new key: a committed generation would cut off the machines holding
         // the old one with no key to replace it. Undone under the lock, if nobody rotated
         // the principal again meanwhile.
-        let undone = roll_back(&store, args, &before, generation)?;
+        let undone = roll_back(&store, args, &before, &committed)?;
         output::note(&format!(
             "the new key of {} could not be delivered: {}",
             args.principal,
@@ -115,21 +133,34 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Puts `before` back as the principal's state, under the lock, if the policy still has the
-/// generation this rotation committed; logged as a `rotate` with the reason. Whether it did.
+/// Undoes the rotation under the lock, if the policy still has the generation it committed:
+/// the state before comes back whole when nothing else changed since; when something did (a
+/// `revoke` in between), only the generation and the grace period go back, so that no later
+/// change is lost. Logged as a `rotate` with the reason. Whether it undid anything.
 fn roll_back(
     store: &gobuildkey::policy::store::Store,
     args: &RotateArgs,
     before: &gobuildkey::policy::PrincipalState,
-    generation: u64,
+    committed: &gobuildkey::policy::PrincipalState,
 ) -> Result<bool> {
     super::edit_policy(store, &args.edit, |policy| {
-        if policy.state(&args.principal).generation != generation {
+        let now = policy.state(&args.principal);
+        if now.generation != committed.generation {
             return Ok(super::Edited {
                 value: false,
                 action: None,
             });
         }
+        let back = if now == *committed {
+            before.clone()
+        } else {
+            gobuildkey::policy::PrincipalState {
+                generation: before.generation,
+                keep_previous: before.keep_previous,
+                ..now
+            }
+        };
+        let before = &back;
         policy.set_state(&args.principal, before)?;
         let mut action =
             gobuildkey::policy::actions::Action::new("rotate").on(&args.principal, before);

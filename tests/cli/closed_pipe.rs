@@ -99,3 +99,54 @@ fn a_rotation_whose_key_reached_nobody_is_undone() {
         "{log}"
     );
 }
+
+/// A rotation whose key cannot be delivered is undone without undoing what was changed
+/// since: its stdout a full pipe, the rotation commits and blocks writing the key; a
+/// `revoke` lands meanwhile; then the reader goes. The generation goes back, the revocation
+/// stays.
+#[test]
+fn undoing_a_rotation_keeps_a_revocation_made_meanwhile() {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", ARM]).assert().success();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    // Fill the pipe, so that the key's write blocks.
+    let flags = fcntl_getfl(&writer).unwrap();
+    fcntl_setfl(&writer, flags | OFlags::NONBLOCK).unwrap();
+    while writer.write(&[0u8; 4096]).is_ok() {}
+    fcntl_setfl(&writer, flags).unwrap();
+    let child = env
+        .std_cmd()
+        .args(["rotate", ARM])
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let policy = env.policy_path();
+    let generation = || {
+        gobuildkey::policy::Policy::load(&policy)
+            .map(|p| p.state(&ARM.parse().unwrap()).generation)
+            .unwrap_or(0)
+    };
+    for _ in 0..3000 {
+        if generation() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(generation(), 1, "the rotation committed");
+    env.cmd()
+        .args(["revoke", "--reason", "stolen", ARM])
+        .assert()
+        .success();
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    let state = gobuildkey::policy::Policy::load(&policy)
+        .unwrap()
+        .state(&ARM.parse().unwrap());
+    assert_eq!(state.generation, 0, "{stderr}");
+    assert!(state.revoked, "the revocation made meanwhile is kept");
+}

@@ -178,6 +178,15 @@ impl TestEnv {
         path
     }
 
+    /// A master-key command printing [`MASTER`] (with whitespace around it) from a file, as
+    /// a secret manager would: the master itself is never put on a command line (gobuildkey
+    /// refuses a command line holding what looks like a key).
+    pub fn master_command(&self) -> String {
+        let path = self.path("master-from-a-command");
+        write_file(&path, format!("  {MASTER}\n"), 0o600);
+        format!("cat '{}'", path.display())
+    }
+
     /// A path under the home folder.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.home.path().join(rel)

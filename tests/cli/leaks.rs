@@ -182,7 +182,13 @@ fn failure_paths_never_show_the_master_or_the_key() {
 fn a_key_on_the_command_line_is_refused_and_never_echoed() {
     let env = TestEnv::new().with_master();
     let upper = ARM_KEY.to_uppercase();
-    let cases: [&[&str]; 7] = [
+    let spaced = format!("{ARM_KEY} ");
+    let windows = format!("{ARM_KEY}\r");
+    let quoted = format!("\"{ARM_KEY}\",");
+    let cases: [&[&str]; 10] = [
+        &["install", &spaced],
+        &["install", &windows],
+        &["verify", ARM, &quoted],
         &["verify", ARM, ARM_KEY],
         &["install", ARM_KEY],
         &["mint", crate::common::ARM_KEY_MD5],

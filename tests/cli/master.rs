@@ -101,7 +101,7 @@ fn add_by_command_and_refusals() {
     env.cmd().arg("init").assert().success();
     env.cmd()
         .args(["master", "add", "--command"])
-        .arg(format!("echo {MASTER}"))
+        .arg(env.master_command())
         .assert()
         .success();
     assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
@@ -130,7 +130,7 @@ fn rotate_needs_a_master_file() {
     let env = TestEnv::new();
     env.cmd()
         .args(["master", "rotate", "--master-key-command"])
-        .arg(format!("echo {MASTER}"))
+        .arg(env.master_command())
         .assert()
         .code(78)
         .stderr(contains("secret manager"));

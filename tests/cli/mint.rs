@@ -280,7 +280,7 @@ fn master_from_flag_or_environment() {
 fn master_from_a_command() {
     let env = TestEnv::new();
     env.write_policy(EMPTY_POLICY);
-    let command = format!("printf '  {MASTER}\\n'");
+    let command = env.master_command();
     env.cmd()
         .args(["mint", ARM, "--master-key-command", &command])
         .assert()
@@ -300,7 +300,7 @@ fn a_flag_beats_the_environment() {
     env.cmd()
         .env("GOBUILDKEY_MASTER_KEY_FILE", env.path("missing.key"))
         .args(["mint", ARM, "--master-key-command"])
-        .arg(format!("echo {MASTER}"))
+        .arg(env.master_command())
         .assert()
         .success()
         .stdout(format!("{ARM_KEY}\n"));
@@ -318,7 +318,7 @@ fn both_sources_in_the_environment_is_ambiguous() {
     let env = TestEnv::new().with_master();
     env.cmd()
         .env("GOBUILDKEY_MASTER_KEY_FILE", env.master_path())
-        .env("GOBUILDKEY_MASTER_KEY_COMMAND", format!("echo {MASTER}"))
+        .env("GOBUILDKEY_MASTER_KEY_COMMAND", env.master_command())
         .args(["mint", ARM])
         .assert()
         .code(78)
@@ -348,7 +348,7 @@ fn failing_or_short_master_commands_are_refused() {
     let env = TestEnv::new();
     env.cmd()
         .args(["mint", ARM, "--master-key-command"])
-        .arg(format!("echo {MASTER}; exit 4"))
+        .arg(format!("{}; exit 4", env.master_command()))
         .assert()
         .code(69)
         .stdout("")
@@ -381,7 +381,7 @@ fn errors_never_show_the_master() {
     let out = env
         .cmd()
         .args(["mint", ARM, "--master-key-command"])
-        .arg(format!("echo {MASTER} >&2; exit 3"))
+        .arg(format!("{} >&2; exit 3", env.master_command()))
         .assert()
         .code(69)
         .get_output()

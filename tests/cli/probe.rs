@@ -247,15 +247,18 @@ fn the_key_goes_to_the_coordinator_named_and_nowhere_else() {
         ])
         .assert()
         .code(0);
-    env.cmd()
-        .args([
-            "probe",
-            "--coordinator",
-            "https://user@example.invalid",
-            ARM,
-        ])
-        .assert()
-        .code(2);
+    for coordinator in [
+        "https://user@example.invalid",
+        "https:/example.invalid",
+        "http:example.invalid",
+        "example.invalid/x",
+        "https://example.invalid:99999",
+    ] {
+        env.cmd()
+            .args(["probe", "--coordinator", coordinator, ARM])
+            .assert()
+            .code(2);
+    }
 }
 
 /// Plain http:// needs --insecure-http, which says so; a bare host means https.

@@ -365,3 +365,23 @@ fn rotate_to_a_file_commits_only_once_the_key_is_written() {
     assert_eq!(verifies(&env, ARM, new_key.trim()), 0);
     assert_eq!(verifies(&env, ARM, ARM_KEY), 1);
 }
+
+/// `rotate -o FILE` whose commit fails after the key file was written (here: the action log
+/// cannot be opened) removes the file: no key is left for a generation that does not exist.
+#[test]
+fn a_failed_rotation_leaves_no_key_file() {
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", ARM]).assert().success();
+    let log = env.path("keys/gobuildkey-actions.log");
+    fs::remove_file(&log).unwrap();
+    fs::create_dir(&log).unwrap();
+    let out = env.path("new.key");
+    env.cmd()
+        .args(["rotate", ARM, "-o"])
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(contains("was removed"));
+    assert!(!out.exists());
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0, "no rotation happened");
+}
