@@ -46,6 +46,26 @@ fn build(dir: &std::path::Path) -> Option<PathBuf> {
     Some(binary)
 }
 
+/// Starts the Go coordinator asking the `serve` at `serve`: it, and the address it listens
+/// on.
+fn start(
+    binary: &std::path::Path,
+    serve: std::net::SocketAddr,
+) -> (GoCoordinator, std::net::SocketAddr) {
+    let mut child = Command::new(binary)
+        .arg("-verify")
+        .arg(format!("http://{serve}/verify"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (GoCoordinator(child), line.trim().parse().unwrap())
+}
+
 #[test]
 fn a_go_coordinator_asking_serve_follows_the_policy() {
     let env = TestEnv::new().with_master();
@@ -59,19 +79,8 @@ fn a_go_coordinator_asking_serve_follows_the_policy() {
     };
     env.cmd().args(["mint", ARM]).assert().success();
     let server = env.serve(&["--max-failures", "0"]);
-    let mut child = Command::new(&binary)
-        .arg("-verify")
-        .arg(format!("http://{}/verify", server.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let coordinator = GoCoordinator(child);
-    let url = format!("http://{}", line.trim());
+    let (coordinator, addr) = start(&binary, server.addr);
+    let url = format!("http://{addr}");
     let probe = |env: &TestEnv| {
         let mut cmd = env.cmd();
         cmd.args(["probe", "--insecure-http", "--coordinator", &url, ARM]);
@@ -131,19 +140,7 @@ fn serve_checks_the_headers_as_the_go_coordinator_does() {
         return;
     };
     let server = env.serve(&["--max-failures", "0"]);
-    let mut child = Command::new(&binary)
-        .arg("-verify")
-        .arg(format!("http://{}/verify", server.addr))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _coordinator = GoCoordinator(child);
-    let go: std::net::SocketAddr = line.trim().parse().unwrap();
+    let (_coordinator, go) = start(&binary, server.addr);
     let host = ("X-Go-Host-Type", ARM);
     let key = ("X-Go-Builder-Key", ARM_KEY);
     let name = ("X-Go-Builder-Hostname", "builder-7");
