@@ -17,6 +17,13 @@ use crate::cli::{Cli, Command, MasterCommand};
 use crate::exit::Exit;
 
 fn main() -> ExitCode {
+    // Before any secret is read: a crash must not write one to a core file.
+    if let Err(e) = gobuildkey::secret_file::forbid_core_dumps() {
+        output::err_line(&format!(
+            "gobuildkey: error: cannot turn core dumps off: {e}"
+        ));
+        return Exit::Software.into();
+    }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // A key pasted on the command line is refused before clap could echo it in an error.
     if let Err(e) = cli::refuse_keys(&args) {

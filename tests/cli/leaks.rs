@@ -212,3 +212,92 @@ fn a_key_on_the_command_line_is_refused_and_never_echoed() {
         crate::common::EMPTY_POLICY
     );
 }
+
+/// No secret can reach a core file: every command turns core files off (`RLIMIT_CORE` 0)
+/// and makes itself not dumpable (`PR_SET_DUMPABLE` 0) before it reads anything. Checked
+/// from outside, on a command waiting for its key on standard input: its limits in /proc,
+/// and — its /proc files then belong to root, not to the user it runs as — its dumpable
+/// flag, against a dumpable process of the same user.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_core_files_and_a_process_that_cannot_be_dumped() {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Command, Stdio};
+    let env = TestEnv::new();
+    let root = rustix::process::geteuid().is_root();
+    let as_user = |program: &std::path::Path, args: &[&str]| {
+        let mut cmd = if root {
+            std::os::unix::fs::chown(env.home.path(), Some(65534), Some(65534)).unwrap();
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", env.home.path())
+            .current_dir(env.home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn().unwrap()
+    };
+    let mut waiting = as_user(crate::common::unprivileged_binary(), &["install", ARM]);
+    let mut control = as_user(std::path::Path::new("/bin/sleep"), &["30"]);
+    let proc = |pid: u32| std::path::PathBuf::from(format!("/proc/{pid}"));
+    // Until setpriv has exec'd the program and it has run its first lines, /proc shows
+    // setpriv's limits, or the ones inherited. (gobuildkey makes itself not dumpable
+    // before it lowers the limit, so once the limit is down, both are done.)
+    let core_limit = |pid: u32| -> Vec<String> {
+        fs::read_to_string(proc(pid).join("limits"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(4)
+            .take(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    for _ in 0..1000 {
+        let exe = fs::read_link(proc(waiting.id()).join("exe")).unwrap_or_default();
+        if exe.ends_with("gobuildkey") && core_limit(waiting.id()) == ["0", "0"] {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        core_limit(waiting.id()),
+        ["0", "0"],
+        "soft and hard core limits"
+    );
+    if root {
+        // The control too must have exec'd `sleep`: a process that changed its uid is not
+        // dumpable until it execs.
+        for _ in 0..1000 {
+            let exe = fs::read_link(proc(control.id()).join("exe")).unwrap_or_default();
+            if exe.ends_with("sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let owner = |pid: u32| fs::metadata(proc(pid).join("environ")).unwrap().uid();
+        assert_eq!(
+            owner(control.id()),
+            65534,
+            "a dumpable process's /proc is its user's"
+        );
+        assert_eq!(
+            owner(waiting.id()),
+            0,
+            "gobuildkey's is not: it is not dumpable"
+        );
+    }
+    for child in [&mut waiting, &mut control] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
