@@ -532,7 +532,7 @@ pub enum Access {
 ///
 /// # Errors
 /// What the system said; a link at the path fails (`ELOOP`), anything but a regular file
-/// is "not a regular file".
+/// (a FIFO, a socket, a folder, a device) is "not a regular file", without blocking.
 #[cfg(unix)]
 pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
     use rustix::fs::{Mode, OFlags};
@@ -549,6 +549,7 @@ pub fn open_private(path: &Path, access: Access) -> io::Result<File> {
     .map_err(|e| match e {
         // A FIFO nobody reads, opened for writing without blocking.
         rustix::io::Errno::NXIO => io::Error::other("not a regular file"),
+        rustix::io::Errno::ISDIR => io::Error::other("not a regular file but a folder"),
         e => e.into(),
     })?;
     let file = File::from(fd);

@@ -389,6 +389,29 @@ fn a_fifo_as_the_audit_file_is_refused_without_blocking() {
         .stderr(contains("not a regular file"));
 }
 
+/// A folder or a socket given as the audit file is refused too, at once, saying what it
+/// is, and nothing is verified.
+#[test]
+fn a_folder_or_socket_as_the_audit_file_is_refused() {
+    let env = TestEnv::new().with_master();
+    let folder = env.path("audit.d");
+    std::fs::create_dir(&folder).unwrap();
+    let socket = env.path("audit.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    for audit in [&folder, &socket] {
+        env.cmd()
+            .args(["verify", "--audit"])
+            .arg(audit)
+            .arg(ARM)
+            .write_stdin(ARM_KEY)
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(74)
+            .stdout("")
+            .stderr(contains("not a regular file"));
+    }
+}
+
 /// Masters and key files are trimmed as Go trims them (`bytes.TrimSpace`): every Unicode
 /// space at their ends goes, and invalid UTF-8 stops the trimming. The masters are those
 /// of `tests/data/trim.json`, whose keys an independent implementation computed.
