@@ -374,26 +374,37 @@ fn tls_failures_say_their_cause_and_cacert_adds_a_root() {
         ("loopback", Some("ca"), "accepted"),
         ("other", Some("ca"), "certificate is for another name"),
     ] {
-        let port = crate::common::free_port();
-        let mut server = std::process::Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(dir.join(format!("{cert}.pem")))
-            .arg("-key")
-            .arg(dir.join(format!("{cert}.key")))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Wait until it listens.
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        // Until it listens: a port taken by another test meanwhile makes s_server exit, and
+        // then another port is tried.
+        let (port, mut server) = (0..20)
+            .find_map(|_| {
+                let port = crate::common::free_port();
+                let mut server = std::process::Command::new("openssl")
+                    .args(["s_server", "-quiet", "-www", "-accept"])
+                    .arg(format!("127.0.0.1:{port}"))
+                    .arg("-cert")
+                    .arg(dir.join(format!("{cert}.pem")))
+                    .arg("-key")
+                    .arg(dir.join(format!("{cert}.key")))
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                for _ in 0..500 {
+                    if server.try_wait().unwrap().is_some() {
+                        return None;
+                    }
+                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        return Some((port, server));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                server.kill().unwrap();
+                server.wait().unwrap();
+                None
+            })
+            .expect("openssl s_server listens");
         let mut cmd = env.cmd();
         cmd.args(["probe", "--timeout", "10", "--coordinator"])
             .arg(format!("https://127.0.0.1:{port}"));
