@@ -609,6 +609,22 @@ mod tests {
         (tmp, dir, policy)
     }
 
+    /// `err` says the folder `at` is too open, with `mode`.
+    fn assert_too_open_folder(err: &TrustError, mode: u32, at: &Path) {
+        assert!(
+            matches!(
+                err,
+                TrustError::Mode {
+                    kind: PathKind::Folder,
+                    mode: m,
+                    ..
+                } if *m == mode
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.path(), at);
+    }
+
     #[test]
     fn a_private_file_in_a_private_folder_passes() {
         let (_tmp, _dir, policy) = good_layout();
@@ -696,18 +712,7 @@ mod tests {
         let (_tmp, dir, policy) = good_layout();
         fs::set_permissions(&dir, Permissions::from_mode(0o770)).unwrap();
         let err = check_file(&policy, "the policy").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TrustError::Mode {
-                    kind: PathKind::Folder,
-                    mode: 0o770,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert_eq!(err.path(), dir);
+        assert_too_open_folder(&err, 0o770, &dir);
         let d = dir.display();
         assert_eq!(
             err.to_string(),
@@ -773,18 +778,7 @@ mod tests {
         let inner = folder(&open.join("farm"), 0o700);
         let policy = file(&inner.join("gobuildkey.toml"), 0o600);
         let err = check_file(&policy, "the policy").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TrustError::Mode {
-                    kind: PathKind::Folder,
-                    mode: 0o777,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert_eq!(err.path(), open);
+        assert_too_open_folder(&err, 0o777, &open);
     }
 
     #[test]
@@ -847,18 +841,7 @@ mod tests {
         let link = open.join("gobuildkey.toml");
         symlink(&real, &link).unwrap();
         let err = check_file(&link, "the policy").unwrap_err();
-        assert!(
-            matches!(
-                err,
-                TrustError::Mode {
-                    kind: PathKind::Folder,
-                    mode: 0o777,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
-        assert_eq!(err.path(), open);
+        assert_too_open_folder(&err, 0o777, &open);
     }
 
     #[test]

@@ -294,6 +294,16 @@ fn constants_are_the_vectors() {
     assert_eq!(found("hmac-md5"), ARM_KEY_MD5);
 }
 
+/// A tool a test needs is missing: a failure in CI, whose `.ci/run` installs it; a skip,
+/// saying what was not done, anywhere else.
+pub fn missing_tool(tool: &str, package: &str, not_done: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is needed (.ci/run installs {package})"
+    );
+    eprintln!("skipped: no {tool} {not_done}");
+}
+
 /// A port that was free a moment ago, for servers the tests start (nginx, a stub).
 #[cfg(any(feature = "serve", feature = "probe"))]
 pub fn free_port() -> u16 {

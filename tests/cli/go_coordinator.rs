@@ -70,11 +70,7 @@ fn start(
 fn a_go_coordinator_asking_serve_follows_the_policy() {
     let env = TestEnv::new().with_master();
     let Some(binary) = build(env.home.path()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Go is needed (.ci/run installs golang-go)"
-        );
-        eprintln!("skipped: no Go toolchain to build tests/go/coordinator");
+        crate::common::missing_tool("Go toolchain", "golang-go", "to build tests/go/coordinator");
         return;
     };
     env.cmd().args(["mint", ARM]).assert().success();
@@ -132,11 +128,7 @@ fn serve_checks_the_headers_as_the_go_coordinator_does() {
     use crate::server::http_get;
     let env = TestEnv::new().with_master();
     let Some(binary) = build(env.home.path()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "Go is needed (.ci/run installs golang-go)"
-        );
-        eprintln!("skipped: no Go toolchain to build tests/go/coordinator");
+        crate::common::missing_tool("Go toolchain", "golang-go", "to build tests/go/coordinator");
         return;
     };
     let server = env.serve(&["--max-failures", "0"]);
