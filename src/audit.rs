@@ -136,7 +136,15 @@ impl AuditLog {
     /// # Errors
     /// Whatever writing fails with.
     pub fn write(&mut self, record: &AuditRecord) -> io::Result<()> {
-        let line = record.to_line();
+        self.append(&record.to_line())
+    }
+
+    /// Appends one line (which ends in a newline), in one write: a record's, or another
+    /// audit line such as the failure limiter's summary.
+    ///
+    /// # Errors
+    /// Whatever writing fails with.
+    pub fn append(&mut self, line: &str) -> io::Result<()> {
         match self {
             Self::Stderr => io::stderr().lock().write_all(line.as_bytes()),
             Self::File(file) => file.write_all(line.as_bytes()),

@@ -399,18 +399,52 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ALG", value_parser = alg_parser())]
     pub alg: Option<Algorithm>,
 
-    /// The most connections open at once; more are closed at once
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// The most connections open at once; at the limit the least recently active one is
+    /// closed to make room. Kept below the file-descriptor limit, which serve raises to
+    /// its hard limit at start
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
-    /// Failed attempts a client may make per minute before it gets 429 (0: no limit)
+    /// How long a client has to send a request's headers, from their first byte
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = timeout_parser)]
+    pub header_timeout: std::time::Duration,
+
+    /// How long a connection may wait without a request (after it opens, or between
+    /// requests) before it is closed
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout_parser)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Failed attempts a client may make per window before its failures get 429 (0: no
+    /// limit). A correct key is never refused
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub max_failures: u32,
 
-    /// Take the client's address from this header (e.g. X-Real-IP), when every request
-    /// comes through a proxy that sets it
+    /// The failure limit's window
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = timeout_parser)]
+    pub failure_window: std::time::Duration,
+
+    /// The most clients the failure limit tracks; when all have failures in their
+    /// window, failures from any other client get 429
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tracked_clients: u32,
+
+    /// Count IPv4 clients per network of this prefix length
+    #[arg(long, value_name = "BITS", default_value_t = 32, value_parser = clap::value_parser!(u8).range(0..=32))]
+    pub ipv4_prefix: u8,
+
+    /// Count IPv6 clients per network of this prefix length
+    #[arg(long, value_name = "BITS", default_value_t = 64, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_prefix: u8,
+
+    /// Take the client's address from this header (X-Real-IP, X-Forwarded-For) when the
+    /// request comes from a trusted proxy
     #[arg(long, value_name = "HEADER")]
     pub client_ip_header: Option<String>,
+
+    /// A proxy whose --client-ip-header is believed (repeatable) [default: 127.0.0.0/8
+    /// and ::1]
+    #[arg(long, value_name = "CIDR", value_parser = cidr_parser)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
 
     /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
     #[arg(long, value_name = "FILE")]
@@ -744,6 +778,27 @@ fn duration_parser(text: &str) -> Result<jiff::Span, String> {
             "`{text}` is not a positive length of time: write it as 7d, 2w, 36h or \"1 week\""
         )),
     }
+}
+
+/// A timeout: a positive length of time such as 5s, 500ms or 2m.
+#[cfg(all(feature = "serve", unix))]
+fn timeout_parser(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<jiff::SignedDuration>()
+        .ok()
+        .filter(|d| d.is_positive())
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .ok_or_else(|| {
+            format!("`{text}` is not a positive length of time: write it as 5s, 500ms or 2m")
+        })
+}
+
+/// A network: `192.0.2.0/24`, `2001:db8::/64`, or one address.
+#[cfg(all(feature = "serve", unix))]
+fn cidr_parser(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("`{text}` is not an address or a network: write it as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/64"))
 }
 
 /// `gobuildkey init`.

@@ -36,6 +36,8 @@ mod rotate;
 #[cfg(feature = "serve")]
 mod serve;
 #[cfg(feature = "serve")]
+mod serve_hostile;
+#[cfg(feature = "serve")]
 mod server;
 mod snapshots;
 mod terminal;

@@ -480,13 +480,17 @@ fn nginx_gives_the_builder_the_429_of_serve() {
 
     let wrong = ARM_KEY.replace('9', "8");
     assert_eq!(front.register(&agent(&wrong)).status, 403);
-    // One failure used the client's allowance: even the right key is now refused, 429.
-    let limited = front.register(&agent(ARM_KEY));
+    // One failure used the client's allowance: the next failure is 429, with serve's
+    // Retry-After passed on…
+    let limited = front.register(&agent(&wrong));
     assert_eq!(limited.status, 429, "{limited:?}");
     assert_eq!(limited.body, "too many failed attempts: try again later\n");
-    // serve sends no Retry-After, so none reaches the builder (docs/coordinators.md says so).
-    assert_eq!(limited.header("Retry-After"), None, "{limited:?}");
+    let retry_after: u64 = limited.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{limited:?}");
     assert!(seen.lock().unwrap().is_empty());
+    // …while the right key from the same client still reaches the coordinator.
+    assert_eq!(front.register(&agent(ARM_KEY)).status, 200);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 /// A coordinator that answers a registration as Go's `HandleReverse` does: `101 Switching

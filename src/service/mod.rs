@@ -1,5 +1,6 @@
 //! What the verification service (`gobuildkey serve`) answers, without any HTTP stack: the
-//! headers it reads, the status it gives, and the per-client limit on failed attempts.
+//! headers it reads, the status it gives, who the client is ([`client`]), and the
+//! per-client limit on failed attempts ([`limiter`]).
 //! The binary's HTTP server only moves bytes; every rule is here, and every verdict comes
 //! from [`Verifier::verify_at`].
 //!
@@ -10,10 +11,8 @@
 //! `TrimSpace`) is valid. The key goes to the verifier as [`Presented::header`], which
 //! trims it by that rule and no further.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+pub mod client;
+pub mod limiter;
 
 use jiff::Timestamp;
 
@@ -36,7 +35,8 @@ pub const MAX_HEADER_VALUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     /// 200 valid; 403 invalid, revoked or of another kind; 400 a header missing, repeated
-    /// or malformed; 429 too many failures from this client.
+    /// or malformed. (The service turns a failure into 429 when the client is over its
+    /// failure budget: see [`limiter`].)
     pub status: u16,
     /// A one-line body. Never contains the key.
     pub body: &'static str,
@@ -198,89 +198,6 @@ pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Ti
     }
 }
 
-/// Counts failed attempts per client address in a fixed window, to answer 429 to a client
-/// that is guessing. Its memory is bounded: at most `max_clients` addresses are tracked.
-#[derive(Debug)]
-pub struct FailureLimiter {
-    limit: u32,
-    window: Duration,
-    max_clients: usize,
-    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl FailureLimiter {
-    /// At most `limit` failures per `window` per address; `limit` 0 turns the limit off.
-    #[must_use]
-    pub fn new(limit: u32, window: Duration, max_clients: usize) -> Self {
-        Self {
-            limit,
-            window,
-            max_clients,
-            clients: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether `client` has used up its failures for the current window.
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    /// use gobuildkey::service::FailureLimiter;
-    ///
-    /// let limiter = FailureLimiter::new(2, Duration::from_secs(60), 1000);
-    /// let (client, now) = ("192.0.2.7".parse()?, Instant::now());
-    /// limiter.record_failure(client, now);
-    /// assert!(!limiter.is_limited(client, now));
-    /// limiter.record_failure(client, now);
-    /// assert!(limiter.is_limited(client, now));
-    /// assert!(!limiter.is_limited(client, now + Duration::from_secs(61)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[must_use]
-    pub fn is_limited(&self, client: IpAddr, now: Instant) -> bool {
-        if self.limit == 0 {
-            return false;
-        }
-        let clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients.get(&client).is_some_and(|&(start, count)| {
-            now.duration_since(start) < self.window && count >= self.limit
-        })
-    }
-
-    /// Counts one failure of `client`.
-    pub fn record_failure(&self, client: IpAddr, now: Instant) {
-        if self.limit == 0 {
-            return;
-        }
-        let mut clients = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if clients.len() >= self.max_clients && !clients.contains_key(&client) {
-            let window = self.window;
-            clients.retain(|_, (start, _)| now.duration_since(*start) < window);
-            if clients.len() >= self.max_clients {
-                // Full of recent failures: this address goes untracked rather than
-                // growing memory without bound.
-                return;
-            }
-        }
-        let entry = clients.entry(client).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
-    }
-
-    /// How many addresses are tracked.
-    #[must_use]
-    pub fn tracked(&self) -> usize {
-        self.clients.lock().map_or(0, |c| c.len())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -367,32 +284,5 @@ mod tests {
                 .verdict
                 .is_valid()
         );
-    }
-
-    #[test]
-    fn limiter_is_per_client_and_bounded() {
-        let limiter = FailureLimiter::new(3, Duration::from_secs(60), 2);
-        let now = Instant::now();
-        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            "10.0.0.3".parse().unwrap(),
-        );
-        for _ in 0..3 {
-            limiter.record_failure(a, now);
-        }
-        assert!(limiter.is_limited(a, now));
-        assert!(!limiter.is_limited(b, now));
-        limiter.record_failure(b, now);
-        limiter.record_failure(c, now);
-        assert_eq!(limiter.tracked(), 2, "bounded");
-        // After the window, old entries make room.
-        let later = now + Duration::from_secs(61);
-        limiter.record_failure(c, later);
-        assert!(limiter.tracked() <= 2);
-        assert!(!limiter.is_limited(a, later));
-        let off = FailureLimiter::new(0, Duration::from_secs(60), 2);
-        off.record_failure(a, now);
-        assert!(!off.is_limited(a, now));
     }
 }
