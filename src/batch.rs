@@ -16,6 +16,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
 use zeroize::Zeroizing;
@@ -113,15 +114,18 @@ pub struct Stats {
     pub ok: u64,
 }
 
-/// Answers every line of `input` on `output` until `input` ends.
+/// Answers every line of `input` on `output` until `input` ends. Each batch of lines is
+/// verified by the verifier `current` gives at its start, so a long-lived run answers from
+/// whatever a reload ([`crate::reload`]) put in place; `audit` is locked for each batch's
+/// lines, so that it can be reopened (SIGHUP) in between.
 ///
 /// # Errors
 /// Reading, writing or auditing failed.
 pub fn run<R: Read>(
-    verifier: &Verifier,
+    current: impl Fn() -> Arc<Verifier>,
     input: &mut BufReader<R>,
     output: &mut impl Write,
-    mut audit: Option<&mut AuditLog>,
+    audit: Option<&Mutex<AuditLog>>,
 ) -> io::Result<Stats> {
     let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
     let mut stats = Stats::default();
@@ -147,6 +151,7 @@ pub fn run<R: Read>(
         }
 
         let now = Timestamp::now();
+        let verifier = &*current();
         let answer_all = |part: &[(usize, usize, bool)]| {
             let mut scratch = Principal(String::with_capacity(Principal::MAX_LEN));
             part.iter()
@@ -183,6 +188,7 @@ pub fn run<R: Read>(
             answers.extend(answer_all(&lines));
         }
 
+        let mut audit = audit.map(|log| log.lock().unwrap_or_else(PoisonError::into_inner));
         for ((text, verified), &(start, end, _)) in answers.iter().zip(&lines) {
             output.write_all(text.as_bytes())?;
             output.write_all(b"\n")?;
@@ -263,8 +269,15 @@ mod tests {
     }
 
     fn run_on(verifier: &Verifier, input: &[u8]) -> String {
+        let verifier = Arc::new(verifier.clone());
         let mut out = Vec::new();
-        run(verifier, &mut io::BufReader::new(input), &mut out, None).unwrap();
+        run(
+            || Arc::clone(&verifier),
+            &mut io::BufReader::new(input),
+            &mut out,
+            None,
+        )
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 

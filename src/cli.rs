@@ -455,6 +455,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub key_headers_only: bool,
 
+    /// Reload on SIGHUP only, not also when the master or the policy file changes
+    #[arg(long)]
+    pub no_watch: bool,
+
     #[command(flatten)]
     pub master: MasterArgs,
 }
@@ -964,6 +968,11 @@ pub struct VerifyArgs {
     /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+
+    /// With --batch: reload on SIGHUP only, not also when the master or the policy file
+    /// changes
+    #[arg(long, conflicts_with = "principal")]
+    pub no_watch: bool,
 
     #[command(flatten)]
     pub master: MasterArgs,

@@ -40,7 +40,8 @@
 //! Modules: [`keys`] (principals, derivation, fingerprints), [`master`] (the master secret
 //! and where it comes from), [`policy`] (generations, grace, revocation, the keyring),
 //! [`verifier`] (the one verification path), [`batch`] (the `verify --batch` protocol),
-//! [`service`] (what `gobuildkey serve` answers), [`audit`] (one JSON line per verification),
+//! [`service`] (what `gobuildkey serve` answers), `reload` (reloading the masters and the
+//! policy while in use, on SIGHUP and on file change), [`audit`] (one JSON line per verification),
 //! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
 //! writes of files that hold secrets), [`trust`] (who may have written the master or the
 //! policy: owners and folders up to `/`).
@@ -56,6 +57,8 @@ pub mod keys;
 pub mod master;
 pub mod paths;
 pub mod policy;
+#[cfg(unix)]
+pub mod reload;
 pub mod secret_file;
 pub mod service;
 pub mod trust;

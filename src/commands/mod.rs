@@ -170,6 +170,70 @@ pub(crate) fn edit_policy_then<T>(
 /// With `alg` (the command line's `--alg`), keys of other algorithms are refused; an
 /// `alg` the policy does not accept — for `principal`, or for anyone when there is none —
 /// contradicts its record and is a usage error.
+/// Starts the reloads of `live` by `load` (see `gobuildkey::reload`), watching the master
+/// file (when the master is a file) and the policy unless `watch` is false, for `serve`
+/// and `verify --batch`.
+#[cfg(unix)]
+fn reloader<T: Send + Sync + 'static>(
+    master: &MasterArgs,
+    watch: bool,
+    live: std::sync::Arc<gobuildkey::reload::Live<T>>,
+    load: impl FnMut() -> std::result::Result<T, String> + Send + 'static,
+    events: impl FnMut(gobuildkey::reload::Event) + Send + 'static,
+) -> Result<gobuildkey::reload::Reloader> {
+    let mut reloader = gobuildkey::reload::Reloader::spawn(live, load, events)
+        .context("cannot start the reloading thread")?;
+    if !watch {
+        return Ok(reloader);
+    }
+    let mut files = vec![master.policy_path()?];
+    if let gobuildkey::master::MasterSource::File(path) = master.source()? {
+        files.push(path);
+    }
+    reloader.watch(&files).with_context(|| {
+        format!(
+            "cannot watch {} for changes (inotify): raise the limits \
+             fs.inotify.max_user_instances and fs.inotify.max_user_watches",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )
+    })?;
+    Ok(reloader)
+}
+
+/// The verifier a long-lived command reloads: the masters and the policy, narrowed to
+/// `alg` and `kind` (checked against the policy at start only, by [`load_verifier`]).
+#[cfg(unix)]
+fn load_narrowed(
+    master: &MasterArgs,
+    alg: Option<Algorithm>,
+    kind: Option<gobuildkey::keys::Kind>,
+) -> Result<Verifier> {
+    let mut verifier = load_verifier(master, None, None)?;
+    if let Some(alg) = alg {
+        verifier = verifier.only_algorithm(alg);
+    }
+    Ok(match kind {
+        Some(kind) => verifier.only_kind(kind),
+        None => verifier,
+    })
+}
+
+/// An error on one line (`{:#}` of anyhow, the lines of a parser's message joined), for
+/// logs and health answers.
+#[cfg(unix)]
+fn one_line(error: &impl std::fmt::Display) -> String {
+    format!("{error:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn load_verifier(
     master: &MasterArgs,
     alg: Option<Algorithm>,

@@ -11,31 +11,22 @@ use gobuildkey::keys::{Reason, Verdict};
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;
 use crate::output;
+#[cfg(unix)]
+use gobuildkey::reload::{Event, Live};
 use serde_json::json;
 
 /// Loads the masters and policy, reads the key, and asks the library's verify function.
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
+    // --batch: clap allows no principal only with it.
+    let Some(principal) = &args.principal else {
+        return batch(args);
+    };
     // Masters, policy and audit file first: without them nothing can be valid.
     let mut verifier = super::load_verifier(&args.master, args.alg, args.principal.as_ref())?;
     if let Some(kind) = args.kind {
         verifier = verifier.only_kind(kind);
     }
     let mut audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
-    let Some(principal) = &args.principal else {
-        // --batch: clap allows no principal only with it.
-        let stats = batch::run(
-            &verifier,
-            // A large buffer makes large batches, so helper threads start seldom.
-            &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
-            &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-            audit.as_mut(),
-        )?;
-        output::note(&format!(
-            "gobuildkey: answered {} lines, {} ok",
-            stats.lines, stats.ok
-        ));
-        return Ok(Exit::Ok);
-    };
     let presented = super::read_key_input(args.key_file.as_deref())?;
     // Input past the bound is not read to its end, and is no key.
     let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
@@ -85,4 +76,100 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             Ok(Exit::Invalid)
         }
     }
+}
+
+/// `verify --batch`: the coprocess a coordinator keeps for days. It reloads the masters and
+/// the policy on SIGHUP and when their files change (as `serve` does, through the same
+/// code), keeps its last good state when a reload fails, reopens its audit file on SIGHUP
+/// (logrotate), and never dies of the signal.
+#[cfg(unix)]
+fn batch(args: &VerifyArgs) -> Result<Exit> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    // SIGHUP is ours before anything else happens: its default action is death.
+    let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    // An --alg the policy accepts for nobody is a usage error at start; a reload only
+    // narrows (it must never fail, and so freeze a state that lacks later revocations).
+    if let Some(alg) = args.alg {
+        super::load_verifier(&args.master, Some(alg), None)?;
+    }
+    let (master, alg, kind) = (args.master.clone(), args.alg, args.kind);
+    let live = Arc::new(Live::new(super::load_narrowed(&master, alg, kind)?));
+    let audit_path = args.audit.clone().filter(|p| p.as_os_str() != "-");
+    let audit = args
+        .audit
+        .as_deref()
+        .map(AuditLog::open)
+        .transpose()?
+        .map(|log| Arc::new(Mutex::new(log)));
+    let reloader = super::reloader(
+        &args.master,
+        !args.no_watch,
+        Arc::clone(&live),
+        move || super::load_narrowed(&master, alg, kind).map_err(|e| super::one_line(&e)),
+        |event| match event {
+            Event::Started(_) => {}
+            Event::Loaded(_) => output::note("gobuildkey: reloaded the masters and the policy"),
+            Event::Failed(error) => output::note(&format!(
+                "gobuildkey: reload failed, keeping the last good masters and policy: {error}"
+            )),
+        },
+    )?;
+    let requester = reloader.requester();
+    let reopened = audit.clone();
+    std::thread::Builder::new()
+        .name("gobuildkey-sighup".into())
+        .spawn(move || {
+            for _ in hangups.forever() {
+                if let (Some(audit), Some(path)) = (&reopened, &audit_path) {
+                    match AuditLog::open(path) {
+                        Ok(log) => *audit.lock().unwrap_or_else(PoisonError::into_inner) = log,
+                        Err(e) => output::note(&format!(
+                            "gobuildkey: {e}; still writing to the file opened before"
+                        )),
+                    }
+                }
+                requester.request();
+            }
+        })?;
+    let stats = batch::run(
+        || live.current(),
+        // A large buffer makes large batches, so helper threads start seldom.
+        &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
+        &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        audit.as_deref(),
+    )?;
+    drop(reloader);
+    output::note(&format!(
+        "gobuildkey: answered {} lines, {} ok",
+        stats.lines, stats.ok
+    ));
+    Ok(Exit::Ok)
+}
+
+/// `verify --batch` where there are no signals to reload on.
+#[cfg(not(unix))]
+fn batch(args: &VerifyArgs) -> Result<Exit> {
+    use std::sync::{Arc, Mutex};
+    let mut verifier = super::load_verifier(&args.master, args.alg, None)?;
+    if let Some(kind) = args.kind {
+        verifier = verifier.only_kind(kind);
+    }
+    let verifier = Arc::new(verifier);
+    let audit = args
+        .audit
+        .as_deref()
+        .map(AuditLog::open)
+        .transpose()?
+        .map(Mutex::new);
+    let stats = batch::run(
+        || Arc::clone(&verifier),
+        &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
+        &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        audit.as_ref(),
+    )?;
+    output::note(&format!(
+        "gobuildkey: answered {} lines, {} ok",
+        stats.lines, stats.ok
+    ));
+    Ok(Exit::Ok)
 }

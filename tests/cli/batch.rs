@@ -189,3 +189,160 @@ fn batch_audits_each_verification() {
     assert!(lines[1].contains("\"reason\":\"invalid\""), "{text}");
     crate::common::assert_no_secret(&text, ARM_KEY);
 }
+
+/// A `verify --batch` coprocess, asked one line at a time; its standard error collected.
+struct Coprocess {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    answers: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Coprocess {
+    fn start(env: &TestEnv, args: &[&str]) -> Self {
+        let mut child = env
+            .std_cmd()
+            .args(["verify", "--batch"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, answers) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr);
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line.unwrap_or_default());
+                log.push('\n');
+            }
+        });
+        Self {
+            child,
+            stdin,
+            answers,
+            stderr,
+        }
+    }
+
+    fn ask(&mut self, principal: &str, key: &str) -> String {
+        writeln!(self.stdin, "{principal} {key}").unwrap();
+        self.stdin.flush().unwrap();
+        self.answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no answer")
+    }
+
+    fn hang_up(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits until standard error holds `text` `times` times.
+    fn wait_for_log(&self, text: &str, times: usize) {
+        for _ in 0..3000 {
+            if self.stderr.lock().unwrap().matches(text).count() >= times {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {text:?} in {}", self.stderr.lock().unwrap());
+    }
+
+    fn finish(mut self) -> String {
+        drop(self.stdin);
+        assert!(self.child.wait().unwrap().success());
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// The coprocess a coordinator keeps for days: SIGHUP reloads the masters and the policy
+/// (never killing it), a failed reload keeps the last good state, and the audit file is
+/// reopened for logrotate.
+#[test]
+fn sighup_reloads_reopens_the_audit_file_and_never_kills() {
+    let env = TestEnv::new().with_master();
+    let audit = env.path("audit.log");
+    let mut batch = Coprocess::start(&env, &["--no-watch", "--audit", audit.to_str().unwrap()]);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "ok");
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    // Watching is off: nothing changes before the signal.
+    assert_eq!(batch.ask(ARM, ARM_KEY), "ok");
+    // logrotate moves the audit file, then sends SIGHUP.
+    fs::rename(&audit, env.path("audit.log.1")).unwrap();
+    batch.hang_up();
+    batch.wait_for_log("reloaded the masters and the policy", 1);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "deny revoked");
+    let old = fs::read_to_string(env.path("audit.log.1")).unwrap();
+    let new = fs::read_to_string(&audit).unwrap();
+    assert_eq!(
+        (old.lines().count(), new.lines().count()),
+        (2, 1),
+        "{old}{new}"
+    );
+    assert!(new.contains("\"revoked\""), "{new}");
+
+    // A broken policy: the reload fails, the revocation holds.
+    let policy = env.path("keys/gobuildkey.toml");
+    let good = fs::read(&policy).unwrap();
+    crate::common::write_file(&policy, "[principals.x]\nrevoked = maybe\n", 0o600);
+    batch.hang_up();
+    batch.wait_for_log("reload failed, keeping the last good masters and policy", 1);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "deny revoked");
+    crate::common::write_file(&policy, good, 0o600);
+    env.cmd().args(["reinstate", ARM]).assert().success();
+    batch.hang_up();
+    batch.wait_for_log("reloaded the masters and the policy", 2);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "ok");
+    // Many signals at once: still alive, still answering.
+    for _ in 0..20 {
+        batch.hang_up();
+    }
+    assert_eq!(batch.ask(ARM, ARM_KEY), "ok");
+    let log = batch.finish();
+    assert!(log.contains("answered 6 lines"), "{log}");
+}
+
+/// Without a signal: an admin's revoke reaches the running coprocess through the file.
+#[test]
+fn a_policy_change_is_reloaded_without_a_signal() {
+    let env = TestEnv::new().with_master();
+    let mut batch = Coprocess::start(&env, &[]);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "ok");
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    batch.wait_for_log("reloaded the masters and the policy", 1);
+    assert_eq!(batch.ask(ARM, ARM_KEY), "deny revoked");
+    batch.finish();
+}
+
+#[test]
+fn no_watch_needs_batch() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["verify", "--no-watch", ARM])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(2)
+        .stderr(contains("'--no-watch' cannot be used with '[PRINCIPAL]'"));
+}

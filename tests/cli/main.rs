@@ -38,6 +38,8 @@ mod serve;
 #[cfg(feature = "serve")]
 mod serve_hostile;
 #[cfg(feature = "serve")]
+mod serve_reload;
+#[cfg(feature = "serve")]
 mod server;
 mod snapshots;
 mod terminal;

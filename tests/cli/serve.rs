@@ -124,7 +124,8 @@ fn answers_by_the_agents_headers() {
     let healthy = health(a);
     assert_eq!(healthy["state"], "ok", "{healthy}");
     assert!(time(&healthy, "loaded_at") <= jiff::Timestamp::now());
-    assert_eq!(healthy.as_object().unwrap().len(), 2, "{healthy}");
+    assert_eq!(healthy["last_reload"], serde_json::Value::Null, "{healthy}");
+    assert_eq!(healthy.as_object().unwrap().len(), 3, "{healthy}");
     assert_eq!(
         http_raw(
             a,
@@ -155,7 +156,8 @@ fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_g
     let amd64 = "host-linux-amd64-x";
     let amd64_key = stdout_of(env.cmd().args(["mint", amd64])).trim().to_owned();
     // No rate limit: the hammering client below fails often once the principal is revoked.
-    let server = env.serve(&["--max-failures", "0"]);
+    // Reloads on SIGHUP only, so that each edit below is loaded once, when the test says.
+    let server = env.serve(&["--max-failures", "0", "--no-watch"]);
     let a = server.addr;
     // A client hammering the service throughout, failed reloads included: every answer is
     // 200 or 403, never a 503, an error or a dropped connection.
@@ -240,7 +242,11 @@ fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_g
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["state", "error", "since", "loaded_at"]);
+    assert_eq!(
+        keys,
+        ["state", "error", "since", "loaded_at", "last_reload"]
+    );
+    assert!(time(&stale, "last_reload") >= since, "{stale}");
 
     // Another failed reload: the newest error, the first failure's time.
     std::fs::write(&policy, &good_policy).unwrap();
@@ -285,7 +291,8 @@ fn sighup_reloads_without_dropping_requests_and_a_failed_reload_keeps_the_last_g
     assert!(time(&fixed, "loaded_at") > since, "{fixed}");
     assert_eq!(metric(a, "gobuildkey_policy_stale"), 0.0);
     assert!(metric(a, "gobuildkey_last_successful_load_timestamp_seconds") > loaded_at);
-    assert_eq!(fixed.as_object().unwrap().len(), 2, "{fixed}");
+    assert_eq!(fixed.as_object().unwrap().len(), 3, "{fixed}");
+    assert_eq!(fixed["last_reload"], fixed["loaded_at"], "{fixed}");
     assert_eq!(get(a, &registration(ARM_KEY)), 403);
     assert_eq!(get(a, &registration_as(amd64, &amd64_key)), 200);
     assert_eq!(failures(), 3, "one log line per failed reload");
@@ -516,4 +523,129 @@ fn the_agents_headers_are_checked_in_the_coordinators_order() {
     relaxed.wait_for_log("reloaded");
     assert_eq!(http_get(b, "/verify", &[host, key]).0, 200);
     assert_eq!(http_get(b, "/verify", &[host]).0, 403);
+}
+
+/// `/metrics` is valid Prometheus text, by Prometheus' own parser (the Python client's),
+/// and counts what happened: answers by result and reason, the latency histogram, the
+/// limiter, the connections, the reloads.
+#[test]
+fn metrics_parse_as_prometheus_text() {
+    // The service speaks OpenMetrics (what prometheus-client writes, and says so in its
+    // content type); Prometheus' OpenMetrics parser is strict about it.
+    let parser = "import sys, json\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        out = {}\n\
+        for family in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   out[family.name] = [[s.name, s.labels, s.value] for s in family.samples]\n\
+        print(json.dumps(out))\n";
+    let has_parser = std::process::Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_parser {
+        return crate::common::missing_tool(
+            "python3 with prometheus_client",
+            "pip's prometheus-client",
+            "the metrics format test",
+        );
+    }
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--max-failures", "2"]);
+    let a = server.addr;
+    assert_eq!(get(a, &registration(ARM_KEY)), 200);
+    assert_eq!(get(a, &registration_as("Host-Bad", ARM_KEY)), 400);
+    assert_eq!(get(a, &registration("0123")), 403);
+    assert_eq!(get(a, &registration("0123")), 429);
+    server.signal("HUP");
+    server.wait_for_log("reloaded the masters and the policy");
+    let (status, text) = http_get(a, "/metrics", &[]);
+    assert_eq!(status, 200);
+    let mut raw = TcpStream::connect(a).unwrap();
+    raw.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut whole = String::new();
+    raw.read_to_string(&mut whole).unwrap();
+    assert!(
+        whole.to_ascii_lowercase().contains(
+            "\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ),
+        "{whole}"
+    );
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", parser])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success(), "not Prometheus text:\n{text}");
+    let families: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sample = |family: &str, name: &str, labels: &[(&str, &str)]| -> f64 {
+        families[family]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {family} in {text}"))
+            .iter()
+            .find(|s| s[0] == name && labels.iter().all(|(k, v)| s[1][*k] == *v))
+            .and_then(|s| s[2].as_f64())
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in {text}"))
+    };
+    let requests = |result, reason| {
+        sample(
+            "gobuildkey_requests",
+            "gobuildkey_requests_total",
+            &[("result", result), ("reason", reason)],
+        )
+    };
+    assert_eq!(requests("valid", "none"), 1.0);
+    assert_eq!(requests("invalid", "malformed"), 1.0);
+    assert_eq!(requests("limited", "budget"), 1.0);
+    assert_eq!(requests("bad_request", "none"), 1.0);
+    assert_eq!(
+        sample(
+            "gobuildkey_verify_duration_seconds",
+            "gobuildkey_verify_duration_seconds_count",
+            &[]
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample(
+            "gobuildkey_limiter_tracked_clients",
+            "gobuildkey_limiter_tracked_clients",
+            &[]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            "gobuildkey_open_connections",
+            "gobuildkey_open_connections",
+            &[]
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(
+            "gobuildkey_reloads",
+            "gobuildkey_reloads_total",
+            &[("result", "ok")]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            "gobuildkey_last_reload_attempt_timestamp_seconds",
+            "gobuildkey_last_reload_attempt_timestamp_seconds",
+            &[]
+        ) > 1.7e9
+    );
+    assert_eq!(
+        sample("gobuildkey_policy_stale", "gobuildkey_policy_stale", &[]),
+        0.0
+    );
 }

@@ -15,9 +15,15 @@ pub struct Server {
 impl TestEnv {
     /// Starts `gobuildkey serve --listen 127.0.0.1:0 ARGS…` and waits for its address.
     pub fn serve(&self, args: &[&str]) -> Server {
+        self.serve_with_env(args, &[])
+    }
+
+    /// As [`TestEnv::serve`], with these environment variables besides.
+    pub fn serve_with_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
         use std::io::BufRead;
         let mut child = self
             .std_cmd()
+            .envs(env.iter().copied())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(std::process::Stdio::null())

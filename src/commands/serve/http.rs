@@ -2,7 +2,6 @@
 //! `service::answer_registration`, the failure limiter and the audit trail.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -28,7 +27,7 @@ pub fn handle(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<
         // 200 even when stale: the replica still answers from its last good state, and
         // taking every replica out for one broken policy edit would refuse the whole farm.
         (true, "/healthz") => {
-            let body = state.loaded().health();
+            let body = state.health();
             response(StatusCode::OK, "application/json", Bytes::from(body))
         }
         (true, "/verify") => verify(state, peer, req),
@@ -38,7 +37,8 @@ pub fn handle(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<
                 .text(state.limiter.tracked(), state.connections.len());
             response(
                 StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
+                // What prometheus-client writes: OpenMetrics, not the older 0.0.4 text.
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 Bytes::from(text),
             )
         }
@@ -68,7 +68,7 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
         Some(header) => state.clients.resolve(peer, &values(header)),
         None => state.clients.resolve(peer, &[]),
     };
-    let verifier = Arc::clone(&state.loaded().verifier);
+    let verifier = state.live.current();
     let now = Timestamp::now();
     let key_values = values(KEY_HEADER);
     let (revdial_versions, hostnames, host_types) = (

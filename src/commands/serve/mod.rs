@@ -10,7 +10,8 @@ mod connections;
 mod http;
 mod metrics;
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use gobuildkey::audit::AuditLog;
+use gobuildkey::reload::{Event, Live, Reloader};
 use gobuildkey::service::client::ClientAddress;
 use gobuildkey::service::limiter::{FailureLimiter, LimiterConfig};
 use gobuildkey::verifier::Verifier;
@@ -30,6 +32,7 @@ use crate::cli::ServeArgs;
 use crate::exit::Exit;
 use connections::{AcceptBackoff, Connections};
 use metrics::{Metrics, ReloadResult};
+use sd_notify::NotifyState;
 
 /// The most bytes of a request's head; larger requests are refused by hyper.
 const MAX_HEAD: usize = 16 * 1024;
@@ -38,19 +41,54 @@ const MAX_HEAD: usize = 16 * 1024;
 const RESERVED_FDS: u64 = 64;
 
 struct State {
-    /// The last good masters and policy: a failed reload keeps them (see [`Loaded`]).
-    loaded: RwLock<Loaded>,
+    /// The last good masters and policy: a failed reload keeps them, with every
+    /// revocation they hold, as nginx keeps its configuration after a bad reload. One
+    /// broken policy edit must not refuse a whole farm's registrations.
+    live: Arc<Live<Verifier>>,
     metrics: Metrics,
     limiter: FailureLimiter,
     clients: ClientAddress,
     connections: Arc<Connections>,
     audit: Option<Mutex<AuditLog>>,
+    audit_path: Option<PathBuf>,
     key_headers_only: bool,
 }
 
 impl State {
-    fn loaded(&self) -> RwLockReadGuard<'_, Loaded> {
-        self.loaded.read().unwrap_or_else(PoisonError::into_inner)
+    /// The body of `GET /healthz`: `{"state":"ok","loaded_at":…,"last_reload":…}`, or
+    /// while reloads fail `{"state":"stale","error":…,"since":…,"loaded_at":…,
+    /// "last_reload":…}` (times in RFC 3339, UTC; `last_reload` null before any).
+    fn health(&self) -> String {
+        let health = self.live.health();
+        let loaded_at = health.loaded_at.to_string();
+        let last_reload = health.last_reload.map(|at| at.to_string());
+        let body = match &health.failure {
+            None => serde_json::json!({
+                "state": "ok",
+                "loaded_at": loaded_at,
+                "last_reload": last_reload,
+            }),
+            Some(failure) => serde_json::json!({
+                "state": "stale",
+                "error": failure.error,
+                "since": failure.since.to_string(),
+                "loaded_at": loaded_at,
+                "last_reload": last_reload,
+            }),
+        };
+        format!("{body}\n")
+    }
+
+    /// Opens the audit file again (SIGHUP: logrotate moved it); on failure the old one is
+    /// kept, and the error logged.
+    fn reopen_audit(&self) {
+        let (Some(audit), Some(path)) = (&self.audit, &self.audit_path) else {
+            return;
+        };
+        match AuditLog::open(path) {
+            Ok(reopened) => *audit.lock().unwrap_or_else(PoisonError::into_inner) = reopened,
+            Err(e) => eprintln!("gobuildkey serve: {e}; still writing to the file opened before"),
+        }
     }
 
     /// Appends `line` to the audit file, if there is one; a failure is logged.
@@ -72,77 +110,6 @@ impl State {
     }
 }
 
-/// What the service answers from. `serve` refuses to start without valid masters and
-/// policy, so there always is a verifier: a failed reload keeps the last good one (with
-/// every revocation it had) and marks it stale, as nginx keeps its configuration after a
-/// bad reload. One broken policy edit must not refuse a whole farm's registrations.
-struct Loaded {
-    verifier: Arc<Verifier>,
-    /// When `verifier` was loaded.
-    loaded_at: Timestamp,
-    /// Set by a failed reload, cleared by a successful one.
-    stale: Option<Stale>,
-}
-
-/// The failed reloads since the last good one.
-struct Stale {
-    /// The last failed reload's error, on one line.
-    error: String,
-    /// The first failed reload's time.
-    since: Timestamp,
-}
-
-impl Loaded {
-    fn new(verifier: Verifier) -> Self {
-        Self {
-            verifier: Arc::new(verifier),
-            loaded_at: Timestamp::now(),
-            stale: None,
-        }
-    }
-
-    /// Records a failed reload, keeping the verifier.
-    fn failed(&mut self, error: String) {
-        match &mut self.stale {
-            Some(stale) => stale.error = error,
-            None => {
-                self.stale = Some(Stale {
-                    error,
-                    since: Timestamp::now(),
-                });
-            }
-        }
-    }
-
-    /// The body of `GET /healthz`: `{"state":"ok","loaded_at":…}`, or after a failed
-    /// reload `{"state":"stale","error":…,"since":…,"loaded_at":…}` (times in RFC 3339,
-    /// UTC).
-    fn health(&self) -> String {
-        let loaded_at = self.loaded_at.to_string();
-        let body = match &self.stale {
-            None => serde_json::json!({ "state": "ok", "loaded_at": loaded_at }),
-            Some(stale) => serde_json::json!({
-                "state": "stale",
-                "error": stale.error,
-                "since": stale.since.to_string(),
-                "loaded_at": loaded_at,
-            }),
-        };
-        format!("{body}\n")
-    }
-}
-
-/// An error on one line (`{:#}` of anyhow, the lines of a parser's message joined), for
-/// the log and the health body.
-fn one_line(error: &impl std::fmt::Display) -> String {
-    format!("{error:#}")
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// Loads the masters and policy (failing before listening if they are bad), then serves
 /// until SIGTERM or SIGINT; SIGHUP reloads them.
 pub fn run(args: &ServeArgs) -> Result<Exit> {
@@ -156,16 +123,16 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
     let verifier = load(&args)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let max_connections = connection_limit(args.max_connections);
-    let loaded = Loaded::new(verifier);
+    let live = Arc::new(Live::new(verifier));
     let metrics = Metrics::new();
-    metrics.loaded(loaded.loaded_at);
+    metrics.loaded(live.health().loaded_at);
     let trusted = if args.trusted_proxy.is_empty() {
         ClientAddress::loopback()
     } else {
         args.trusted_proxy.clone()
     };
     let state = Arc::new(State {
-        loaded: RwLock::new(loaded),
+        live,
         metrics,
         limiter: FailureLimiter::new(LimiterConfig {
             max_failures: args.max_failures,
@@ -181,6 +148,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
             args.idle_timeout,
         )),
         audit: audit.map(Mutex::new),
+        audit_path: args.audit.clone().filter(|path| path != Path::new("-")),
         key_headers_only: args.key_headers_only,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -229,14 +197,7 @@ fn connection_limit(wanted: u32) -> usize {
 }
 
 fn load(args: &ServeArgs) -> Result<Verifier> {
-    let mut verifier = super::load_verifier(&args.master, None, None)?;
-    if let Some(alg) = args.alg {
-        verifier = verifier.only_algorithm(alg);
-    }
-    Ok(match args.kind {
-        Some(kind) => verifier.only_kind(kind),
-        None => verifier,
-    })
+    super::load_narrowed(&args.master, args.alg, args.kind)
 }
 
 async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
@@ -252,6 +213,8 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
         "gobuildkey serve: listening on http://{}",
         listener.local_addr()?
     );
+    let reloader = reloader(&args, &state)?;
+    notify_systemd(&[NotifyState::Ready, NotifyState::Status("serving")]);
     let mut backoff = AcceptBackoff::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -312,42 +275,68 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
             _ = tick.tick() => {
                 state.audit_limited(state.limiter.expire(Instant::now()));
             }
-            _ = hangup.recv() => reload(&args, &state).await,
+            _ = hangup.recv() => {
+                // logrotate's convention: the audit file was moved; write to a new one.
+                state.reopen_audit();
+                reloader.request();
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
+    notify_systemd(&[NotifyState::Stopping]);
     state.audit_limited(state.limiter.drain());
     eprintln!("gobuildkey serve: stopping");
     Ok(Exit::Ok)
 }
 
-async fn reload(args: &Arc<ServeArgs>, state: &State) {
+/// Starts the reloads: on SIGHUP (sent to [`Reloader::request`] by the accept loop) and
+/// when the master or the policy file changes, off the request path.
+fn reloader(args: &Arc<ServeArgs>, state: &Arc<State>) -> Result<Reloader> {
     let loader = Arc::clone(args);
-    let reloaded = tokio::task::spawn_blocking(move || load(&loader)).await;
-    let error = match reloaded {
-        Ok(Ok(verifier)) => {
-            let loaded = Loaded::new(verifier);
-            state.metrics.loaded(loaded.loaded_at);
-            state.metrics.reloaded(ReloadResult::ok, loaded.loaded_at);
-            *state.loaded.write().unwrap_or_else(PoisonError::into_inner) = loaded;
-            eprintln!("gobuildkey serve: reloaded the masters and the policy");
-            return;
-        }
-        Ok(Err(e)) => one_line(&e),
-        Err(e) => one_line(&e),
-    };
-    // Keep answering from the last good state: it still holds every revocation it had.
-    // /healthz reports it stale until a reload succeeds.
-    let loaded_at = {
-        let mut loaded = state.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        loaded.failed(error.clone());
-        loaded.loaded_at
-    };
-    state
-        .metrics
-        .reloaded(ReloadResult::failed, Timestamp::now());
-    eprintln!(
-        "gobuildkey serve: reload failed, keeping the last good masters and policy (loaded at {loaded_at}): {error}"
-    );
+    let reporter = Arc::clone(state);
+    super::reloader(
+        &args.master,
+        !args.no_watch,
+        Arc::clone(&state.live),
+        move || load(&loader).map_err(|e| super::one_line(&e)),
+        move |event| match event {
+            Event::Started(_) => {
+                // systemd's reload protocol: RELOADING=1 with the monotonic time, then READY=1.
+                let mut states = vec![NotifyState::Reloading];
+                states.extend(NotifyState::monotonic_usec_now().ok());
+                notify_systemd(&states);
+            }
+            Event::Loaded(at) => {
+                reporter.metrics.loaded(at);
+                reporter.metrics.reloaded(ReloadResult::ok, at);
+                eprintln!("gobuildkey serve: reloaded the masters and the policy");
+                notify_systemd(&[NotifyState::Ready, NotifyState::Status("serving")]);
+            }
+            Event::Failed(error) => {
+                // Keep answering from the last good state: it still holds every revocation
+                // it had. /healthz reports it stale until a reload succeeds.
+                let health = reporter.live.health();
+                reporter.metrics.reloaded(
+                    ReloadResult::failed,
+                    health.last_reload.unwrap_or_else(Timestamp::now),
+                );
+                eprintln!(
+                    "gobuildkey serve: reload failed, keeping the last good masters and policy (loaded at {}): {error}",
+                    health.loaded_at
+                );
+                notify_systemd(&[
+                    NotifyState::Ready,
+                    NotifyState::Status("serving the last good state: a reload failed"),
+                ]);
+            }
+        },
+    )
+}
+
+/// Tells systemd (`Type=notify`) how the service is; nothing without `NOTIFY_SOCKET`.
+fn notify_systemd(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        eprintln!("gobuildkey serve: cannot notify systemd: {e}");
+    }
 }
