@@ -131,14 +131,23 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
                 requester.request();
             }
         })?;
+    let answered = answer_stdin(|| live.current(), audit.as_deref());
+    drop(reloader);
+    answered
+}
+
+/// Answers standard input's lines on standard output until it ends, then says how many.
+fn answer_stdin(
+    current: impl Fn() -> std::sync::Arc<gobuildkey::verifier::Verifier>,
+    audit: Option<&std::sync::Mutex<AuditLog>>,
+) -> Result<Exit> {
     let stats = batch::run(
-        || live.current(),
+        current,
         // A large buffer makes large batches, so helper threads start seldom.
         &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
         &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-        audit.as_deref(),
+        audit,
     )?;
-    drop(reloader);
     output::note(&format!(
         "gobuildkey: answered {} lines, {} ok",
         stats.lines, stats.ok
@@ -161,15 +170,5 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
         .map(AuditLog::open)
         .transpose()?
         .map(Mutex::new);
-    let stats = batch::run(
-        || Arc::clone(&verifier),
-        &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
-        &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-        audit.as_ref(),
-    )?;
-    output::note(&format!(
-        "gobuildkey: answered {} lines, {} ok",
-        stats.lines, stats.ok
-    ));
-    Ok(Exit::Ok)
+    answer_stdin(|| Arc::clone(&verifier), audit.as_ref())
 }

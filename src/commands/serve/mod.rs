@@ -229,8 +229,8 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
                     Err(e) => {
                         state.metrics.accept_failed();
                         // Out of file descriptors: closing a connection frees one.
-                        if matches!(e.raw_os_error(), Some(23 | 24)) {
-                            state.connections.evict_one();
+                        if matches!(e.raw_os_error(), Some(23 | 24)) && state.connections.evict_one() {
+                            state.metrics.closed(connections::Closed::Evicted);
                         }
                         let (pause, line) = backoff.failed(&e, Instant::now());
                         if let Some(line) = line {
