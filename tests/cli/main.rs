@@ -37,6 +37,7 @@ mod rotate;
 mod serve;
 #[cfg(feature = "serve")]
 mod server;
+mod service_managers;
 mod snapshots;
 mod terminal;
 mod trust;
