@@ -309,6 +309,8 @@ fn the_units_command_line_serves_as_an_unprivileged_user() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("gobuildkey.toml"), "{stderr}");
     }
+    // Writable again, so that a user other than root can remove the temporary folder.
+    fs::set_permissions(&credentials, fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 // ---- Kubernetes ----
