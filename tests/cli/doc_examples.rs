@@ -21,10 +21,11 @@
 //!   without default features lacks (`serve`, `probe`); it is skipped in such a build;
 //! - `<!-- examples: skip: WHY -->`: the block is not run at all.
 //!
-//! Paths under /etc/farm, /etc/bash_completion.d and /buildkey in a block are moved into
-//! the sandbox; nothing outside it is written. Blocks of other languages are checked
-//! elsewhere: the Rust example of docs/coordinators.md is a doctest (src/lib.rs), the
-//! nginx snippet runs in `nginx.rs`, the TOML and JSON examples are parsed below.
+//! Paths under /etc/farm, /etc/gobuildkey, /etc/bash_completion.d and /buildkey in a block
+//! are moved into the sandbox; nothing outside it is written. Blocks of other languages are
+//! checked elsewhere: the Rust example of docs/coordinators.md is a doctest (src/lib.rs),
+//! the nginx snippet runs in `nginx.rs`, the Kubernetes YAML of docs/operations.md is
+//! validated in `service_managers.rs`, the TOML and JSON examples are parsed below.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -37,24 +38,25 @@ use crate::common::{TestEnv, is_built, write_file};
 
 /// Absolute folders the examples name, moved into the sandbox; `true`: made beforehand, as
 /// on a system that has them.
-const MOVED: [(&str, bool); 3] = [
+const MOVED: [(&str, bool); 4] = [
     ("/etc/farm", false),
+    ("/etc/gobuildkey", false),
     ("/etc/bash_completion.d", true),
     ("/buildkey", false),
 ];
 
 /// A fenced code block and the directives above it.
 #[derive(Debug)]
-struct Block {
+pub(crate) struct Block {
     /// 1-based line of the opening fence.
     line: usize,
-    lang: String,
-    text: String,
+    pub(crate) lang: String,
+    pub(crate) text: String,
     directives: Vec<(String, String)>,
 }
 
 /// The fenced blocks of a Markdown text.
-fn blocks(markdown: &str) -> Vec<Block> {
+pub(crate) fn blocks(markdown: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let mut directives = Vec::new();
     let mut open: Option<Block> = None;

@@ -41,6 +41,7 @@ mod serve_hostile;
 mod serve_reload;
 #[cfg(feature = "serve")]
 mod server;
+mod service_managers;
 mod snapshots;
 mod terminal;
 mod trust;

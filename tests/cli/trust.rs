@@ -566,7 +566,7 @@ fn an_admins_edit_keeps_the_service_accounts_group_and_mode() {
 
 /// How a private mount namespace is had on this machine, found once.
 #[derive(Clone, Copy, Debug)]
-enum Namespace {
+pub(crate) enum Namespace {
     /// `unshare --mount --propagation private`.
     Private,
     /// `unshare --mount`, then `mount --make-rprivate /` inside.
@@ -577,8 +577,10 @@ enum Namespace {
 /// mounted on `$1` (mode 0755, root's): `..2026_11_29_00_00_00.000/{master.key,
 /// gobuildkey.toml}` with modes `$3` and `$4`, `..data` linking to it, and `master.key`
 /// and `gobuildkey.toml` linking into `..data`; remounts it read-only when `$2` is `ro`;
-/// then runs the rest. Exits 200 when a mount fails.
-const KUBERNETES_VOLUME: &str = r#"
+/// then runs the rest. With `VOLUME_GROUP` set in its environment, gives everything in the
+/// volume to that group, as the kubelet does for the pod's `fsGroup`. Exits 200 when a
+/// mount fails.
+pub(crate) const KUBERNETES_VOLUME: &str = r#"
 umask 022
 dir=$1 ro=$2 master_mode=$3 policy_mode=$4 master=$5 policy=$6
 shift 6
@@ -592,6 +594,7 @@ chmod "$policy_mode" "$dir/$ts/gobuildkey.toml" || exit 201
 ln -s "$ts" "$dir/..data" || exit 201
 ln -s ..data/master.key "$dir/master.key" || exit 201
 ln -s ..data/gobuildkey.toml "$dir/gobuildkey.toml" || exit 201
+[ -z "${VOLUME_GROUP:-}" ] || chgrp -hR "$VOLUME_GROUP" "$dir" || exit 201
 if [ "$ro" = ro ]; then
     mount -o remount,ro "$dir" || exit 200
     if touch "$dir/written" 2>/dev/null; then exit 200; fi
@@ -600,7 +603,7 @@ exec "$@"
 "#;
 
 /// `sh -c SCRIPT` in a private mount namespace, as `namespace` makes it.
-fn in_namespace(namespace: Namespace, script: &str) -> StdCommand {
+pub(crate) fn in_namespace(namespace: Namespace, script: &str) -> StdCommand {
     let mut cmd = StdCommand::new("unshare");
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
@@ -619,7 +622,7 @@ fn in_namespace(namespace: Namespace, script: &str) -> StdCommand {
 
 /// Whether this machine lets the tests mount a tmpfs (and remount it read-only) in a
 /// private mount namespace, and how; looked at once.
-fn mount_namespace() -> Option<Namespace> {
+pub(crate) fn mount_namespace() -> Option<Namespace> {
     static FOUND: OnceLock<Option<Namespace>> = OnceLock::new();
     *FOUND.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
