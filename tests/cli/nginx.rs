@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, assert_no_secret, free_port};
+use crate::server::Answer;
 
 const NGINX: &str = "/usr/sbin/nginx";
 /// The longest any step waits (a bound, never an assertion on time).
@@ -302,38 +303,6 @@ impl Drop for Tls {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// An HTTP answer as the builder reads it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn parse(text: &str) -> Self {
-        assert!(
-            text.starts_with("HTTP/1.1 "),
-            "not an HTTP answer: {text:?}"
-        );
-        let status = text[9..12].parse().unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
-        Self {
-            status,
-            head: head.to_owned(),
-            body: body.to_owned(),
-        }
-    }
-
-    /// The value of a header of the answer, if it has it.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
     }
 }
 

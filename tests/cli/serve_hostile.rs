@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::common::{ARM, ARM_KEY, TestEnv};
-use crate::server::Server;
+use crate::server::{Answer, Server};
 
 /// Long enough that a test never waits on it unless something is broken.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -26,23 +26,6 @@ fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// An answer: status, head (the header lines), body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-}
-
 /// A registration for ARM with `key`, from `from`, with `extra` headers.
 fn register(addr: SocketAddr, from: Ipv4Addr, key: &str, extra: &[(&str, &str)]) -> Answer {
     let mut stream = connect_from(from, addr);
@@ -57,16 +40,7 @@ fn register(addr: SocketAddr, from: Ipv4Addr, key: &str, extra: &[(&str, &str)])
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    Answer {
-        status: head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
+    Answer::parse(&response)
 }
 
 fn wrong_key() -> String {

@@ -120,3 +120,35 @@ pub fn http_raw(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// An HTTP answer: its status, head (the status line and headers) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn parse(text: &str) -> Self {
+        assert!(
+            text.starts_with("HTTP/1.1 "),
+            "not an HTTP answer: {text:?}"
+        );
+        let status = text[9..12].parse().unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+        Self {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+
+    /// The value of a header of the answer, if it has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}

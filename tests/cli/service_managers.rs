@@ -11,6 +11,8 @@
 //! on a broken file. `.ci/run` installs both tools; without them a test is skipped with a
 //! message, except under CI, where it fails.
 
+#[cfg(feature = "serve")]
+use crate::server::http_get;
 use std::fs;
 #[cfg(feature = "serve")]
 use std::os::unix::fs::PermissionsExt;
@@ -223,7 +225,6 @@ fn as_unprivileged(gid: u32, umask: &str, program: &Path, args: &[String]) -> Co
 #[cfg(feature = "serve")]
 #[test]
 fn the_units_command_line_serves_as_an_unprivileged_user() {
-    use crate::server::http_get;
     let unit = unit_text();
     let words = exec_start(&unit);
     assert_eq!(words[..2], [UNIT_BINARY, "serve"]);
@@ -277,17 +278,7 @@ fn the_units_command_line_serves_as_an_unprivileged_user() {
     let binary = crate::common::unprivileged_binary();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = start_serving(as_unprivileged(NOBODY, umask, binary, &args), addr);
-    assert_eq!(http_get(addr, "/healthz", &[]).0, 200);
-    let headers = [
-        ("X-Go-Host-Type", ARM),
-        ("X-Go-Builder-Key", ARM_KEY),
-        ("X-Go-Builder-Hostname", "builder-7"),
-        ("X-Revdial-Version", "2"),
-    ];
-    assert_eq!(
-        http_get(addr, "/verify", &headers),
-        (200, "ok\n".to_owned())
-    );
+    assert_serves_arm(addr);
     drop(server);
     let audit = logs.join("audit.log");
     assert!(fs::read_to_string(&audit).unwrap().contains(ARM));
@@ -535,7 +526,6 @@ fn the_kubernetes_example_runs_as_the_docs_say() {
 /// as the kubelet gives them to the pod's `fsGroup` (which is also its `runAsGroup`).
 #[cfg(feature = "serve")]
 fn serve_on_a_kubernetes_volume(args: &[&str], mount_path: &str, listen: &str, policy: &str) {
-    use crate::server::http_get;
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: mounting a volume and running as its user need root");
         return;
@@ -578,17 +568,7 @@ fn serve_on_a_kubernetes_volume(args: &[&str], mount_path: &str, listen: &str, p
         .args(&args);
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = start_serving(cmd, addr);
-    assert_eq!(http_get(addr, "/healthz", &[]).0, 200);
-    let headers = [
-        ("X-Go-Host-Type", ARM),
-        ("X-Go-Builder-Key", ARM_KEY),
-        ("X-Go-Builder-Hostname", "builder-7"),
-        ("X-Revdial-Version", "2"),
-    ];
-    assert_eq!(
-        http_get(addr, "/verify", &headers),
-        (200, "ok\n".to_owned())
-    );
+    assert_serves_arm(addr);
     // The ConfigMap's policy is the one in force: the right key of the host it revokes
     // is refused, and the audit lines go to the container's log.
     let revoked = "host-openbsd-amd64-70";
@@ -610,4 +590,20 @@ fn serve_on_a_kubernetes_volume(args: &[&str], mount_path: &str, listen: &str, p
         r#""principal":"{revoked}","result":"deny","reason":"revoked""#
     ));
     drop(server);
+}
+
+/// The service at `addr` is healthy and answers ARM's right key 200.
+#[cfg(feature = "serve")]
+fn assert_serves_arm(addr: std::net::SocketAddr) {
+    assert_eq!(http_get(addr, "/healthz", &[]).0, 200);
+    let headers = [
+        ("X-Go-Host-Type", ARM),
+        ("X-Go-Builder-Key", ARM_KEY),
+        ("X-Go-Builder-Hostname", "builder-7"),
+        ("X-Revdial-Version", "2"),
+    ];
+    assert_eq!(
+        http_get(addr, "/verify", &headers),
+        (200, "ok\n".to_owned())
+    );
 }
