@@ -410,3 +410,22 @@ fn bad_limits_are_usage_errors() {
             .stderr(predicates::str::contains(says));
     }
 }
+
+/// Red team: the header clock starts at a request's first byte, whatever the idle timeout.
+/// With `--idle-timeout 10m`, a client that sends half its headers right after connecting
+/// must be closed once `--header-timeout` (1 s, plus the 1 s close grace) has passed, not
+/// when the idle clock (armed before the first byte) next wakes the connection's task.
+#[test]
+fn the_header_timeout_counts_from_the_first_byte_even_with_a_long_idle_timeout() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--idle-timeout", "10m", "--header-timeout", "1s"]);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /verify HTTP/1.1\r\nHost: t\r\n").unwrap();
+    // Far more than 1 s + 1 s of grace, far less than 10 minutes.
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let read = slow.read(&mut [0; 1]);
+    assert!(
+        matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
+        "still open 20 s after its headers began, with --header-timeout 1s: {read:?}"
+    );
+}
