@@ -308,3 +308,37 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     let stopping = next();
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
 }
+
+/// Red team: the policy's folder replaced whole (restored from a backup, a configuration
+/// tool's `rsync --delete-after` of a folder, `mv new keys`): the watch stays on the old
+/// folder, so a later revocation in the new one is never reloaded without SIGHUP, and
+/// nothing says that watching stopped.
+#[test]
+fn a_revocation_after_the_policy_folder_was_replaced_is_reloaded() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&[]);
+    let a = server.addr;
+    assert_eq!(verify(a, ARM, ARM_KEY), 200);
+    let keys = env.path("keys");
+    let old = env.path("keys.old");
+    std::fs::rename(&keys, &old).unwrap();
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for entry in std::fs::read_dir(&old).unwrap() {
+        let entry = entry.unwrap();
+        let to = keys.join(entry.file_name());
+        std::fs::copy(entry.path(), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Whatever the folder swap itself made the service do, let it settle.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(verify(a, ARM, ARM_KEY), 200);
+    env.cmd()
+        .args(["revoke", "--allow-unknown", ARM])
+        .assert()
+        .success();
+    wait_until("the revocation in the new folder applies", || {
+        verify(a, ARM, ARM_KEY) == 403
+    });
+}
