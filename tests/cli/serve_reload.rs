@@ -342,3 +342,27 @@ fn a_revocation_after_the_policy_folder_was_replaced_is_reloaded() {
         verify(a, ARM, ARM_KEY) == 403
     });
 }
+
+/// Red team: the policy is a link to a file in another folder (a checkout of the
+/// configuration repository, a secret agent's output folder). Replacing the file it points
+/// at, as `gobuildkey revoke` through the link or a `git pull` there does, is a change of
+/// the policy, but only the link's folder is watched.
+#[test]
+fn a_revocation_in_the_policy_a_link_points_at_is_reloaded() {
+    let env = TestEnv::new().with_master();
+    let repo = env.path("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let real = repo.join("gobuildkey.toml");
+    crate::common::write_file(&real, crate::common::EMPTY_POLICY, 0o600);
+    let link = env.path("keys/gobuildkey.toml");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let server = env.serve(&[]);
+    let a = server.addr;
+    assert_eq!(verify(a, ARM, ARM_KEY), 200);
+    // A new version of the file, by rename beside it (as git and editors write).
+    let next = repo.join(".gobuildkey.toml.new");
+    crate::common::write_file(&next, format!("[principals.{ARM}]\nrevoked = true\n"), 0o600);
+    std::fs::rename(&next, &real).unwrap();
+    wait_until("the revocation applies", || verify(a, ARM, ARM_KEY) == 403);
+}
