@@ -366,3 +366,19 @@ fn a_revocation_in_the_policy_a_link_points_at_is_reloaded() {
     std::fs::rename(&next, &real).unwrap();
     wait_until("the revocation applies", || verify(a, ARM, ARM_KEY) == 403);
 }
+
+/// Red team: a key pasted by mistake into the policy (here as a field name) must not be
+/// published by the failed reload's error, which `/healthz` serves to anyone who can reach
+/// the port (load balancers, probes) and serve writes to its log.
+#[test]
+fn a_failed_reload_never_shows_a_key_pasted_into_the_policy() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&[]);
+    let a = server.addr;
+    let policy = env.path("keys/gobuildkey.toml");
+    crate::common::write_file(&policy, format!("[principals.{ARM}]\n{ARM_KEY} = 1\n"), 0o600);
+    wait_until("a stale state", || health(a)["state"] == "stale");
+    let (_, body) = http_get(a, "/healthz", &[]);
+    crate::common::assert_no_secret(&body, ARM_KEY);
+    crate::common::assert_no_secret(&server.stderr.lock().unwrap(), ARM_KEY);
+}
