@@ -429,3 +429,43 @@ fn the_header_timeout_counts_from_the_first_byte_even_with_a_long_idle_timeout()
         "still open 20 s after its headers began, with --header-timeout 1s: {read:?}"
     );
 }
+
+/// Red team: a timeout or window too long for the clock is either refused at start (a
+/// usage error) or served; it must not make every connection's task panic
+/// ("overflow when adding duration to instant") and the service answer nothing.
+#[test]
+fn an_enormous_timeout_is_refused_or_served_never_a_panic_per_request() {
+    let env = TestEnv::new().with_master();
+    for option in ["--idle-timeout", "--failure-window"] {
+        let huge = "2562047788015215h";
+        // Refused at start (a usage error) is fine; otherwise it must answer.
+        let run = env
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0", option, huge])
+            .timeout(Duration::from_secs(3))
+            .output()
+            .unwrap();
+        if run.status.code() == Some(2) {
+            continue;
+        }
+        let server = env.serve(&[option, huge, "--max-failures", "1"]);
+        for _ in 0..3 {
+            let wrong = wrong_key();
+            let answer = crate::server::http_get(
+                server.addr,
+                "/verify",
+                &[
+                    ("X-Revdial-Version", "2"),
+                    ("X-Go-Builder-Hostname", "builder-7"),
+                    ("X-Go-Host-Type", ARM),
+                    ("X-Go-Builder-Key", &wrong),
+                ],
+            );
+            assert!(
+                matches!(answer.0, 403 | 429),
+                "{option} {huge}: no answer ({answer:?})\n{}",
+                server.stderr.lock().unwrap()
+            );
+        }
+    }
+}
