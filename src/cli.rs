@@ -784,15 +784,21 @@ fn duration_parser(text: &str) -> Result<jiff::Span, String> {
     }
 }
 
-/// A timeout: a positive length of time such as 5s, 500ms or 2m.
+/// A timeout or window: a positive length of time such as 5s, 500ms or 2m, at most a week
+/// (longer ones would be a mistake, and some overflow the clock).
 #[cfg(all(feature = "serve", unix))]
 fn timeout_parser(text: &str) -> Result<std::time::Duration, String> {
+    const WEEK: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
     text.parse::<jiff::SignedDuration>()
         .ok()
         .filter(|d| d.is_positive())
         .and_then(|d| std::time::Duration::try_from(d).ok())
+        .filter(|d| *d <= WEEK)
         .ok_or_else(|| {
-            format!("`{text}` is not a positive length of time: write it as 5s, 500ms or 2m")
+            format!(
+                "`{text}` is not a positive length of time of at most a week: write it as 5s, \
+                 500ms or 2m"
+            )
         })
 }
 
@@ -1203,22 +1209,10 @@ pub const KEY_ON_COMMAND_LINE: &str = "that looks like a key: keys are read from
      input or a file (--key-file), never from the command line, where other users and the \
      shell's history see them";
 
-/// The prefix of gobuildkey's own tokens; no principal or other word may start with it.
-pub const TOKEN_PREFIX: &str = "gbk1_";
-
-/// Whether a command-line word holds what looks like a key: a run of exactly 32 or 64 hex
-/// digits (either case) with no hex digit on either side — whatever surrounds it: a space,
-/// a `\r` from a file made on Windows, quotes, `--option=` — or a gobuildkey token. Such a
-/// word is never echoed.
+/// Whether a command-line word holds what looks like a key (the library's one rule,
+/// [`gobuildkey::keys::looks_like_key`]). Such a word is never echoed.
 pub fn looks_like_key(word: &OsStr) -> bool {
-    let bytes = word.as_encoded_bytes();
-    let token = TOKEN_PREFIX.as_bytes();
-    if bytes.windows(token.len()).any(|w| w == token) {
-        return true;
-    }
-    bytes
-        .split(|b| !b.is_ascii_hexdigit())
-        .any(|run| matches!(run.len(), 32 | 64))
+    gobuildkey::keys::looks_like_key(word.as_encoded_bytes())
 }
 
 /// Refuses a command line holding a word that looks like a key before clap sees it, so that

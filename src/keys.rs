@@ -502,6 +502,77 @@ impl fmt::Display for AlgorithmSet {
 #[error("unknown algorithm: use hmac-sha256 or hmac-md5")]
 pub struct UnknownAlgorithm;
 
+/// The prefix of gobuildkey's own tokens; no principal or other word may start with it.
+pub const TOKEN_PREFIX: &str = "gbk1_";
+
+/// Whether `text` holds what looks like a key: a run of exactly 32 or 64 hex digits (either
+/// case) with no hex digit on either side — whatever surrounds it: a space, a `\r`,
+/// quotes, `--option=` — or a gobuildkey token. The one rule of what is never echoed: a
+/// word on the command line, a reload's error.
+///
+/// ```
+/// use gobuildkey::keys::looks_like_key;
+///
+/// assert!(looks_like_key(&b"--key=\"0123456789abcdef0123456789ABCDEF\""[..]));
+/// assert!(!looks_like_key(b"host-linux-arm-aws"));
+/// ```
+#[must_use]
+pub fn looks_like_key(text: &[u8]) -> bool {
+    let token = TOKEN_PREFIX.as_bytes();
+    text.windows(token.len()).any(|w| w == token) || key_runs(text).next().is_some()
+}
+
+/// The byte ranges of `text` that look like keys ([`looks_like_key`]).
+fn key_runs(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut start = 0;
+    text.split(|b| !b.is_ascii_hexdigit())
+        .filter_map(move |run| {
+            let range = start..start + run.len();
+            start += run.len() + 1;
+            matches!(run.len(), 32 | 64).then_some(range)
+        })
+}
+
+/// `text` with what looks like a key ([`looks_like_key`]) replaced by `[key]`: a token from
+/// its prefix to the end of its word. For messages that may hold a pasted key and go where
+/// others read them (a service's health answer, its log).
+///
+/// ```
+/// use gobuildkey::keys::redact_keys;
+///
+/// let key = "91845ce35fee606a271e60bef0d1ce1b4a2ccec5d17171e3113f809168cd7b9d";
+/// assert_eq!(redact_keys(&format!("unknown field \"{key}\"")), "unknown field \"[key]\"");
+/// assert_eq!(redact_keys("token gbk1_abc-9 here"), "token [key] here");
+/// ```
+#[must_use]
+pub fn redact_keys(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut kept = 0;
+    // Hex runs and tokens are ASCII, so every cut is at a character boundary.
+    let mut cuts: Vec<std::ops::Range<usize>> = key_runs(bytes).collect();
+    let mut from = 0;
+    while let Some(at) = text[from..].find(TOKEN_PREFIX) {
+        let start = from + at;
+        let end = text[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(text.len(), |n| start + n);
+        cuts.push(start..end);
+        from = end;
+    }
+    cuts.sort_by_key(|r| r.start);
+    for cut in cuts {
+        if cut.start < kept {
+            continue;
+        }
+        out.push_str(&text[kept..cut.start]);
+        out.push_str("[key]");
+        kept = cut.end;
+    }
+    out.push_str(&text[kept..]);
+    out
+}
+
 /// The most bytes of a presented key that are read (from a file, standard input, a
 /// line): a key is 64 characters, so anything longer than this is refused unread.
 pub const MAX_KEY_INPUT: usize = 4096;

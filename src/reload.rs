@@ -55,6 +55,9 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 const SETTLE: Duration = Duration::from_millis(200);
 /// The longest a stream of changes delays a load.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(2);
+/// How often the watched files are looked at, besides inotify: a folder replaced, a file
+/// reached through a link to another folder, or no inotify at all.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The name of the link Kubernetes swaps to update a mounted Secret or ConfigMap.
 const KUBERNETES_DATA: &str = "..data";
 
@@ -166,6 +169,9 @@ pub enum Event {
 /// documentation). Dropping it stops the thread once a load under way ends.
 pub struct Reloader {
     requests: Sender<Cause>,
+    /// The files looked at every [`LOOK_EVERY`], and what was seen (shared with the
+    /// thread).
+    looked: Arc<Mutex<Looked>>,
     watcher: Option<RecommendedWatcher>,
 }
 
@@ -190,10 +196,23 @@ impl Reloader {
         E: FnMut(Event) + Send + 'static,
     {
         let (requests, received) = mpsc::channel::<Cause>();
+        let looked = Arc::new(Mutex::new(Looked::default()));
+        let shared = Arc::clone(&looked);
         std::thread::Builder::new()
             .name("gobuildkey-reload".into())
             .spawn(move || {
-                while let Ok(first) = received.recv() {
+                let look = || shared.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    let first = match received.recv_timeout(LOOK_EVERY) {
+                        Ok(cause) => cause,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if !look().changed() {
+                                continue;
+                            }
+                            Cause::Change
+                        }
+                    };
                     // Gather what arrives while things settle into one load; a request
                     // (SIGHUP) among them names the cause.
                     let mut cause = first;
@@ -207,6 +226,8 @@ impl Reloader {
                             Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
+                    // Looked at before the load: a change made while it runs is seen next time.
+                    look().refresh();
                     events(Event::Started(cause));
                     match load() {
                         Ok(value) => {
@@ -223,6 +244,7 @@ impl Reloader {
             })?;
         Ok(Self {
             requests,
+            looked,
             watcher: None,
         })
     }
@@ -238,14 +260,23 @@ impl Reloader {
         Requester(self.requests.clone())
     }
 
-    /// Reloads also when one of `files` changes: written, replaced, removed, its mode
-    /// changed, or, for a file in a Kubernetes volume, the volume's `..data` link swapped.
-    /// Each file's folder is watched (not followed elsewhere), so a file replaced by
-    /// rename is still seen, and changes to other files there are ignored.
+    /// Reloads also when one of `files` changes: written, replaced, removed, its mode or
+    /// owner changed, or, for a file in a Kubernetes volume, the volume's `..data` link
+    /// swapped. Each file's folder is watched with inotify, so a change is seen at once
+    /// (a file replaced by rename included; other files there are ignored); and every
+    /// second the files are looked at (through their links: the file, its size, times,
+    /// mode and inode), which sees what inotify cannot: the folder itself replaced, a file
+    /// reached through a link to another folder.
     ///
     /// # Errors
-    /// inotify is not available or a folder cannot be watched.
+    /// inotify is not available or a folder cannot be watched: the files are still looked
+    /// at every second.
     pub fn watch(&mut self, files: &[PathBuf]) -> Result<(), notify::Error> {
+        {
+            let mut looked = self.looked.lock().unwrap_or_else(PoisonError::into_inner);
+            files.clone_into(&mut looked.files);
+            looked.refresh();
+        }
         let mut names: HashSet<OsString> = HashSet::from([OsString::from(KUBERNETES_DATA)]);
         let mut folders: HashSet<PathBuf> = HashSet::new();
         for file in files {
@@ -284,6 +315,61 @@ impl Reloader {
         }
         self.watcher = Some(watcher);
         Ok(())
+    }
+}
+
+/// The watched files and what the last look at them saw.
+#[derive(Debug, Default)]
+struct Looked {
+    files: Vec<PathBuf>,
+    seen: Stamp,
+}
+
+impl Looked {
+    /// Looks again; whether anything changed since the last look.
+    fn changed(&mut self) -> bool {
+        let now = Stamp::of(&self.files);
+        let changed = now != self.seen;
+        self.seen = now;
+        changed
+    }
+
+    fn refresh(&mut self) {
+        self.seen = Stamp::of(&self.files);
+    }
+}
+
+/// What a look at the watched files sees: for each, the file its links lead to and its
+/// identity, size, times, mode and owner (`None` when it cannot be reached).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Stamp(Vec<Option<(PathBuf, [i64; 9])>>);
+
+impl Stamp {
+    fn of(files: &[PathBuf]) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(
+            files
+                .iter()
+                .map(|file| {
+                    let target = std::fs::canonicalize(file).ok()?;
+                    let m = std::fs::metadata(&target).ok()?;
+                    // As numbers, for comparing only.
+                    #[allow(clippy::cast_possible_wrap)]
+                    let seen = [
+                        m.dev() as i64,
+                        m.ino() as i64,
+                        m.size() as i64,
+                        m.mtime(),
+                        m.mtime_nsec(),
+                        m.ctime(),
+                        m.ctime_nsec(),
+                        i64::from(m.mode()),
+                        i64::from(m.uid()),
+                    ];
+                    Some((target, seen))
+                })
+                .collect(),
+        )
     }
 }
 
@@ -397,5 +483,37 @@ mod tests {
         assert!(matches!(next_end(&events), Event::Loaded(_)));
         assert_eq!(loads.load(Ordering::SeqCst), before + 1);
         assert!(events.try_recv().is_err());
+    }
+}
+
+#[cfg(test)]
+mod looking {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// What inotify on the file's folder cannot see, the look every second does: the file
+    /// behind a link into another folder replaced, the folder itself replaced.
+    #[test]
+    fn a_look_sees_a_link_target_elsewhere_and_a_replaced_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (here, there) = (dir.path().join("here"), dir.path().join("there"));
+        std::fs::create_dir(&here).unwrap();
+        std::fs::create_dir(&there).unwrap();
+        std::fs::write(there.join("policy"), "one").unwrap();
+        std::os::unix::fs::symlink(there.join("policy"), here.join("policy")).unwrap();
+        let files = [here.join("policy")];
+        let before = Stamp::of(&files);
+        assert_eq!(before, Stamp::of(&files), "nothing changed");
+        std::fs::write(there.join("new"), "two").unwrap();
+        std::fs::rename(there.join("new"), there.join("policy")).unwrap();
+        let after = Stamp::of(&files);
+        assert_ne!(before, after, "the target replaced");
+        std::fs::rename(&there, dir.path().join("old")).unwrap();
+        std::fs::create_dir(&there).unwrap();
+        std::fs::copy(dir.path().join("old/policy"), there.join("policy")).unwrap();
+        assert_ne!(after, Stamp::of(&files), "the folder replaced");
+        std::fs::remove_dir_all(&there).unwrap();
+        assert_eq!(Stamp::of(&files).0, [None], "gone");
     }
 }

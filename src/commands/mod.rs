@@ -166,10 +166,6 @@ pub(crate) fn edit_policy_then<T>(
     Ok(value)
 }
 
-/// The verifier the options name: primary master, policy, and the keyring's masters.
-/// With `alg` (the command line's `--alg`), keys of other algorithms are refused; an
-/// `alg` the policy does not accept — for `principal`, or for anyone when there is none —
-/// contradicts its record and is a usage error.
 /// Starts the reloads of `live` by `load` (see `gobuildkey::reload`), watching the master
 /// file (when the master is a file) and the policy unless `watch` is false, for `serve`
 /// and `verify --batch`.
@@ -190,17 +186,19 @@ fn reloader<T: Send + Sync + 'static>(
     if let gobuildkey::master::MasterSource::File(path) = master.source()? {
         files.push(path);
     }
-    reloader.watch(&files).with_context(|| {
-        format!(
-            "cannot watch {} for changes (inotify): raise the limits \
+    if let Err(e) = reloader.watch(&files) {
+        // Still looked at every second: slower, not blind.
+        crate::output::note(&format!(
+            "gobuildkey: warning: cannot watch {} with inotify ({e}): changes are noticed \
+             by looking at the files every second instead; raise \
              fs.inotify.max_user_instances and fs.inotify.max_user_watches",
             files
                 .iter()
                 .map(|f| f.display().to_string())
                 .collect::<Vec<_>>()
                 .join(" and ")
-        )
-    })?;
+        ));
+    }
     Ok(reloader)
 }
 
@@ -222,18 +220,24 @@ fn load_narrowed(
     })
 }
 
-/// An error on one line (`{:#}` of anyhow, the lines of a parser's message joined), for
-/// logs and health answers.
+/// A reload's error on one line (`{:#}` of anyhow, the lines of a parser's message
+/// joined), for logs and health answers that others read: anything in it that looks like a
+/// key (one pasted into the policy by mistake, quoted back as a field name) is redacted.
 #[cfg(unix)]
 fn one_line(error: &impl std::fmt::Display) -> String {
-    format!("{error:#}")
+    let line = format!("{error:#}")
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    gobuildkey::keys::redact_keys(&line)
 }
 
+/// The verifier the options name: primary master, policy, and the keyring's masters.
+/// With `alg` (the command line's `--alg`), keys of other algorithms are refused; an
+/// `alg` the policy does not accept — for `principal`, or for anyone when there is none —
+/// contradicts its record and is a usage error.
 fn load_verifier(
     master: &MasterArgs,
     alg: Option<Algorithm>,

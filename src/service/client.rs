@@ -50,8 +50,21 @@ impl ClientAddress {
     }
 
     /// The client's address is the peer's, or `header`'s when the peer is in `trusted`.
+    /// A network of IPv4-mapped IPv6 addresses (`::ffff:10.0.0.0/104`) is taken as the
+    /// IPv4 network it maps, as the addresses are.
     #[must_use]
     pub fn new(header: Option<&str>, trusted: Vec<IpNet>) -> Self {
+        let trusted = trusted
+            .into_iter()
+            .map(|net| match net {
+                IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+                    .addr()
+                    .to_ipv4_mapped()
+                    .and_then(|v4| IpNet::new(v4.into(), v6.prefix_len() - 96).ok())
+                    .unwrap_or(net),
+                _ => net,
+            })
+            .collect();
         Self {
             header: header.map(str::to_ascii_lowercase),
             trusted,
@@ -96,8 +109,7 @@ impl ClientAddress {
         for entry in entries {
             let Some(addr) = std::str::from_utf8(entry)
                 .ok()
-                .map(|text| text.trim_matches([' ', '\t']))
-                .and_then(|text| text.parse::<IpAddr>().ok())
+                .and_then(|text| parse_entry(text.trim_matches([' ', '\t'])))
                 .map(normalize)
             else {
                 return client;
@@ -109,6 +121,21 @@ impl ClientAddress {
         }
         client
     }
+}
+
+/// An address as proxies write them: `192.0.2.7`, `2001:db8::1`, or with a port
+/// (`192.0.2.7:51234`, `[2001:db8::1]:51234`) or brackets (`[2001:db8::1]`).
+fn parse_entry(text: &str) -> Option<IpAddr> {
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            text.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
+        })
 }
 
 #[cfg(test)]
@@ -129,7 +156,11 @@ mod tests {
         ];
         let clients = ClientAddress::new(Some("x-forwarded-for"), trusted);
         let local = ip("127.0.0.1");
-        let cases: [(&[&[u8]], &str); 9] = [
+        let cases: [(&[&[u8]], &str); 12] = [
+            // With ports or brackets, as some proxies write them.
+            (&[b"6.6.6.6, 203.0.113.5:51234"], "203.0.113.5"),
+            (&[b"6.6.6.6, [2001:db8::5]:51234, 10.1.1.1"], "2001:db8::5"),
+            (&[b"[2001:db8::6]"], "2001:db8::6"),
             (&[], "127.0.0.1"),
             (&[b"203.0.113.5"], "203.0.113.5"),
             (&[b"6.6.6.6, 203.0.113.5"], "203.0.113.5"),
@@ -157,6 +188,16 @@ mod tests {
         // A dual-stack listener's view of an IPv4 loopback peer is trusted as loopback.
         assert_eq!(
             clients.resolve(ip("::ffff:127.0.0.1"), xff),
+            ip("203.0.113.5")
+        );
+        // A trusted network written as IPv4-mapped IPv6 matches the IPv4 peers it maps.
+        let mapped = ClientAddress::new(
+            Some("X-Real-IP"),
+            vec!["::ffff:10.0.0.0/104".parse().unwrap()],
+        );
+        assert_eq!(mapped.resolve(ip("10.1.2.3"), xff), ip("203.0.113.5"));
+        assert_eq!(
+            mapped.resolve(ip("::ffff:10.1.2.3"), xff),
             ip("203.0.113.5")
         );
         let no_header = ClientAddress::new(None, ClientAddress::loopback());

@@ -340,12 +340,16 @@ fn silent_and_slow_clients_are_closed() {
     assert_eq!(&answer, b"HTTP/1.1 200");
     let mut rest = Vec::new();
     kept.read_to_end(&mut rest).unwrap();
-    assert!(
+    // Counted once each connection's task has ended, a moment after the client saw it.
+    let closed_by = |cause: &str| {
         metric(
             &server,
-            "gobuildkey_connections_closed_total{cause=\"timeout\"}"
-        ) >= 3.0
-    );
+            &format!("gobuildkey_connections_closed_total{{cause=\"{cause}\"}}"),
+        )
+    };
+    wait_until("both counted", || {
+        closed_by("slow_headers") == 1.0 && closed_by("idle") == 2.0
+    });
 }
 
 /// With no file descriptor left, accept fails: the service closes its least recently
@@ -411,61 +415,45 @@ fn bad_limits_are_usage_errors() {
     }
 }
 
-/// Red team: the header clock starts at a request's first byte, whatever the idle timeout.
-/// With `--idle-timeout 10m`, a client that sends half its headers right after connecting
-/// must be closed once `--header-timeout` (1 s, plus the 1 s close grace) has passed, not
-/// when the idle clock (armed before the first byte) next wakes the connection's task.
+/// The header clock starts at a request's first byte, whatever the idle timeout: with
+/// `--idle-timeout 168h` (a week), a client that sends half its headers right after connecting is
+/// closed for its slow headers (the metric says which clock closed it).
 #[test]
 fn the_header_timeout_counts_from_the_first_byte_even_with_a_long_idle_timeout() {
     let env = TestEnv::new().with_master();
-    let server = env.serve(&["--idle-timeout", "10m", "--header-timeout", "1s"]);
+    let server = env.serve(&["--idle-timeout", "168h", "--header-timeout", "1s"]);
     let mut slow = TcpStream::connect(server.addr).unwrap();
-    slow.write_all(b"GET /verify HTTP/1.1\r\nHost: t\r\n").unwrap();
-    // Far more than 1 s + 1 s of grace, far less than 10 minutes.
-    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let read = slow.read(&mut [0; 1]);
-    assert!(
-        matches!(&read, Ok(0)) || matches!(&read, Err(e) if e.kind() == ErrorKind::ConnectionReset),
-        "still open 20 s after its headers began, with --header-timeout 1s: {read:?}"
+    slow.write_all(b"GET /verify HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    assert!(closed(&mut slow), "still open");
+    wait_until("counted", || {
+        metric(
+            &server,
+            "gobuildkey_connections_closed_total{cause=\"slow_headers\"}",
+        ) == 1.0
+    });
+    assert_eq!(
+        metric(
+            &server,
+            "gobuildkey_connections_closed_total{cause=\"idle\"}"
+        ),
+        0.0
     );
 }
 
-/// Red team: a timeout or window too long for the clock is either refused at start (a
-/// usage error) or served; it must not make every connection's task panic
-/// ("overflow when adding duration to instant") and the service answer nothing.
+/// A timeout or window too long for the clock (or a week) is refused at start, as a usage
+/// error: it must never make each connection's task panic ("overflow when adding duration
+/// to instant") and the service answer nothing.
 #[test]
-fn an_enormous_timeout_is_refused_or_served_never_a_panic_per_request() {
+fn an_enormous_timeout_is_refused_at_start() {
     let env = TestEnv::new().with_master();
-    for option in ["--idle-timeout", "--failure-window"] {
-        let huge = "2562047788015215h";
-        // Refused at start (a usage error) is fine; otherwise it must answer.
-        let run = env
-            .cmd()
-            .args(["serve", "--listen", "127.0.0.1:0", option, huge])
-            .timeout(Duration::from_secs(3))
-            .output()
-            .unwrap();
-        if run.status.code() == Some(2) {
-            continue;
-        }
-        let server = env.serve(&[option, huge, "--max-failures", "1"]);
-        for _ in 0..3 {
-            let wrong = wrong_key();
-            let answer = crate::server::http_get(
-                server.addr,
-                "/verify",
-                &[
-                    ("X-Revdial-Version", "2"),
-                    ("X-Go-Builder-Hostname", "builder-7"),
-                    ("X-Go-Host-Type", ARM),
-                    ("X-Go-Builder-Key", &wrong),
-                ],
-            );
-            assert!(
-                matches!(answer.0, 403 | 429),
-                "{option} {huge}: no answer ({answer:?})\n{}",
-                server.stderr.lock().unwrap()
-            );
+    for option in ["--idle-timeout", "--header-timeout", "--failure-window"] {
+        for huge in ["2562047788015215h", "169h"] {
+            env.cmd()
+                .args(["serve", option, huge])
+                .assert()
+                .code(2)
+                .stderr(predicates::str::contains("of at most a week"));
         }
     }
 }

@@ -362,7 +362,11 @@ fn a_revocation_in_the_policy_a_link_points_at_is_reloaded() {
     assert_eq!(verify(a, ARM, ARM_KEY), 200);
     // A new version of the file, by rename beside it (as git and editors write).
     let next = repo.join(".gobuildkey.toml.new");
-    crate::common::write_file(&next, format!("[principals.{ARM}]\nrevoked = true\n"), 0o600);
+    crate::common::write_file(
+        &next,
+        format!("[principals.{ARM}]\nrevoked = true\n"),
+        0o600,
+    );
     std::fs::rename(&next, &real).unwrap();
     wait_until("the revocation applies", || verify(a, ARM, ARM_KEY) == 403);
 }
@@ -376,7 +380,11 @@ fn a_failed_reload_never_shows_a_key_pasted_into_the_policy() {
     let server = env.serve(&[]);
     let a = server.addr;
     let policy = env.path("keys/gobuildkey.toml");
-    crate::common::write_file(&policy, format!("[principals.{ARM}]\n{ARM_KEY} = 1\n"), 0o600);
+    crate::common::write_file(
+        &policy,
+        format!("[principals.{ARM}]\n{ARM_KEY} = 1\n"),
+        0o600,
+    );
     wait_until("a stale state", || health(a)["state"] == "stale");
     let (_, body) = http_get(a, "/healthz", &[]);
     crate::common::assert_no_secret(&body, ARM_KEY);

@@ -32,8 +32,10 @@ const NONE: u64 = u64::MAX;
 pub enum Closed {
     /// To make room for a new one, or to free a file descriptor.
     Evicted,
-    /// Silent for `--idle-timeout`, or headers slower than `--header-timeout`.
-    Timeout,
+    /// No request for `--idle-timeout`.
+    Idle,
+    /// A request's headers slower than `--header-timeout` from their first byte.
+    SlowHeaders,
 }
 
 /// One open connection, as the registry and its task see it.
@@ -49,6 +51,8 @@ pub struct Connection {
     /// Milliseconds since the epoch of the first byte of a request not yet answered.
     head_started: AtomicU64,
     close: Notify,
+    /// Told when a request's first byte arrives: the deadline moved nearer.
+    rearm: Notify,
 }
 
 /// The open connections, least recently active first.
@@ -101,6 +105,7 @@ impl Connections {
             last_active: AtomicU64::new(now),
             head_started: AtomicU64::new(NONE),
             close: Notify::new(),
+            rearm: Notify::new(),
         });
         open.insert(activity, Arc::clone(&connection));
         (connection, evicted)
@@ -178,10 +183,15 @@ impl Connections {
             tokio::select! {
                 _ = &mut future => break None,
                 () = connection.close.notified() => break Some(Closed::Evicted),
+                // A request began: its header clock may end before the idle one.
+                () = connection.rearm.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {
                     // Activity may have moved the deadline while this slept.
                     if self.deadline(&connection) <= Instant::now() {
-                        break Some(Closed::Timeout);
+                        break Some(match connection.head_started.load(Ordering::Relaxed) {
+                            NONE => Closed::Idle,
+                            _ => Closed::SlowHeaders,
+                        });
                     }
                 }
             }
@@ -235,12 +245,15 @@ impl AsyncRead for Watched {
             let now = Instant::now().saturating_duration_since(self.epoch);
             let now = u64::try_from(now.as_millis()).unwrap_or(NONE - 1);
             // Only the first byte of a request starts its header clock.
-            let _ = self.connection.head_started.compare_exchange(
+            let started = self.connection.head_started.compare_exchange(
                 NONE,
                 now,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             );
+            if started.is_ok() {
+                self.connection.rearm.notify_one();
+            }
         }
         polled
     }

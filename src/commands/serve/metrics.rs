@@ -64,7 +64,8 @@ struct ReloadLabels {
 #[allow(non_camel_case_types)]
 enum CloseCause {
     evicted,
-    timeout,
+    idle,
+    slow_headers,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,7 +129,7 @@ impl Metrics {
         );
         r.register(
             "gobuildkey_connections_closed",
-            "Connections the service closed: evicted to make room, or silent too long",
+            "Connections the service closed: evicted to make room, idle too long, or headers too slow",
             m.closed.clone(),
         );
         r.register(
@@ -170,7 +171,8 @@ impl Metrics {
     pub fn closed(&self, why: Closed) {
         let cause = match why {
             Closed::Evicted => CloseCause::evicted,
-            Closed::Timeout => CloseCause::timeout,
+            Closed::Idle => CloseCause::idle,
+            Closed::SlowHeaders => CloseCause::slow_headers,
         };
         self.closed.get_or_create(&CloseLabels { cause }).inc();
     }

@@ -206,6 +206,7 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let reloader = reloader(&args, &state)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -213,7 +214,6 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
         "gobuildkey serve: listening on http://{}",
         listener.local_addr()?
     );
-    let reloader = reloader(&args, &state)?;
     notify_systemd(&[NotifyState::Ready, NotifyState::Status("serving")]);
     let mut backoff = AcceptBackoff::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -267,8 +267,8 @@ async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
                     });
                     // Errors are the client's (a reset, a timeout); nothing to report.
                     // Evictions are counted where they are decided, timeouts here.
-                    if let Some(connections::Closed::Timeout) = closed.await {
-                        task_state.metrics.closed(connections::Closed::Timeout);
+                    if let Some(why) = closed.await.filter(|why| *why != connections::Closed::Evicted) {
+                        task_state.metrics.closed(why);
                     }
                 });
             }
