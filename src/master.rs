@@ -7,18 +7,20 @@
 //! unchanged and gives Go's keys. Every way of getting it fails closed: missing, empty,
 //! short, unreadable or too-open masters are errors, never a master that accepts anything.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use rand::TryRng;
 use zeroize::Zeroizing;
 
 use crate::keys::{Fingerprint, hex_of, trim_space};
 use crate::secret_file::{self, ReadError};
+
+mod command;
 
 /// The fewest bytes a master may have after trimming.
 pub const MIN_LEN: usize = 16;
@@ -256,7 +258,7 @@ impl MasterSource {
     pub fn load_within(&self, timeout: Duration) -> Result<MasterSecret, MasterError> {
         match self {
             Self::File(path) => load_file(path),
-            Self::Command(command) => MasterSecret::from_text(&run_command(command, timeout)?),
+            Self::Command(command) => MasterSecret::from_text(&command::run(command, timeout)?),
         }
     }
 }
@@ -307,246 +309,6 @@ fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
     })?;
     let contents = file.contents.ok_or(MasterError::TooLong)?;
     MasterSecret::from_text(&contents)
-}
-
-/// Runs `command` and returns what it printed (at most [`MAX_LEN`] bytes), giving it
-/// `timeout` to exit and close its standard output.
-///
-/// It runs in a process group of its own. Its output is read while it runs; once it has
-/// exited, whatever is left in its group is killed (a background process there holding its
-/// standard output would otherwise keep the read waiting), and the pipe is read to its end:
-/// what the command wrote is in the pipe and is not lost. At the deadline the group is
-/// killed and the command reaped; a process that left the group and still holds the pipe
-/// is given up on then.
-#[cfg(unix)]
-fn run_command(command: &OsStr, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, MasterError> {
-    use std::io::Read;
-
-    let deadline = Instant::now().checked_add(timeout);
-    let (mut group, mut stdout) = Group::spawn(command).map_err(MasterError::CommandStart)?;
-    // Room for one byte too many, allocated once: a growing `Vec` would leave copies.
-    let mut output = Zeroizing::new(vec![0u8; MAX_LEN + 1]);
-    let mut len = 0;
-    let mut open = true;
-    let mut tick = Duration::from_millis(1);
-    loop {
-        if let Some(status) = group.exit_status().map_err(MasterError::CommandStart)? {
-            if !status.success() {
-                return Err(MasterError::CommandFailed { status });
-            }
-            if !open {
-                output.truncate(len);
-                return Ok(output);
-            }
-        }
-        let left = time_left(deadline).ok_or(MasterError::CommandTimedOut { timeout })?;
-        // Its exit is looked for every tick; output is read as soon as it comes.
-        let wait = left.min(tick);
-        tick = (tick * 2).min(MAX_TICK);
-        if !open {
-            std::thread::sleep(wait);
-        } else if readable(&stdout, wait).map_err(MasterError::CommandStart)? {
-            match stdout.read(&mut output[len..]) {
-                Ok(0) => open = false,
-                Ok(n) => len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(MasterError::CommandStart(e)),
-            }
-            if len > MAX_LEN {
-                return Err(MasterError::TooLong);
-            }
-        }
-    }
-}
-
-/// The longest wait between two looks at whether a command has exited.
-#[cfg(unix)]
-const MAX_TICK: Duration = Duration::from_millis(50);
-
-/// How long until `deadline` (`None`: later than the clock can say, so never); `None` once
-/// it has passed.
-fn time_left(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        Some(deadline) => deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero()),
-        None => Some(Duration::MAX),
-    }
-}
-
-/// Whether `fd` has something to read (or its end) within `wait`.
-#[cfg(unix)]
-fn readable(fd: &impl std::os::fd::AsFd, wait: Duration) -> io::Result<bool> {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-
-    let wait = Timespec::try_from(wait.min(MAX_TICK)).map_err(io::Error::other)?;
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    match poll(&mut fds, Some(&wait)) {
-        Ok(ready) => Ok(ready > 0),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A command running as the leader of a process group of its own. Whatever happens to
-/// the one reading it, the group is killed and the command reaped when this is dropped.
-#[cfg(unix)]
-struct Group {
-    child: std::process::Child,
-    /// Its exit status, once it has been reaped.
-    status: Option<ExitStatus>,
-}
-
-#[cfg(unix)]
-impl Group {
-    /// Starts `command` in a new process group, standard input closed, standard error
-    /// passed through, standard output a pipe (returned).
-    fn spawn(command: &OsStr) -> io::Result<(Self, std::process::ChildStdout)> {
-        use std::os::unix::process::CommandExt;
-
-        let mut child = shell(command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()?;
-        let stdout = child.stdout.take();
-        let group = Self {
-            child,
-            status: None,
-        };
-        let stdout = stdout.ok_or_else(|| io::Error::other("no pipe to the command's output"))?;
-        Ok((group, stdout))
-    }
-
-    /// The command's exit status, once it has exited. At that moment every process left in
-    /// its group is killed, then the command is reaped.
-    fn exit_status(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none() && has_exited(&mut self.child)? {
-            self.kill_group();
-            self.status = Some(self.child.wait()?);
-        }
-        Ok(self.status)
-    }
-
-    /// SIGKILL to every process of the group. Its id is the command's pid, which stays the
-    /// command's until the command is reaped.
-    fn kill_group(&self) {
-        let group = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-    }
-}
-
-#[cfg(unix)]
-impl Drop for Group {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            self.kill_group();
-            // The command itself, should it have moved to another group.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Whether `child` has exited, leaving it unreaped (`WNOWAIT`): until it is reaped its pid,
-/// which is its group's id, cannot be given to another process.
-#[cfg(all(
-    unix,
-    not(any(
-        target_os = "openbsd",
-        target_os = "cygwin",
-        target_os = "horizon",
-        target_os = "redox"
-    ))
-))]
-fn has_exited(child: &mut std::process::Child) -> io::Result<bool> {
-    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
-
-    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-    match waitid(WaitId::Pid(Pid::from_child(child)), options) {
-        Ok(status) => Ok(status.is_some()),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Whether `child` has exited, where there is no `waitid`: it is reaped here, and its
-/// group is killed just after (its leftovers keep the group's id from being reused).
-#[cfg(all(
-    unix,
-    any(
-        target_os = "openbsd",
-        target_os = "cygwin",
-        target_os = "horizon",
-        target_os = "redox"
-    )
-))]
-fn has_exited(child: &mut std::process::Child) -> io::Result<bool> {
-    Ok(child.try_wait()?.is_some())
-}
-
-/// Runs `command` and returns what it printed (at most [`MAX_LEN`] bytes), giving it
-/// `timeout` to exit and close its standard output; at the deadline it is killed. (There
-/// are no process groups to kill here: a process it started that holds its output makes it
-/// time out.)
-#[cfg(not(unix))]
-fn run_command(command: &OsStr, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, MasterError> {
-    let deadline = Instant::now().checked_add(timeout);
-    let mut child = shell(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(MasterError::CommandStart)?;
-    let stdout = child.stdout.take();
-    let (send, receive) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let output = match stdout {
-            Some(stdout) => secret_file::read_bounded(stdout, MAX_LEN),
-            None => Ok(Some(Zeroizing::new(Vec::new()))),
-        };
-        let _ = send.send(output);
-    });
-    let give_up = |child: &mut std::process::Child, error| {
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(error)
-    };
-    let output = match time_left(deadline).map(|left| receive.recv_timeout(left)) {
-        Some(Ok(Ok(Some(output)))) => output,
-        Some(Ok(Ok(None))) => return give_up(&mut child, MasterError::TooLong),
-        Some(Ok(Err(e))) => return give_up(&mut child, MasterError::CommandStart(e)),
-        Some(Err(_)) | None => {
-            return give_up(&mut child, MasterError::CommandTimedOut { timeout });
-        }
-    };
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(output),
-            Ok(Some(status)) => return Err(MasterError::CommandFailed { status }),
-            Ok(None) => {}
-            Err(e) => return give_up(&mut child, MasterError::CommandStart(e)),
-        }
-        match time_left(deadline) {
-            Some(left) => std::thread::sleep(left.min(Duration::from_millis(50))),
-            None => return give_up(&mut child, MasterError::CommandTimedOut { timeout }),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn shell(command: &OsStr) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(command);
-    cmd
-}
-
-#[cfg(windows)]
-fn shell(command: &OsStr) -> Command {
-    let mut cmd = Command::new("cmd");
-    cmd.arg("/C").arg(command);
-    cmd
 }
 
 /// Why no master could be had. Never carries the secret, nor the command line that
@@ -881,8 +643,11 @@ mod tests {
         let escaped = dir.path().join("escaped");
         let command = |then: &str| {
             MasterSource::Command(
+                // It says its pid once it has left the group, and only then is the
+                // command done: killed with the group before, it would hold nothing.
                 format!(
-                    "setsid sleep 1000 & echo $! > {}; {then}",
+                    "setsid sh -c 'echo $$ > {0}; exec sleep 1000' & \
+                     while [ ! -s {0} ]; do sleep 0.01; done; {then}",
                     escaped.display()
                 )
                 .into(),
