@@ -824,8 +824,8 @@ pub struct MasterArgs {
     /// How long the master key command, and each keyring command of the policy, may run
     ///
     /// A command that has not exited and closed its standard output by then is killed with
-    /// every process of its process group, and gobuildkey exits 75. Written as 10s, 500ms,
-    /// 2m or "1m 30s".
+    /// every process of its process group, and the master cannot be loaded (exit 75).
+    /// Written as 10s, 500ms, 2m or "1m 30s".
     #[arg(
         long,
         value_name = "DURATION",
