@@ -2,13 +2,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use gobuildkey::keys::{Algorithm, Kind, Principal, PrincipalError};
-use gobuildkey::master::{self, MasterError, MasterSource};
+use gobuildkey::master::{self, MasterError, MasterSecret, MasterSource};
 
 use crate::exit::Exit;
 
@@ -784,20 +785,21 @@ fn duration_parser(text: &str) -> Result<jiff::Span, String> {
     }
 }
 
-/// A timeout or window: a positive length of time such as 5s, 500ms or 2m, at most a week
-/// (longer ones would be a mistake, and some overflow the clock).
-#[cfg(all(feature = "serve", unix))]
+/// A timeout or window (`--command-timeout`, serve's timeouts): a positive length of time
+/// in jiff's friendly form (10s, 500ms, 2m, "1m 30s") or ISO 8601's (PT10S), at most a week
+/// (a longer one is a mistake, and some would overflow the clock).
 fn timeout_parser(text: &str) -> Result<std::time::Duration, String> {
     const WEEK: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-    text.parse::<jiff::SignedDuration>()
+    text.trim()
+        .parse::<jiff::SignedDuration>()
         .ok()
         .filter(|d| d.is_positive())
         .and_then(|d| std::time::Duration::try_from(d).ok())
         .filter(|d| *d <= WEEK)
         .ok_or_else(|| {
             format!(
-                "`{text}` is not a positive length of time of at most a week: write it as 5s, \
-                 500ms or 2m"
+                "`{text}` is not a positive length of time of at most a week: write it as \
+                 10s, 500ms, 2m or \"1m 30s\""
             )
         })
 }
@@ -854,6 +856,8 @@ impl InitArgs {
 pub const ENV_MASTER_FILE: &str = "GOBUILDKEY_MASTER_KEY_FILE";
 /// The environment variable holding the master key command.
 pub const ENV_MASTER_COMMAND: &str = "GOBUILDKEY_MASTER_KEY_COMMAND";
+/// The environment variable holding how long a master or keyring command may run.
+pub const ENV_COMMAND_TIMEOUT: &str = "GOBUILDKEY_COMMAND_TIMEOUT";
 
 /// Where the master comes from, for the commands that read it.
 ///
@@ -882,9 +886,28 @@ pub struct MasterArgs {
     /// [default: gobuildkey.toml beside the master key file]
     #[arg(long, value_name = "FILE", env = ENV_POLICY)]
     pub policy: Option<PathBuf>,
+
+    /// How long the master key command, and each keyring command of the policy, may run
+    ///
+    /// A command that has not exited and closed its standard output by then is killed with
+    /// every process of its process group, and the master cannot be loaded (exit 75).
+    /// Written as 10s, 500ms, 2m or "1m 30s".
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = ENV_COMMAND_TIMEOUT,
+        default_value = "10s",
+        value_parser = timeout_parser
+    )]
+    pub command_timeout: Duration,
 }
 
 impl MasterArgs {
+    /// The master: [`MasterArgs::source`], loaded, its command given `--command-timeout`.
+    pub fn load(&self) -> Result<MasterSecret, MasterError> {
+        self.source()?.load_within(self.command_timeout)
+    }
+
     /// The policy file: `--policy` or `GOBUILDKEY_POLICY`, else `gobuildkey.toml` beside
     /// the master key file (beside the default one when the master comes from a command).
     pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
@@ -1093,7 +1116,7 @@ pub const ENV_POLICY: &str = "GOBUILDKEY_POLICY";
 
 /// The environment variables gobuildkey reads, and what for: `--help` and the man pages
 /// (ENVIRONMENT) show this one table.
-pub const ENVIRONMENT: [(&str, &str); 8] = [
+pub const ENVIRONMENT: [(&str, &str); 9] = [
     (
         ENV_MASTER_FILE,
         "the master key file, unless --master-key or --master-key-command is given",
@@ -1103,6 +1126,10 @@ pub const ENVIRONMENT: [(&str, &str); 8] = [
         "a command printing the master, unless --master-key or --master-key-command is given",
     ),
     (ENV_POLICY, "the policy file, unless --policy is given"),
+    (
+        ENV_COMMAND_TIMEOUT,
+        "how long a master or keyring command may run, unless --command-timeout is given",
+    ),
     (
         gobuildkey::paths::ENV_KEY_PATH,
         "the file the builder agent reads its key from, when set and not empty (install, path, check, probe)",

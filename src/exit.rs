@@ -35,7 +35,8 @@ pub enum Exit {
     CantCreate = 73,
     /// Reading or writing failed.
     IoErr = 74,
-    /// Another edit held the policy's lock for longer than this one would wait: try again.
+    /// Another edit held the policy's lock for longer than this one would wait, or a master
+    /// key command did not finish within `--command-timeout`: try again.
     TempFail = 75,
     /// A secret file is readable or writable by others, or access was denied.
     NoPerm = 77,
@@ -87,7 +88,10 @@ impl Exit {
                 "refused to write a file (it exists, or a link or folder is in the way)"
             }
             Self::IoErr => "reading or writing failed",
-            Self::TempFail => "another edit held the policy's lock too long: try again",
+            Self::TempFail => {
+                "another edit held the policy's lock too long, or a master key command did not \
+                 finish in time: try again"
+            }
             Self::NoPerm => "a secret file is open to others, or access was denied",
             Self::Config => {
                 "configuration error: a bad policy file, no usable HOME, or both master variables set"
@@ -147,6 +151,7 @@ impl Exit {
                 Self::DataErr
             }
             MasterError::CommandStart(_) | MasterError::CommandFailed { .. } => Self::Unavailable,
+            MasterError::CommandTimedOut { .. } => Self::TempFail,
             MasterError::NoHome | MasterError::Ambiguous => Self::Config,
             _ => Self::Software,
         }
@@ -282,6 +287,25 @@ mod tests {
             (MasterError::Empty.into(), Exit::DataErr),
             (MasterError::TooShort { len: 3 }.into(), Exit::DataErr),
             (MasterError::NoHome.into(), Exit::Config),
+            (
+                MasterError::CommandTimedOut {
+                    timeout: std::time::Duration::from_secs(10),
+                }
+                .into(),
+                Exit::TempFail,
+            ),
+            (
+                PolicyError::Master {
+                    path: "p".into(),
+                    at: (3, 12),
+                    source_shown: "the master key command".into(),
+                    error: MasterError::CommandTimedOut {
+                        timeout: std::time::Duration::from_secs(10),
+                    },
+                }
+                .into(),
+                Exit::TempFail,
+            ),
             (
                 WriteError::Exists { path: path.clone() }.into(),
                 Exit::CantCreate,

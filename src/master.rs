@@ -7,17 +7,20 @@
 //! unchanged and gives Go's keys. Every way of getting it fails closed: missing, empty,
 //! short, unreadable or too-open masters are errors, never a master that accepts anything.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use rand::TryRng;
 use zeroize::Zeroizing;
 
 use crate::keys::{Fingerprint, hex_of, trim_space};
 use crate::secret_file::{self, ReadError};
+
+mod command;
 
 /// The fewest bytes a master may have after trimming.
 pub const MIN_LEN: usize = 16;
@@ -27,6 +30,9 @@ pub const MAX_LEN: usize = 4096;
 pub const DEFAULT_PATH_IN_HOME: &str = "keys/gobuilder-master.key";
 /// How many random bytes `gobuildkey init` draws; the master is their hex, 64 characters.
 pub const GENERATED_BYTES: usize = 32;
+/// How long a master key command may run when no other limit is given
+/// ([`MasterSource::load`]; the command line's `--command-timeout`).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The master secret, held in memory that is wiped on drop. Its [`Debug`] shows only its
 /// fingerprint.
@@ -129,6 +135,14 @@ impl fmt::Debug for MasterSecret {
     }
 }
 
+/// A length of time as people write it: `10s`, `500ms`, `1m 30s`.
+fn show_duration(duration: Duration) -> String {
+    match jiff::SignedDuration::try_from(duration) {
+        Ok(duration) => format!("{duration:#}"),
+        Err(_) => format!("{duration:?}"),
+    }
+}
+
 fn too_open_message(path: &Path, mode: u32, mounted: bool) -> String {
     let path = path.display();
     if mounted {
@@ -180,7 +194,10 @@ pub enum MasterSource {
     /// (`vault kv get -field=master secret/gobuildkey`, `pass show farm/master`, ...).
     ///
     /// It is run as `sh -c CMD` (`cmd /C CMD` on Windows) with standard input closed and
-    /// standard error passed through; it must exit 0 and print at most [`MAX_LEN`] bytes.
+    /// standard error passed through; it must exit 0 and print at most [`MAX_LEN`] bytes,
+    /// within a time limit ([`MasterSource::load_within`]). On unix it runs in a process
+    /// group of its own, which is killed when it exits (what it leaves behind there holds
+    /// nothing it printed) and at the time limit.
     Command(OsString),
 }
 
@@ -198,7 +215,7 @@ impl MasterSource {
         }
     }
 
-    /// Reads and checks the master.
+    /// Reads and checks the master; a command has [`DEFAULT_COMMAND_TIMEOUT`] to finish.
     ///
     /// ```
     /// use gobuildkey::master::{MasterError, MasterSource};
@@ -214,11 +231,34 @@ impl MasterSource {
     ///
     /// # Errors
     /// [`MasterError`] for a master that is missing, unreadable, too open, empty, short or
-    /// too long, or a command that fails.
+    /// too long, or a command that fails or does not finish in time.
     pub fn load(&self) -> Result<MasterSecret, MasterError> {
+        self.load_within(DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// Reads and checks the master, giving a command `timeout` to finish: to exit, and to
+    /// close its standard output. At the time limit the command is killed (on unix with
+    /// every process of its group) and reaped, and the error is
+    /// [`MasterError::CommandTimedOut`]. A file is read at once, whatever the limit.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::time::Duration;
+    /// use gobuildkey::master::{MasterError, MasterSource};
+    ///
+    /// let hung = MasterSource::Command("sleep 60".into());
+    /// let err = hung.load_within(Duration::from_millis(200)).unwrap_err();
+    /// assert!(matches!(err, MasterError::CommandTimedOut { .. }));
+    /// assert!(err.to_string().contains("did not finish within 200ms"));
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`MasterSource::load`].
+    pub fn load_within(&self, timeout: Duration) -> Result<MasterSecret, MasterError> {
         match self {
             Self::File(path) => load_file(path),
-            Self::Command(command) => MasterSecret::from_text(&run_command(command)?),
+            Self::Command(command) => MasterSecret::from_text(&command::run(command, timeout)?),
         }
     }
 }
@@ -269,52 +309,6 @@ fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
     })?;
     let contents = file.contents.ok_or(MasterError::TooLong)?;
     MasterSecret::from_text(&contents)
-}
-
-fn run_command(command: &OsStr) -> Result<Zeroizing<Vec<u8>>, MasterError> {
-    let mut child = shell(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(MasterError::CommandStart)?;
-    let output = match child.stdout.take() {
-        Some(stdout) => secret_file::read_bounded(stdout, MAX_LEN),
-        None => Ok(Some(Zeroizing::new(Vec::new()))),
-    };
-    let output = match output {
-        Ok(Some(output)) => output,
-        Ok(None) => {
-            // Kill and reap; the error that matters is the length.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MasterError::TooLong);
-        }
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(MasterError::CommandStart(e));
-        }
-    };
-    let status = child.wait().map_err(MasterError::CommandStart)?;
-    if !status.success() {
-        return Err(MasterError::CommandFailed { status });
-    }
-    Ok(output)
-}
-
-#[cfg(unix)]
-fn shell(command: &OsStr) -> Command {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(command);
-    cmd
-}
-
-#[cfg(windows)]
-fn shell(command: &OsStr) -> Command {
-    let mut cmd = Command::new("cmd");
-    cmd.arg("/C").arg(command);
-    cmd
 }
 
 /// Why no master could be had. Never carries the secret, nor the command line that
@@ -372,6 +366,18 @@ pub enum MasterError {
     CommandFailed {
         /// How it exited.
         status: ExitStatus,
+    },
+    /// The master key command did not exit, or did not close its standard output, within
+    /// its time limit; it was killed.
+    #[error(
+        "the master key command did not finish within {}, and was stopped: check that the \
+         secret manager answers (is it waiting for a password, or for the network?), or \
+         allow it longer with --command-timeout",
+        show_duration(*timeout)
+    )]
+    CommandTimedOut {
+        /// The time it was given.
+        timeout: Duration,
     },
     /// `HOME` is unset, empty or relative and no master was named.
     #[error(
@@ -534,6 +540,167 @@ mod tests {
             .load()
             .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// Whether process `pid` is gone: no such process, or one that has died and waits only
+    /// to be reaped by init. A process just sent SIGKILL may take a moment to die, so this
+    /// waits for that (the bound is only there to end a broken run).
+    fn is_gone(pid: &str) -> bool {
+        let dead = || match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+        };
+        for _ in 0..6000 {
+            if dead() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The pid a command wrote to `file`, once it is there.
+    fn pid_in(file: &Path) -> String {
+        let pid = fs::read_to_string(file).unwrap().trim().to_owned();
+        assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
+        pid
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pid, background) = (dir.path().join("pid"), dir.path().join("background"));
+        let hung = MasterSource::Command(
+            format!(
+                "echo $$ > {}; sleep 1000 & echo $! > {}; wait # token=hunter2",
+                pid.display(),
+                background.display()
+            )
+            .into(),
+        );
+        let err = hung.load_within(Duration::from_secs(1)).unwrap_err();
+        assert!(
+            matches!(err, MasterError::CommandTimedOut { timeout } if timeout == Duration::from_secs(1)),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("did not finish within 1s"), "{message}");
+        assert!(message.contains("--command-timeout"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(is_gone(&pid_in(&pid)), "the command still runs");
+        assert!(
+            is_gone(&pid_in(&background)),
+            "its background process still runs"
+        );
+    }
+
+    #[test]
+    fn a_command_that_closes_its_output_and_hangs_times_out() {
+        let hung = MasterSource::Command("echo a-long-enough-master; exec >&-; sleep 1000".into());
+        let err = hung.load_within(Duration::from_millis(500)).unwrap_err();
+        assert!(matches!(err, MasterError::CommandTimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("within 500ms"), "{err}");
+    }
+
+    /// A background process left holding standard output does not keep the read waiting:
+    /// once the command has exited it is killed, and what the command printed is the
+    /// master. (The limit is far beyond what this needs, so that a read waiting for the
+    /// background process fails here rather than passing by the limit.)
+    #[test]
+    fn a_background_process_holding_the_output_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let background = dir.path().join("background");
+        for command in [
+            format!(
+                "sleep 1000 & echo $! > {}; echo master-text-of-enough-length",
+                background.display()
+            ),
+            format!(
+                "sh -c 'sleep 1000 & echo $! > {}'; echo master-text-of-enough-length",
+                background.display()
+            ),
+        ] {
+            let master = MasterSource::Command(command.into())
+                .load_within(Duration::from_secs(60))
+                .unwrap();
+            assert_eq!(master.expose_secret(), b"master-text-of-enough-length");
+            assert!(
+                is_gone(&pid_in(&background)),
+                "the background process still runs"
+            );
+        }
+    }
+
+    /// A process that left the command's group (`setsid`) and holds its output cannot be
+    /// killed with the group: the read gives up at the time limit. A command that failed is
+    /// reported as such at once, whatever still holds its output.
+    #[test]
+    fn a_process_outside_the_group_holding_the_output_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let escaped = dir.path().join("escaped");
+        let command = |then: &str| {
+            MasterSource::Command(
+                // It says its pid once it has left the group, and only then is the
+                // command done: killed with the group before, it would hold nothing.
+                format!(
+                    "setsid sh -c 'echo $$ > {0}; exec sleep 1000' & \
+                     while [ ! -s {0} ]; do sleep 0.01; done; {then}",
+                    escaped.display()
+                )
+                .into(),
+            )
+        };
+        let kill = || {
+            let pid = pid_in(&escaped).parse().unwrap();
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).unwrap(),
+                rustix::process::Signal::KILL,
+            )
+            .unwrap();
+        };
+        let err = command("echo master-text-of-enough-length")
+            .load_within(Duration::from_secs(1))
+            .unwrap_err();
+        kill();
+        assert!(matches!(err, MasterError::CommandTimedOut { .. }), "{err}");
+        let err = command("exit 3")
+            .load_within(Duration::from_secs(60))
+            .unwrap_err();
+        kill();
+        assert!(matches!(err, MasterError::CommandFailed { .. }), "{err}");
+    }
+
+    /// Output is read while the command runs: more than a pipe holds is refused as too
+    /// long (not a command blocked on a full pipe until the time limit), and a master of
+    /// the longest length, written in pieces, is whole.
+    #[test]
+    fn output_is_read_while_the_command_runs() {
+        let flood =
+            MasterSource::Command("head -c 1000000 /dev/zero | tr '\\0' a; sleep 1000".into());
+        assert!(matches!(
+            flood.load_within(Duration::from_secs(60)),
+            Err(MasterError::TooLong)
+        ));
+        let pieces = MasterSource::Command(
+            format!(
+                "for i in 1 2 3 4; do head -c {} /dev/zero | tr '\\0' a; sleep 0.1; done",
+                MAX_LEN / 4
+            )
+            .into(),
+        );
+        let master = pieces.load_within(Duration::from_secs(60)).unwrap();
+        assert_eq!(master.expose_secret(), &[b'a'; MAX_LEN][..]);
+    }
+
+    #[test]
+    fn durations_are_shown_as_people_write_them() {
+        assert_eq!(show_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(show_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(show_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(show_duration(Duration::from_secs(90)), "1m 30s");
     }
 
     #[test]

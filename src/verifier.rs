@@ -3,6 +3,7 @@
 //! keyring and the kind of principal are all decided here and nowhere else.
 
 use std::fmt;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable};
@@ -116,20 +117,41 @@ impl Verifier {
     }
 
     /// Loads the primary master from `primary` and every previous master of `policy`'s
-    /// keyring. Fails closed: any master that cannot be loaded is an error.
+    /// keyring. Fails closed: any master that cannot be loaded is an error. Each master
+    /// command has [`crate::master::DEFAULT_COMMAND_TIMEOUT`] to finish.
     ///
     /// # Errors
     /// [`LoadError::Primary`] or [`LoadError::Policy`] ([`PolicyError::Master`], with the
     /// keyring entry's line and column).
     pub fn load(primary: &MasterSource, policy: Policy) -> Result<Self, LoadError> {
-        let master = primary.load().map_err(LoadError::Primary)?;
-        Self::with_keyring(&master, policy)
+        Self::load_within(primary, policy, crate::master::DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// [`Verifier::load`], giving each master command (the primary's, the keyring's)
+    /// `timeout` to finish ([`MasterSource::load_within`]).
+    ///
+    /// # Errors
+    /// As [`Verifier::load`].
+    pub fn load_within(
+        primary: &MasterSource,
+        policy: Policy,
+        timeout: Duration,
+    ) -> Result<Self, LoadError> {
+        let master = primary.load_within(timeout).map_err(LoadError::Primary)?;
+        Self::with_keyring(&master, policy, timeout)
     }
 
     /// The verifier of `primary` and `policy`, whose keyring's masters are loaded here.
-    fn with_keyring(primary: &MasterSecret, policy: Policy) -> Result<Self, LoadError> {
+    fn with_keyring(
+        primary: &MasterSecret,
+        policy: Policy,
+        timeout: Duration,
+    ) -> Result<Self, LoadError> {
         let mut masters = vec![Accepted::new(primary, AlgorithmSet::ALL)];
-        for (entry, previous) in policy.load_keyring().map_err(LoadError::Policy)? {
+        for (entry, previous) in policy
+            .load_keyring_within(timeout)
+            .map_err(LoadError::Policy)?
+        {
             let fingerprint = previous.fingerprint();
             if masters.iter().all(|m| m.fingerprint != fingerprint) {
                 masters.push(Accepted::new(
@@ -150,12 +172,28 @@ impl Verifier {
     /// keyring's masters: what every verifier of the command line (verify, batch, serve)
     /// starts from. The master is read first, so a missing master is reported as such.
     ///
+    /// Each master command has [`crate::master::DEFAULT_COMMAND_TIMEOUT`] to finish.
+    ///
     /// # Errors
     /// [`LoadError::Primary`] or [`LoadError::Policy`]; nothing verifies without both.
     pub fn open(primary: &MasterSource, policy: &std::path::Path) -> Result<Self, LoadError> {
-        let master = primary.load().map_err(LoadError::Primary)?;
+        Self::open_within(primary, policy, crate::master::DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// [`Verifier::open`], giving each master command (the primary's, the keyring's)
+    /// `timeout` to finish ([`MasterSource::load_within`]): what a service reloading its
+    /// masters uses, so that a secret manager that hangs cannot hang it.
+    ///
+    /// # Errors
+    /// As [`Verifier::open`].
+    pub fn open_within(
+        primary: &MasterSource,
+        policy: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<Self, LoadError> {
+        let master = primary.load_within(timeout).map_err(LoadError::Primary)?;
         let policy = Policy::load(policy).map_err(LoadError::Policy)?;
-        Self::with_keyring(&master, policy)
+        Self::with_keyring(&master, policy, timeout)
     }
 
     /// Also accepts keys minted under `previous` (a master being replaced), of any

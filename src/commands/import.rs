@@ -18,7 +18,7 @@ use crate::output;
 /// there is none, all under one lock; one action per principal changed.
 pub fn run(args: &ImportArgs) -> Result<Exit> {
     let principals = principals(args)?;
-    let master = args.master.source()?.load()?;
+    let master = args.master.load()?;
     let fingerprint = master.fingerprint().to_string();
     let store = super::policy_store(&args.master, &args.edit)?;
     let path = store.path().to_owned();

@@ -113,9 +113,9 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
         (None, Some(command)) => MasterSource::Command(command.clone()),
         (None, None) => unreachable!("clap requires --file or --command"),
     };
-    let previous = source.load()?;
+    let previous = source.load_within(args.master.command_timeout)?;
     let fp = previous.fingerprint();
-    let primary = args.master.source()?.load()?;
+    let primary = args.master.load()?;
     if primary.fingerprint() == fp {
         return Err(Refused::new(
             Exit::DataErr,
@@ -128,7 +128,7 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
     // slow, and every other admin's edit would wait on it.
     let already = store
         .read()?
-        .load_keyring()?
+        .load_keyring_within(args.master.command_timeout)?
         .iter()
         .any(|(_, m)| m.fingerprint() == fp);
     let added = super::edit_policy(&store, &args.edit, |policy| {
@@ -176,7 +176,7 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
 /// Stops accepting keys minted under a previous master: every keyring entry that loads to
 /// that master is removed.
 pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
-    let primary = args.master.source()?.load()?;
+    let primary = args.master.load()?;
     if primary.fingerprint().as_str() == args.fingerprint {
         return Err(Refused::new(
             Exit::DataErr,
@@ -194,7 +194,7 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
     let mut unreadable = Vec::new();
     let mut retiring = Vec::new();
     for entry in store.read()?.keyring() {
-        match entry.source.load() {
+        match entry.source.load_within(args.master.command_timeout) {
             Ok(master) if master.fingerprint().as_str() == args.fingerprint => {
                 retiring.push(entry.source.clone());
             }

@@ -13,7 +13,7 @@ use crate::exit::{Exit, Refused};
 /// it must record something new — a principal it does not name yet, or a key minted under
 /// another master than the one recorded — and then under its lock.
 pub fn run(args: &MintArgs) -> Result<Exit> {
-    let master = args.master.source()?.load()?;
+    let master = args.master.load()?;
     let store = super::policy_store(&args.master, &args.edit)?;
     let (key, generation) = match mint(&store.read()?, args, &master)? {
         // Nothing new to record: no lock, no write.

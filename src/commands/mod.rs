@@ -243,7 +243,11 @@ fn load_verifier(
     alg: Option<Algorithm>,
     principal: Option<&Principal>,
 ) -> Result<Verifier> {
-    let verifier = Verifier::open(&master.source()?, &master.policy_path()?)?;
+    let verifier = Verifier::open_within(
+        &master.source()?,
+        &master.policy_path()?,
+        master.command_timeout,
+    )?;
     let Some(alg) = alg else {
         return Ok(verifier);
     };

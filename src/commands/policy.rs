@@ -293,7 +293,11 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
     }
     let policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?;
-    let verifier = gobuildkey::verifier::Verifier::load(&primary, policy.clone())?;
+    let verifier = gobuildkey::verifier::Verifier::load_within(
+        &primary,
+        policy.clone(),
+        args.master.command_timeout,
+    )?;
     let primary_fp = verifier
         .masters()
         .next()
@@ -315,7 +319,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
 
-    let keyring = policy.load_keyring()?;
+    let keyring = policy.load_keyring_within(args.master.command_timeout)?;
     let mut lines = vec![match policy.path() {
         Some(path) => format!("policy: {}", path.display()),
         None => "policy: none".to_owned(),

@@ -12,7 +12,7 @@ use crate::output;
 /// Raises the generation, sets the grace period, saves the policy (under its lock), prints
 /// the new key.
 pub fn run(args: &RotateArgs) -> Result<Exit> {
-    let master = args.master.source()?.load()?;
+    let master = args.master.load()?;
     let store = super::policy_store(&args.master, &args.edit)?;
     let keep_previous = if args.keep_previous {
         Grace::Open

@@ -338,17 +338,35 @@ impl Policy {
     /// cannot be loaded is an error naming its line and column, and so is a master that two
     /// entries lead to (through two files or commands): retiring one would leave the other.
     ///
+    /// A keyring `command` has [`crate::master::DEFAULT_COMMAND_TIMEOUT`] to finish.
+    ///
     /// # Errors
     /// [`PolicyError::Master`], [`PolicyError::Invalid`].
     pub fn load_keyring(&self) -> Result<Vec<(&KeyringEntry, MasterSecret)>, PolicyError> {
+        self.load_keyring_within(crate::master::DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// [`Policy::load_keyring`], giving each keyring `command` `timeout` to finish
+    /// ([`MasterSource::load_within`]).
+    ///
+    /// # Errors
+    /// [`PolicyError::Master`], [`PolicyError::Invalid`].
+    pub fn load_keyring_within(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<(&KeyringEntry, MasterSecret)>, PolicyError> {
         let mut loaded: Vec<(&KeyringEntry, MasterSecret)> = Vec::with_capacity(self.keyring.len());
         for entry in &self.keyring {
-            let master = entry.source.load().map_err(|error| PolicyError::Master {
-                path: self.shown_path(),
-                at: entry.at,
-                source_shown: entry.source.to_string(),
-                error,
-            })?;
+            let master =
+                entry
+                    .source
+                    .load_within(timeout)
+                    .map_err(|error| PolicyError::Master {
+                        path: self.shown_path(),
+                        at: entry.at,
+                        source_shown: entry.source.to_string(),
+                        error,
+                    })?;
             let fingerprint = master.fingerprint();
             if let Some((first, _)) = loaded.iter().find(|(_, m)| m.fingerprint() == fingerprint) {
                 return Err(PolicyError::Invalid {

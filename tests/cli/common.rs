@@ -313,3 +313,55 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The pid a command wrote to `file`.
+pub fn pid_in(file: &Path) -> u32 {
+    let text = fs::read_to_string(file).unwrap();
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {text:?}"))
+}
+
+/// Whether process `pid` is gone: no such process, or one that died and waits only to be
+/// reaped by init. A process just sent SIGKILL may take a moment to die, so this waits for
+/// that (the bound only ends a broken run; nothing here is timed).
+pub fn is_gone(pid: u32) -> bool {
+    let dead = || match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command's name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+    };
+    for _ in 0..6000 {
+        if dead() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// A master or keyring command that never finishes: it writes its pid to `pid` and the pid
+/// of a background process of its own to `background`, then waits for that process. A
+/// comment names a token, which no message may repeat. (The background process does not
+/// hold gobuildkey's standard error, which the test reads to its end: were it left running,
+/// the test would fail on it rather than wait for it.)
+pub fn hung_command(pid: &Path, background: &Path) -> String {
+    format!(
+        "echo $$ > '{}'; sleep 1000 2>/dev/null & echo $! > '{}'; wait # token=hunter2",
+        pid.display(),
+        background.display()
+    )
+}
+
+/// A master command that prints [`MASTER`] (as [`TestEnv::master_command`]) and exits,
+/// leaving behind a process that holds its standard output (and not gobuildkey's standard
+/// error, as in [`hung_command`]), whose pid it writes to `background`.
+pub fn command_leaving_a_process(env: &TestEnv, background: &Path) -> String {
+    format!(
+        "sleep 1000 2>/dev/null & echo $! > '{}'; {}",
+        background.display(),
+        env.master_command()
+    )
+}

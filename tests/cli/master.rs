@@ -4,7 +4,10 @@ use std::fs;
 
 use predicates::str::contains;
 
-use crate::common::{ARM, ARM_KEY, MASTER, TestEnv, mode, names, verifies, write_file};
+use crate::common::{
+    ARM, ARM_KEY, MASTER, TestEnv, command_leaving_a_process, hung_command, is_gone, mode, names,
+    pid_in, verifies, write_file,
+};
 
 fn fingerprint_of_master(text: &str) -> String {
     gobuildkey::keys::Fingerprint::of(text.as_bytes()).to_string()
@@ -123,6 +126,67 @@ fn add_by_command_and_refusals() {
         .assert()
         .code(65)
         .stderr(contains("master rotate"));
+}
+
+/// Keyring commands have `--command-timeout` as the master's has: one that never finishes
+/// is killed with its group, at `master add` as in `verify` and `policy` (exit 75, the
+/// policy's line named, the command line not); one that leaves a process holding its
+/// standard output gives its master, and the leftover is killed.
+#[test]
+fn keyring_commands_are_killed_at_the_timeout_and_leftovers_do_not_hang_them() {
+    let env = TestEnv::new();
+    env.cmd().arg("init").assert().success();
+    let policy = fs::read_to_string(env.policy_path()).unwrap();
+    let (pid, background) = (env.path("pid"), env.path("background"));
+    let hung = hung_command(&pid, &background);
+    let gone = || is_gone(pid_in(&pid)) && is_gone(pid_in(&background));
+
+    env.cmd()
+        .args(["master", "add", "--command-timeout", "1s", "--command"])
+        .arg(&hung)
+        .assert()
+        .code(75)
+        .stderr(contains("did not finish within 1s"));
+    assert!(gone(), "the command or its background process still runs");
+    assert_eq!(fs::read_to_string(env.policy_path()).unwrap(), policy);
+
+    // Far more time than needed: waiting for the leftover would fail, not pass.
+    env.cmd()
+        .args(["master", "add", "--command-timeout", "60s", "--command"])
+        .arg(command_leaving_a_process(&env, &background))
+        .assert()
+        .success();
+    assert!(is_gone(pid_in(&background)), "the leftover still runs");
+    env.cmd()
+        .args(["verify", ARM, "--command-timeout", "60s"])
+        .write_stdin(ARM_KEY)
+        .assert()
+        .code(0);
+    assert!(is_gone(pid_in(&background)), "the leftover still runs");
+
+    env.write_policy(&format!(
+        "[keyring]\nprevious = [{{ command = {hung:?} }}]\n[principals]\n"
+    ));
+    for command in [&["verify", ARM][..], &["policy"]] {
+        let out = env
+            .cmd()
+            .args(command)
+            .args(["--command-timeout", "1s"])
+            .write_stdin(ARM_KEY)
+            .assert()
+            .code(75)
+            .stdout("")
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("line 2, column 13"), "{stderr}");
+        assert!(stderr.contains("did not finish within 1s"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(
+            gone(),
+            "the keyring command or its background process still runs"
+        );
+    }
 }
 
 #[test]

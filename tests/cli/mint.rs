@@ -9,7 +9,7 @@ use predicates::str::contains;
 
 use crate::common::{
     ARM, ARM_KEY, ARM_KEY_MD5, EMPTY_POLICY, MASTER, TestEnv, all_output, assert_no_secret,
-    vectors, write_file,
+    command_leaving_a_process, hung_command, is_gone, pid_in, vectors, write_file,
 };
 
 #[test]
@@ -364,6 +364,157 @@ fn failing_or_short_master_commands_are_refused() {
         .code(65)
         .stdout("")
         .stderr(contains("empty"));
+}
+
+/// A master command that never finishes is stopped at `--command-timeout`: exit 75, a
+/// message naming the limit and what to do (never the command line), and neither the
+/// command nor the process it started in the background is left running.
+#[test]
+fn a_hung_master_command_is_killed_with_its_group_at_the_timeout() {
+    let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
+    let (pid, background) = (env.path("pid"), env.path("background"));
+    let out = env
+        .cmd()
+        .args([
+            "mint",
+            ARM,
+            "--command-timeout",
+            "1s",
+            "--master-key-command",
+        ])
+        .arg(hung_command(&pid, &background))
+        .assert()
+        .code(75)
+        .stdout("")
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("the master key command did not finish within 1s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--command-timeout"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(is_gone(pid_in(&pid)), "the command still runs");
+    assert!(
+        is_gone(pid_in(&background)),
+        "its background process still runs"
+    );
+}
+
+/// The limit can come from the environment; a flag beats it.
+#[test]
+fn the_command_timeout_from_the_environment() {
+    let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
+    let (pid, background) = (env.path("pid"), env.path("background"));
+    env.cmd()
+        .env("GOBUILDKEY_COMMAND_TIMEOUT", "1s")
+        .args(["mint", ARM, "--master-key-command"])
+        .arg(hung_command(&pid, &background))
+        .assert()
+        .code(75)
+        .stderr(contains("did not finish within 1s"));
+    assert!(is_gone(pid_in(&pid)) && is_gone(pid_in(&background)));
+    env.cmd()
+        .env("GOBUILDKEY_COMMAND_TIMEOUT", "1s")
+        .args([
+            "mint",
+            ARM,
+            "--command-timeout",
+            "2s",
+            "--master-key-command",
+        ])
+        .arg(hung_command(&pid, &background))
+        .assert()
+        .code(75)
+        .stderr(contains("did not finish within 2s"));
+    assert!(is_gone(pid_in(&pid)) && is_gone(pid_in(&background)));
+    // An unusable value in the environment is not even looked at beside a flag.
+    env.cmd()
+        .env("GOBUILDKEY_COMMAND_TIMEOUT", "soon")
+        .args([
+            "mint",
+            ARM,
+            "--command-timeout",
+            "60s",
+            "--master-key-command",
+        ])
+        .arg(env.master_command())
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+}
+
+/// A master command that exits but leaves a process holding its standard output (`cmd &`)
+/// gives its master at once: the leftover is killed and the output read to its end. The
+/// limit is far beyond what this needs, so that a read waiting for the leftover would fail
+/// this test by timing out rather than pass it.
+#[test]
+fn a_process_left_holding_the_master_commands_output_does_not_hang_it() {
+    let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
+    let background = env.path("background");
+    env.cmd()
+        .args([
+            "mint",
+            ARM,
+            "--command-timeout",
+            "60s",
+            "--master-key-command",
+        ])
+        .arg(command_leaving_a_process(&env, &background))
+        .assert()
+        .success()
+        .stdout(format!("{ARM_KEY}\n"));
+    assert!(is_gone(pid_in(&background)), "the leftover still runs");
+}
+
+/// A limit that is not a positive length of time is a usage error, from the flag or from
+/// the environment, and no command runs.
+#[test]
+fn bad_command_timeouts_are_refused() {
+    let env = TestEnv::new();
+    env.write_policy(EMPTY_POLICY);
+    let marker = env.path("ran");
+    let command = format!("touch '{}'; {}", marker.display(), env.master_command());
+    for bad in ["0", "0s", "-5s", "soon", "10", ""] {
+        env.cmd()
+            .args([
+                "mint",
+                ARM,
+                "--master-key-command",
+                &command,
+                &format!("--command-timeout={bad}"),
+            ])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(contains("--command-timeout"))
+            .stderr(contains("10s, 500ms, 2m"));
+    }
+    env.cmd()
+        .env("GOBUILDKEY_COMMAND_TIMEOUT", "soon")
+        .args(["mint", ARM, "--master-key-command", &command])
+        .assert()
+        .code(2)
+        .stderr(contains("not a positive length of time"));
+    assert!(!marker.exists(), "the command ran");
+    for good in ["500ms", "2m", "1m 30s", "PT10S"] {
+        env.cmd()
+            .args([
+                "mint",
+                ARM,
+                "--master-key-command",
+                &command,
+                "--command-timeout",
+                good,
+            ])
+            .assert()
+            .success()
+            .stdout(format!("{ARM_KEY}\n"));
+    }
 }
 
 #[test]

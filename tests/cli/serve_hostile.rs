@@ -402,7 +402,7 @@ fn bad_limits_are_usage_errors() {
             &["--header-timeout", "0s"],
             "is not a positive length of time",
         ),
-        (&["--idle-timeout", "soon"], "write it as 5s, 500ms or 2m"),
+        (&["--idle-timeout", "soon"], "write it as 10s, 500ms, 2m"),
         (&["--ipv6-prefix", "129"], "129 is not in 0..=128"),
         (&["--max-connections", "0"], "0 is not in 1.."),
     ] {

@@ -168,7 +168,8 @@ fn an_edit_of_the_policy_is_reloaded_and_a_broken_one_keeps_the_last_good_state(
 }
 
 /// A reload whose master command hangs never holds up a request: the service answers from
-/// the state it has while the command runs, and `--command-timeout` ends the command.
+/// the state it has while the command runs; `--command-timeout` then kills the command with
+/// its process group, and the reload fails, keeping that state.
 #[test]
 fn a_reload_whose_command_hangs_does_not_hold_up_requests() {
     let env = TestEnv::new().with_master();
@@ -184,25 +185,30 @@ fn a_reload_whose_command_hangs_does_not_hold_up_requests() {
         &command,
         "--policy",
         policy.to_str().unwrap(),
+        "--command-timeout",
+        "3s",
     ]);
     let a = server.addr;
     assert_eq!(verify(a, ARM, ARM_KEY), 200);
     std::fs::write(&hang, "").unwrap();
     server.signal("HUP");
-    // The command is now sleeping: requests are answered all the same.
-    wait_until("the reload started", || {
+    let sleeping = || {
         std::process::Command::new("pgrep")
-            .args(["-f", "sleep 3217"])
+            .args(["-f", "^sleep 3217"])
+            .stdout(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-    });
+    };
+    // The command is now sleeping: requests are answered all the same.
+    wait_until("the reload started", sleeping);
     for _ in 0..20 {
         assert_eq!(verify(a, ARM, ARM_KEY), 200);
-        assert_eq!(health(a)["state"], "ok");
     }
-    let _ = std::process::Command::new("pkill")
-        .args(["-f", "sleep 3217"])
-        .status();
+    wait_until("the reload gave up", || health(a)["state"] == "stale");
+    let error = health(a)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("did not finish within 3s"), "{error}");
+    assert_eq!(verify(a, ARM, ARM_KEY), 200);
+    wait_until("the command killed with its group", || !sleeping());
 }
 
 /// The logrotate snippet of docs/operations.md, run by the real logrotate (with `kill -HUP`
