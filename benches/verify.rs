@@ -8,9 +8,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gobuildkey::keys::{Algorithm, Deriver, Principal};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::{Grace, Policy, PrincipalState};
+use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Verifier;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

@@ -15,8 +15,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use gobuildkey::keys::{Algorithm, Deriver, Principal};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::MasterSecret;
+use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Verifier;
 
 /// A small xorshift generator: the class order must be random, not secure.

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use crate::keys::{BuildKey, Principal, Reason, Verdict};
+use crate::key::BuildKey;
+use crate::principal::Principal;
 use crate::secret_file;
-use crate::verifier::Decision;
+use crate::verifier::{Decision, Reason, Verdict};
 
 /// One audit line. Field order and names are part of the interface.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,7 +43,8 @@ impl AuditRecord {
     ///
     /// ```
     /// use gobuildkey::audit::AuditRecord;
-    /// use gobuildkey::keys::{Algorithm, Deriver};
+    /// use gobuildkey::derive::Deriver;
+    /// use gobuildkey::key::Algorithm;
     /// use gobuildkey::master::MasterSecret;
     /// use gobuildkey::verifier::Verifier;
     ///

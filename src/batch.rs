@@ -3,7 +3,7 @@
 //!
 //! Each input line is `PRINCIPAL KEY` (separated by spaces or tabs; a trailing `\r` is
 //! ignored; the key is trimmed as a key file is, by Go's `TrimSpace`:
-//! [`crate::keys::trim_space`]). Each output line answers the input line of the same
+//! [`crate::text::trim_space`]). Each output line answers the input line of the same
 //! number: `ok`, or `deny REASON` with REASON one of `invalid`, `malformed`, `revoked`,
 //! `kind`. Lines longer than [`MAX_LINE`] bytes, empty lines and lines without a valid
 //! principal and a key are `deny malformed`; none of them stops the process or grows its
@@ -22,8 +22,8 @@ use jiff::Timestamp;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditLog, AuditRecord};
-use crate::keys::{Principal, Reason, Verdict};
-use crate::verifier::{Decision, Verifier};
+use crate::principal::Principal;
+use crate::verifier::{Decision, Reason, Verdict, Verifier};
 
 /// The longest line answered on its merits; longer ones are `deny malformed`.
 pub const MAX_LINE: usize = 4096;
@@ -36,7 +36,8 @@ const PARALLEL_FROM: usize = 256;
 ///
 /// ```
 /// use gobuildkey::batch::answer_line;
-/// use gobuildkey::keys::{Algorithm, Deriver};
+/// use gobuildkey::derive::Deriver;
+/// use gobuildkey::key::Algorithm;
 /// use gobuildkey::master::MasterSecret;
 /// use gobuildkey::verifier::Verifier;
 ///
@@ -98,7 +99,7 @@ fn split_line(line: &[u8]) -> Option<(&str, &[u8])> {
     let principal = std::str::from_utf8(&line[..sep]).ok()?;
     let key = &line[sep + 1..];
     // The key itself may not contain a separator; `verify` trims the rest.
-    let key_trimmed = crate::keys::trim_space(key);
+    let key_trimmed = crate::text::trim_space(key);
     if key_trimmed.is_empty() || key_trimmed.iter().any(|b| matches!(b, b' ' | b'\t')) {
         return None;
     }

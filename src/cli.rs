@@ -8,8 +8,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use gobuildkey::keys::{Algorithm, Kind, Principal, PrincipalError};
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::{self, MasterError, MasterSecret, MasterSource};
+use gobuildkey::principal::{Kind, Principal, PrincipalError};
 
 use crate::exit::Exit;
 
@@ -1237,9 +1238,9 @@ pub const KEY_ON_COMMAND_LINE: &str = "that looks like a key: keys are read from
      shell's history see them";
 
 /// Whether a command-line word holds what looks like a key (the library's one rule,
-/// [`gobuildkey::keys::looks_like_key`]). Such a word is never echoed.
+/// [`gobuildkey::key::looks_like_key`]). Such a word is never echoed.
 pub fn looks_like_key(word: &OsStr) -> bool {
-    gobuildkey::keys::looks_like_key(word.as_encoded_bytes())
+    gobuildkey::key::looks_like_key(word.as_encoded_bytes())
 }
 
 /// Refuses a command line holding a word that looks like a key before clap sees it, so that

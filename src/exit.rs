@@ -8,7 +8,7 @@ use std::io;
 use std::process::ExitCode;
 
 use gobuildkey::audit::AuditError;
-use gobuildkey::keys::KeyFormatError;
+use gobuildkey::key::KeyFormatError;
 use gobuildkey::master::MasterError;
 use gobuildkey::policy::PolicyError;
 use gobuildkey::secret_file::{ReadError, WriteError};

@@ -7,9 +7,12 @@ use std::sync::OnceLock;
 
 use jiff::Timestamp;
 
-use crate::keys::{Algorithm, BuildKey, Deriver, Kind, Presented, Principal, Trim};
+use crate::derive::Deriver;
+use crate::key::{Algorithm, BuildKey, Presented};
 use crate::master::MasterSecret;
 use crate::policy::Policy;
+use crate::principal::{Kind, Principal};
+use crate::text::Trim;
 use crate::verifier::Verifier;
 
 /// The master and verifier the cores verify against, and the key they must never accept
@@ -37,7 +40,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// Key parsing: never panics; what parses is 32 or 64 lowercase hex digits, parses again
-/// to the same key, and is the trimmed input (Go's `TrimSpace`: [`crate::keys::trim_space`]).
+/// to the same key, and is the trimmed input (Go's `TrimSpace`: [`crate::text::trim_space`]).
 /// Verifying the bytes as a key file's accepts exactly the key trimmed by that rule, and as
 /// a header's exactly the key trimmed by the header rule (spaces and tabs).
 pub fn key_parsing(data: &[u8]) {
@@ -48,7 +51,7 @@ pub fn key_parsing(data: &[u8]) {
             text.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         );
-        assert_eq!(text.as_bytes(), crate::keys::trim_space(data));
+        assert_eq!(text.as_bytes(), crate::text::trim_space(data));
         let again = BuildKey::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert!(again.ct_eq(&key));
     }
@@ -58,7 +61,7 @@ pub fn key_parsing(data: &[u8]) {
     let valid = fixture.verifier.verify(&host, data).verdict.is_valid();
     assert_eq!(
         valid,
-        crate::keys::trim_space(data) == fixture.key.as_bytes()
+        crate::text::trim_space(data) == fixture.key.as_bytes()
     );
     let now = Timestamp::UNIX_EPOCH;
     let as_header = fixture
@@ -73,8 +76,8 @@ pub fn key_parsing(data: &[u8]) {
     // Trimming is idempotent, and takes away valid UTF-8 White_Space only (as std's
     // `char::is_whitespace` has it): the trimmed text is a slice of the input whose
     // surroundings are spaces.
-    let trimmed = crate::keys::trim_space(data);
-    assert_eq!(crate::keys::trim_space(trimmed), trimmed);
+    let trimmed = crate::text::trim_space(data);
+    assert_eq!(crate::text::trim_space(trimmed), trimmed);
     let start = (trimmed.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
     let end = start + trimmed.len();
     assert!(end <= data.len());
@@ -137,7 +140,7 @@ pub fn batch_line(data: &[u8]) {
                 .unwrap_or(0),
         );
         assert_eq!(name, b"host-a");
-        assert_eq!(crate::keys::trim_space(key), fixture.key.as_bytes());
+        assert_eq!(crate::text::trim_space(key), fixture.key.as_bytes());
     }
 }
 

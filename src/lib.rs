@@ -9,10 +9,11 @@
 //! Rust links to check the key a machine presents:
 //!
 //! ```
-//! use gobuildkey::keys::{Algorithm, Kind, Principal, Verdict};
+//! use gobuildkey::key::Algorithm;
 //! use gobuildkey::master::MasterSource;
 //! use gobuildkey::policy::Policy;
-//! use gobuildkey::verifier::Verifier;
+//! use gobuildkey::principal::{Kind, Principal};
+//! use gobuildkey::verifier::{Verdict, Verifier};
 //!
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("master.key");
@@ -27,7 +28,7 @@
 //! // Per registration: the host type and the key the machine presented.
 //! let host: Principal = "host-linux-arm-aws".parse()?;
 //! # let master = MasterSource::File(dir.path().join("master.key")).load()?;
-//! # let presented = gobuildkey::keys::Deriver::new(&master, Algorithm::HmacSha256)
+//! # let presented = gobuildkey::derive::Deriver::new(&master, Algorithm::HmacSha256)
 //! #     .derive(&host).expose_secret().as_bytes().to_vec();
 //! let decision = verifier.verify(&host, &presented);
 //! match decision.verdict {
@@ -37,30 +38,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules: [`keys`] (principals, derivation, fingerprints), [`master`] (the master secret
-//! and where it comes from), [`policy`] (generations, grace, revocation, the keyring),
-//! [`verifier`] (the one verification path), [`batch`] (the `verify --batch` protocol),
+//! Modules, each using only those before it in this list: [`text`] (Go's trimming,
+//! untrusted text quoted for a terminal), [`fingerprint`] (the short, safe name of a
+//! secret), [`principal`] (the names keys are minted for: their rule and kind), [`key`]
+//! (algorithms, build keys and their format, keys as presented, what looks like a key),
+//! [`secret_file`] (safe reads and writes of files that hold secrets), [`trust`] (who may
+//! have written the master or the policy: owners and folders up to `/`), [`master`] (the
+//! master secret and where it comes from), [`derive`](mod@derive) (the keyed HMAC state:
+//! the one derivation for mint and verify), [`policy`] (generations, grace, revocation,
+//! the keyring), [`verifier`] (the one verification path, its verdicts and reasons),
+//! [`audit`] (one JSON line per verification), [`batch`] (the `verify --batch` protocol),
 //! [`service`] (what `gobuildkey serve` answers), `reload` (reloading the masters and the
-//! policy while in use, on SIGHUP and on file change), [`audit`] (one JSON line per verification),
-//! [`paths`] (where the builder agent looks for its key), [`secret_file`] (safe reads and
-//! writes of files that hold secrets), [`trust`] (who may have written the master or the
-//! policy: owners and folders up to `/`).
+//! policy while in use, on SIGHUP and on file change), [`paths`] (where the builder agent
+//! looks for its key). The command-line tool (`src/main.rs` and what it declares) uses the
+//! library, never the other way round.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
 pub mod batch;
+pub mod derive;
+pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod keys;
+pub mod key;
 pub mod master;
 pub mod paths;
 pub mod policy;
+pub mod principal;
 #[cfg(unix)]
 pub mod reload;
 pub mod secret_file;
 pub mod service;
+pub mod text;
 pub mod trust;
 pub mod verifier;
 

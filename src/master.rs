@@ -1,7 +1,7 @@
 //! The master secret: its type, where it comes from, and the checks it must pass.
 //!
 //! The master is the content of its file (or of a command's standard output) with the
-//! surrounding whitespace trimmed ([`crate::keys::trim_space`]: Go's `bytes.TrimSpace`,
+//! surrounding whitespace trimmed ([`crate::text::trim_space`]: Go's `bytes.TrimSpace`,
 //! Unicode spaces included, invalid UTF-8 never), exactly as Go's `genbuilderkey` and
 //! coordinator read `$HOME/keys/gobuilder-master.key`, so an existing master works
 //! unchanged and gives Go's keys. Every way of getting it fails closed: missing, empty,
@@ -17,8 +17,10 @@ use std::time::Duration;
 use rand::TryRng;
 use zeroize::Zeroizing;
 
-use crate::keys::{Fingerprint, hex_of, trim_space};
+use crate::fingerprint::Fingerprint;
+use crate::key::hex_of;
 use crate::secret_file::{self, ReadError};
+use crate::text::trim_space;
 
 mod command;
 
@@ -52,7 +54,7 @@ pub struct MasterSecret {
 
 impl MasterSecret {
     /// The master held by `raw`, the content of a master file: trimmed as Go trims it
-    /// ([`crate::keys::trim_space`]), then at least
+    /// ([`crate::text::trim_space`]), then at least
     /// [`MIN_LEN`] and at most [`MAX_LEN`] bytes.
     ///
     /// # Errors

@@ -29,7 +29,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::keys::Principal;
+use crate::principal::Principal;
 
 /// The variable naming the key file, overriding the home folder's files.
 pub const ENV_KEY_PATH: &str = "GO_BUILD_KEY_PATH";
@@ -301,7 +301,7 @@ impl Candidates {
     /// let env = AgentEnv { home: "/home/a/link/..//".into(), key_path: None, delete_after_read: false };
     /// let c = Candidates::new(&"host-x".parse()?, &env);
     /// assert_eq!(c.per_host, std::path::PathBuf::from("/home/a/.gobuildkey-host-x"));
-    /// # Ok::<(), gobuildkey::keys::PrincipalError>(())
+    /// # Ok::<(), gobuildkey::principal::PrincipalError>(())
     /// ```
     #[must_use]
     pub fn new(principal: &Principal, env: &AgentEnv) -> Self {

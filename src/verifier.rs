@@ -8,12 +8,64 @@ use std::time::Duration;
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable};
 
-use crate::keys::{
-    self, Algorithm, AlgorithmSet, Deriver, Fingerprint, Kind, Presented, Principal, Reason,
-    Verdict,
-};
+use crate::derive::{Deriver, decode_key};
+use crate::fingerprint::Fingerprint;
+use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::master::{MasterSecret, MasterSource};
 use crate::policy::{Policy, PolicyError, PrincipalState};
+use crate::principal::{Kind, Principal};
+
+/// The outcome of a verification.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The presented key is the principal's key.
+    Valid,
+    /// It is not; the reason may be shown to the presenter, it reveals nothing secret.
+    Invalid(Reason),
+}
+
+impl Verdict {
+    /// Whether the key was accepted.
+    #[must_use]
+    pub fn is_valid(self) -> bool {
+        self == Self::Valid
+    }
+}
+
+/// Why a presented key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Well-formed, but not the principal's key under this master.
+    Mismatch,
+    /// Not a key of the expected algorithm at all: empty, wrong length or not lowercase hex.
+    Malformed,
+    /// The principal is revoked: no key of it verifies.
+    Revoked,
+    /// The principal is not of the kind this verifier accepts (a `user-` token presented
+    /// as a host, say).
+    WrongKind,
+}
+
+impl Reason {
+    /// A one-word name for logs and protocols: `invalid`, `malformed`, `revoked`, `kind`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mismatch => "invalid",
+            Self::Malformed => "malformed",
+            Self::Revoked => "revoked",
+            Self::WrongKind => "kind",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a verification found: the verdict and, for a valid key, which master and which
 /// generation it belongs to. Nothing in it is secret.
@@ -40,10 +92,12 @@ impl Decision {
 /// The masters, the policy and the rules a coordinator verifies registrations with.
 ///
 /// ```
-/// use gobuildkey::keys::{Algorithm, Deriver, Kind, Reason, Verdict};
+/// use gobuildkey::derive::Deriver;
+/// use gobuildkey::key::Algorithm;
 /// use gobuildkey::master::MasterSecret;
 /// use gobuildkey::policy::{Policy, PrincipalState};
-/// use gobuildkey::verifier::Verifier;
+/// use gobuildkey::principal::Kind;
+/// use gobuildkey::verifier::{Reason, Verdict, Verifier};
 ///
 /// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
 /// let host = "host-linux-arm-aws".parse()?;
@@ -269,16 +323,17 @@ impl Verifier {
     ///
     /// `presented` says how its bytes are trimmed ([`Presented`]): bytes as such (a key
     /// file, standard input, a batch line) by Go's `bytes.TrimSpace`
-    /// ([`keys::trim_space`]), the way the buildlet reads its key file;
+    /// ([`crate::text::trim_space`]), the way the buildlet reads its key file;
     /// [`Presented::header`] (an HTTP header's value) only of the spaces and tabs Go's
     /// `net/http` strips, so that a key the coordinator would refuse for a U+00A0 or `\v`
     /// at its end is refused here too. The bytes are trimmed once, here, by that rule, and
     /// nowhere else: the rules below are the same for both.
     ///
     /// ```
-    /// use gobuildkey::keys::{Algorithm, Deriver, Presented, Reason, Verdict};
+    /// use gobuildkey::derive::Deriver;
+    /// use gobuildkey::key::{Algorithm, Presented};
     /// use gobuildkey::master::MasterSecret;
-    /// use gobuildkey::verifier::Verifier;
+    /// use gobuildkey::verifier::{Reason, Verdict, Verifier};
     ///
     /// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
     /// let host = "host-a".parse()?;
@@ -320,7 +375,7 @@ impl Verifier {
         let text = presented.into().text();
         if Algorithm::ALL
             .iter()
-            .all(|&alg| keys::decode_key(text, alg).is_none())
+            .all(|&alg| decode_key(text, alg).is_none())
         {
             return Decision::invalid(Reason::Malformed);
         }
@@ -329,7 +384,7 @@ impl Verifier {
         let Some((alg, tag)) = self
             .accepted_algorithms(principal)
             .iter()
-            .find_map(|alg| keys::decode_key(text, alg).map(|tag| (alg, tag)))
+            .find_map(|alg| decode_key(text, alg).map(|tag| (alg, tag)))
         else {
             return Decision::invalid(Reason::Malformed);
         };

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 fn fixture_key() -> String {
     let master =
         gobuildkey::master::MasterSecret::from_text(b"a fuzzing master of 32 bytes....").unwrap();
-    gobuildkey::keys::Deriver::new(&master, gobuildkey::keys::Algorithm::HmacSha256)
+    gobuildkey::derive::Deriver::new(&master, gobuildkey::key::Algorithm::HmacSha256)
         .derive(&"host-a".parse().unwrap())
         .expose_secret()
         .to_owned()

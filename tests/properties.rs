@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gobuildkey::keys::{Algorithm, Deriver, Principal, Reason, Verdict};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::{Grace, Policy};
-use gobuildkey::verifier::Verifier;
+use gobuildkey::principal::Principal;
+use gobuildkey::verifier::{Reason, Verdict, Verifier};
 use jiff::Timestamp;
 use proptest::prelude::*;
 
@@ -70,7 +72,7 @@ proptest! {
     #[test]
     fn any_other_text_fails(m in master(), p in principal(), a in alg(), text in prop::collection::vec(any::<u8>(), 0..200)) {
         let key = Deriver::new(&m, a).derive(&p);
-        prop_assume!(gobuildkey::keys::trim_space(&text) != key.expose_secret().as_bytes());
+        prop_assume!(gobuildkey::text::trim_space(&text) != key.expose_secret().as_bytes());
         prop_assert!(!verdict(&m, a, &p, &text).is_valid());
     }
 }
@@ -227,7 +229,7 @@ proptest! {
     #[test]
     fn trim_space_of_text_is_str_trim(text in "\\PC{0,20}", before in go_spaces(), after in go_spaces()) {
         let padded = format!("{before}{text}{after}");
-        prop_assert_eq!(gobuildkey::keys::trim_space(padded.as_bytes()), padded.trim().as_bytes());
+        prop_assert_eq!(gobuildkey::text::trim_space(padded.as_bytes()), padded.trim().as_bytes());
     }
 
     /// Spaces around anything that starts and ends with what is no space (a character or
@@ -242,7 +244,7 @@ proptest! {
     ) {
         let core = [first, inside, last].concat();
         let padded = [before.as_bytes(), &core, after.as_bytes()].concat();
-        prop_assert_eq!(gobuildkey::keys::trim_space(&padded), &core[..]);
+        prop_assert_eq!(gobuildkey::text::trim_space(&padded), &core[..]);
     }
 
     /// A master padded with spaces gives the keys of the master without them, whatever

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gobuildkey::keys::{Algorithm, Deriver, Principal, Reason, Verdict};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::MasterSecret;
-use gobuildkey::verifier::Verifier;
+use gobuildkey::principal::Principal;
+use gobuildkey::verifier::{Reason, Verdict, Verifier};
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -130,7 +132,7 @@ const TRIM_MASTER: &[u8] = b"f23ffcafa5d6010469d9b02cbe015c52768bd735acc996245b0
 
 #[test]
 fn trim_vectors_every_white_space_code_point_and_no_other_is_trimmed() {
-    use gobuildkey::keys::trim_space;
+    use gobuildkey::text::trim_space;
     let v = trim_vectors();
     assert_eq!(v.white_space.len(), 25);
     let mut buf = [0u8; 4];
@@ -159,7 +161,7 @@ fn trim_vectors_masters_trim_and_derive_as_go_does() {
         match (&case.trimmed, case.error.as_deref()) {
             (Some(trimmed), None) => {
                 let trimmed = unhex(trimmed);
-                assert_eq!(gobuildkey::keys::trim_space(&raw), &trimmed[..], "{name}");
+                assert_eq!(gobuildkey::text::trim_space(&raw), &trimmed[..], "{name}");
                 let master =
                     MasterSecret::from_text(&raw).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(master.expose_secret(), &trimmed[..], "{name}");
@@ -217,7 +219,7 @@ fn trim_vectors_masters_trim_and_derive_as_go_does() {
 
 #[test]
 fn trim_vectors_key_files_parse_and_verify_as_the_buildlet_reads_them() {
-    use gobuildkey::keys::BuildKey;
+    use gobuildkey::key::BuildKey;
     let v = trim_vectors();
     let master = MasterSecret::from_text(TRIM_MASTER).unwrap();
     let principal: Principal = TRIM_PRINCIPAL.parse().unwrap();
@@ -254,7 +256,7 @@ fn trim_vectors_key_files_parse_and_verify_as_the_buildlet_reads_them() {
 
 #[test]
 fn trim_vectors_header_values_are_trimmed_as_net_http_does() {
-    use gobuildkey::keys::Presented;
+    use gobuildkey::key::Presented;
     let v = trim_vectors();
     let master = MasterSecret::from_text(TRIM_MASTER).unwrap();
     let principal: Principal = TRIM_PRINCIPAL.parse().unwrap();
@@ -285,7 +287,7 @@ fn trim_vectors_header_values_are_trimmed_as_net_http_does() {
 
 #[test]
 fn trim_vectors_mixed_bytes_trim_by_both_rules() {
-    use gobuildkey::keys::{Trim, trim_space};
+    use gobuildkey::text::{Trim, trim_space};
     let v = trim_vectors();
     assert_eq!(v.mixed.len(), 600);
     for case in &v.mixed {

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::{Reason, Verdict};
 use gobuildkey::paths::{self, AgentEnv};
+use gobuildkey::verifier::{Reason, Verdict};
 
 use crate::cli::CheckArgs;
 use crate::exit::Exit;

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
 
-use gobuildkey::keys::{AlgorithmSet, Principal};
+use gobuildkey::key::AlgorithmSet;
 use gobuildkey::policy::actions::{Action, ActionLog};
 use gobuildkey::policy::{Policy, PolicyError};
+use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::{self, WriteError};
 
 use crate::cli::ImportArgs;

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 
-use gobuildkey::keys::{BuildKey, MAX_KEY_INPUT};
+use gobuildkey::key::{BuildKey, MAX_KEY_INPUT};
 use gobuildkey::paths::{self, AgentEnv, Candidates};
 use gobuildkey::secret_file::{self, Existing, Target, WriteError};
 
@@ -129,7 +129,7 @@ fn install_as(name: &str, key: &BuildKey, args: &InstallArgs) -> Result<Exit> {
                 Exit::Usage,
                 format!(
                     "no user {} in the password database",
-                    gobuildkey::keys::escape_for_terminal(name, 64)
+                    gobuildkey::text::escape_for_terminal(name, 64)
                 ),
             )
         })?;

@@ -142,7 +142,7 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
             args.algs
                 .iter()
                 .copied()
-                .collect::<gobuildkey::keys::AlgorithmSet>()
+                .collect::<gobuildkey::key::AlgorithmSet>()
         });
         policy.add_previous_master(&source, algorithms)?;
         let mut action = Action::new("master add");

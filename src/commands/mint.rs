@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::{BuildKey, Deriver};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::BuildKey;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::Policy;
 

@@ -26,14 +26,13 @@ use gobuildkey::secret_file::ReadError;
 use anyhow::{Context, Result};
 use zeroize::{Zeroize, Zeroizing};
 
-use gobuildkey::keys::{
-    Algorithm, AlgorithmSet, BuildKey, KeyFormatError, MAX_KEY_INPUT, Principal,
-};
+use gobuildkey::key::{Algorithm, AlgorithmSet, BuildKey, KeyFormatError, MAX_KEY_INPUT};
 use gobuildkey::master::MasterSecret;
 use gobuildkey::paths::{AgentEnv, ENV_DELETE_AFTER_READ};
 use gobuildkey::policy::actions::{Action, ActionLog};
 use gobuildkey::policy::store::Store;
 use gobuildkey::policy::{Policy, PrincipalState};
+use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Verifier;
 
 use crate::cli::{EditArgs, KeyOutputArgs, MasterArgs};
@@ -208,7 +207,7 @@ fn reloader<T: Send + Sync + 'static>(
 fn load_narrowed(
     master: &MasterArgs,
     alg: Option<Algorithm>,
-    kind: Option<gobuildkey::keys::Kind>,
+    kind: Option<gobuildkey::principal::Kind>,
 ) -> Result<Verifier> {
     let mut verifier = load_verifier(master, None, None)?;
     if let Some(alg) = alg {
@@ -231,7 +230,7 @@ fn one_line(error: &impl std::fmt::Display) -> String {
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
-    gobuildkey::keys::redact_keys(&line)
+    gobuildkey::key::redact_keys(&line)
 }
 
 /// The verifier the options name: primary master, policy, and the keyring's masters.
@@ -511,8 +510,10 @@ pub(crate) fn inspect_key_file(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use gobuildkey::keys::{Algorithm, Deriver, Principal};
+    use gobuildkey::derive::Deriver;
+    use gobuildkey::key::Algorithm;
     use gobuildkey::master::MasterSecret;
+    use gobuildkey::principal::Principal;
 
     use super::{JSON_KEY_OBJECT_CAPACITY, key_object};
 

@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::{Principal, escape_for_terminal};
 use gobuildkey::paths::{self, AgentEnv, Location, Rule};
+use gobuildkey::principal::Principal;
+use gobuildkey::text::escape_for_terminal;
 
 use crate::cli::PathArgs;
 use crate::exit::Exit;

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::Principal;
 use gobuildkey::policy::actions::{Action, ActionLog, replay};
 use gobuildkey::policy::{Grace, Policy};
+use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::WriteError;
 
 use crate::cli::{
@@ -404,6 +404,6 @@ pub(crate) fn grace_json(grace: Grace) -> serde_json::Value {
 }
 
 /// A set of algorithms as docs/json.md has it: an array of names.
-fn names(set: gobuildkey::keys::AlgorithmSet) -> Vec<&'static str> {
-    set.iter().map(gobuildkey::keys::Algorithm::name).collect()
+fn names(set: gobuildkey::key::AlgorithmSet) -> Vec<&'static str> {
+    set.iter().map(gobuildkey::key::Algorithm::name).collect()
 }

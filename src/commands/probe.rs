@@ -84,7 +84,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
             .unwrap_or_default();
     }
     let first_line = body.lines().next().unwrap_or("").trim();
-    let said = gobuildkey::keys::escape_for_terminal(first_line, 200);
+    let said = gobuildkey::text::escape_for_terminal(first_line, 200);
     let (meaning, exit) = match status {
         101 | 200 => {
             lines.push(format!(
@@ -155,7 +155,7 @@ fn registration_url(
     insecure_http: bool,
 ) -> Result<ureq::http::Uri, Refused> {
     let usage = |why: String| Refused::new(Exit::Usage, why);
-    let shown = gobuildkey::keys::escape_for_terminal(coordinator, 200);
+    let shown = gobuildkey::text::escape_for_terminal(coordinator, 200);
     let with_scheme = if coordinator.contains("://") {
         coordinator.to_owned()
     } else if coordinator.to_ascii_lowercase().starts_with("http") && coordinator.contains(':')
@@ -290,8 +290,8 @@ fn local_hostname() -> String {
 /// The installed key at `path`, or `None` after printing every problem with its fix.
 fn installed_key(
     path: &std::path::Path,
-    principal: &gobuildkey::keys::Principal,
-) -> Option<gobuildkey::keys::BuildKey> {
+    principal: &gobuildkey::principal::Principal,
+) -> Option<gobuildkey::key::BuildKey> {
     match super::inspect_key_file(path, principal) {
         Ok(key) => Some(key),
         Err(problems) => {

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use gobuildkey::keys::Deriver;
+use gobuildkey::derive::Deriver;
 use gobuildkey::policy::Grace;
 
 use crate::cli::RotateArgs;
@@ -175,7 +175,7 @@ fn roll_back(
 /// The refusal to rotate a principal whose previous key, handed out already, is still in
 /// its grace period: rotating again would cut it off at once.
 fn in_grace(
-    principal: &gobuildkey::keys::Principal,
+    principal: &gobuildkey::principal::Principal,
     state: &gobuildkey::policy::PrincipalState,
 ) -> Refused {
     Refused::new(

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use gobuildkey::audit::{AuditLog, AuditRecord};
 use gobuildkey::batch;
-use gobuildkey::keys::{Reason, Verdict};
+use gobuildkey::verifier::{Reason, Verdict};
 
 use crate::cli::VerifyArgs;
 use crate::exit::Exit;

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Grace, Policy, PolicyError, PrincipalState};
-use crate::keys::Principal;
 use crate::master::MasterSource;
+use crate::principal::Principal;
 use crate::secret_file;
 
 /// The log's file name, beside the policy.
@@ -134,7 +134,7 @@ impl StateRecord {
                 names
                     .iter()
                     .map(|name| name.parse().ok())
-                    .collect::<Option<crate::keys::AlgorithmSet>>()?,
+                    .collect::<Option<crate::key::AlgorithmSet>>()?,
             ),
         };
         Some(PrincipalState {
@@ -171,7 +171,7 @@ pub struct KeyringAdded {
 impl KeyringAdded {
     /// The record of an entry for `source` with `algorithms`.
     #[must_use]
-    pub fn of(source: &MasterSource, algorithms: Option<crate::keys::AlgorithmSet>) -> Self {
+    pub fn of(source: &MasterSource, algorithms: Option<crate::key::AlgorithmSet>) -> Self {
         Self {
             source: KeyringSource::of(source),
             algorithms: algorithms.map(|set| set.iter().map(|a| a.name().to_owned()).collect()),
@@ -516,7 +516,7 @@ pub fn replay(actions: &[Action], path: &Path) -> Result<Policy, PolicyError> {
                         names
                             .iter()
                             .map(|name| name.parse().ok())
-                            .collect::<Option<crate::keys::AlgorithmSet>>()
+                            .collect::<Option<crate::key::AlgorithmSet>>()
                             .ok_or_else(|| bad(n, "an algorithm gobuildkey does not know"))?,
                     ),
                 };
@@ -594,8 +594,8 @@ mod tests {
         let mut add2 = Action::new("master add");
         add2.keyring = Some(KeyringChange::Added(KeyringAdded::of(
             &MasterSource::Command("pass x".into()),
-            Some(crate::keys::AlgorithmSet::only(
-                crate::keys::Algorithm::HmacMd5,
+            Some(crate::key::AlgorithmSet::only(
+                crate::key::Algorithm::HmacMd5,
             )),
         )));
         let mut retire = Action::new("master retire");
@@ -621,15 +621,15 @@ mod tests {
         );
         assert_eq!(
             policy.keyring()[0].algorithms,
-            Some(crate::keys::AlgorithmSet::only(
-                crate::keys::Algorithm::HmacMd5
+            Some(crate::key::AlgorithmSet::only(
+                crate::key::Algorithm::HmacMd5
             ))
         );
     }
 
     #[test]
     fn replay_keeps_the_default_algorithm_and_each_principals_set() {
-        use crate::keys::{Algorithm, AlgorithmSet};
+        use crate::key::{Algorithm, AlgorithmSet};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gobuildkey.toml");
         let mut init = Action::new("policy init");

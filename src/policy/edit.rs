@@ -3,8 +3,9 @@
 use toml_edit::{Array, InlineTable, Item, TableLike, Value};
 
 use super::{Grace, Policy, PolicyError, PrincipalState};
-use crate::keys::{Algorithm, AlgorithmSet, Principal};
+use crate::key::{Algorithm, AlgorithmSet};
 use crate::master::MasterSource;
+use crate::principal::Principal;
 use std::path::Path;
 
 impl Policy {

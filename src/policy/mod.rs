@@ -41,8 +41,9 @@ use toml_edit::DocumentMut;
 
 use parse::{Ctx, timestamp_of};
 
-use crate::keys::{Algorithm, AlgorithmSet, Principal};
+use crate::key::{Algorithm, AlgorithmSet};
 use crate::master::{MasterSecret, MasterSource};
+use crate::principal::Principal;
 use crate::secret_file::{self, ReadError, WriteError};
 
 /// The policy's file name, beside the master key file by default.
@@ -249,7 +250,7 @@ impl Policy {
                         at,
                         format!(
                             "unknown field {}: expected `algorithm`, `keyring` or `principals`",
-                            crate::keys::escape_for_terminal(other, 64)
+                            crate::text::escape_for_terminal(other, 64)
                         ),
                     ));
                 }
@@ -286,7 +287,7 @@ impl Policy {
     /// The algorithms `principal`'s keys may be in: its recorded set, else the default.
     ///
     /// ```
-    /// use gobuildkey::keys::{Algorithm, AlgorithmSet};
+    /// use gobuildkey::key::{Algorithm, AlgorithmSet};
     /// use gobuildkey::policy::Policy;
     ///
     /// let policy = Policy::parse(

@@ -8,8 +8,10 @@ use jiff::Timestamp;
 use toml_edit::{Item, TableLike, Value};
 
 use super::{Grace, KeyringEntry, PolicyError, PrincipalState};
-use crate::keys::{Algorithm, AlgorithmSet, Principal, escape_for_terminal};
+use crate::key::{Algorithm, AlgorithmSet};
 use crate::master::MasterSource;
+use crate::principal::Principal;
+use crate::text::escape_for_terminal;
 
 /// Parsing context: the raw text for positions, the path for messages.
 pub(super) struct Ctx<'a> {

@@ -16,8 +16,10 @@ pub mod limiter;
 
 use jiff::Timestamp;
 
-use crate::keys::{Presented, Principal, Trim, Verdict};
-use crate::verifier::{Decision, Verifier};
+use crate::key::Presented;
+use crate::principal::Principal;
+use crate::text::Trim;
+use crate::verifier::{Decision, Verdict, Verifier};
 
 /// The header carrying the host type, as the builder agent sends it.
 pub const HOST_TYPE_HEADER: &str = "x-go-host-type";
@@ -91,7 +93,8 @@ pub enum Checks {
 /// this is 403, the status a proxy's auth subrequest passes on.)
 ///
 /// ```
-/// use gobuildkey::keys::{Algorithm, Deriver};
+/// use gobuildkey::derive::Deriver;
+/// use gobuildkey::key::Algorithm;
 /// use gobuildkey::master::MasterSecret;
 /// use gobuildkey::service::{Checks, Registration, answer_registration};
 /// use gobuildkey::verifier::Verifier;
@@ -149,7 +152,8 @@ pub fn answer_registration(
 /// only, whether or not the HTTP stack already did.
 ///
 /// ```
-/// use gobuildkey::keys::{Algorithm, Deriver};
+/// use gobuildkey::derive::Deriver;
+/// use gobuildkey::key::Algorithm;
 /// use gobuildkey::master::MasterSecret;
 /// use gobuildkey::service::answer;
 /// use gobuildkey::verifier::Verifier;
@@ -203,7 +207,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::keys::Kind;
+    use crate::principal::Kind;
 
     fn setup() -> (Verifier, String) {
         let (verifier, key) = crate::verifier::example();

@@ -15,11 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Instant;
 
-use gobuildkey::keys::{Algorithm, Deriver, Principal};
+use gobuildkey::derive::Deriver;
+use gobuildkey::key::Algorithm;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::Policy;
 use gobuildkey::policy::actions::ActionLog;
 use gobuildkey::policy::store::Store;
+use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::TEMP_PREFIX;
 use rustix::fs::{FlockOperation, flock};
 

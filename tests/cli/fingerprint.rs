@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use gobuildkey::keys::Fingerprint;
+use gobuildkey::fingerprint::Fingerprint;
 use predicates::str::contains;
 
 use crate::common::{ARM, ARM_KEY, ARM_KEY_MD5, TestEnv, fingerprint_in};

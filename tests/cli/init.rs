@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
-use gobuildkey::keys::Fingerprint;
+use gobuildkey::fingerprint::Fingerprint;
 
 use crate::common::{TestEnv, mode};
 

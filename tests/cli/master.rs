@@ -10,7 +10,7 @@ use crate::common::{
 };
 
 fn fingerprint_of_master(text: &str) -> String {
-    gobuildkey::keys::Fingerprint::of(text.as_bytes()).to_string()
+    gobuildkey::fingerprint::Fingerprint::of(text.as_bytes()).to_string()
 }
 
 #[test]

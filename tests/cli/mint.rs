@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use gobuildkey::keys::Fingerprint;
+use gobuildkey::fingerprint::Fingerprint;
 use predicates::str::contains;
 
 use crate::common::{

@@ -296,11 +296,11 @@ fn audit_lines_record_every_verification_without_keys() {
     assert_eq!(lines[0]["generation"], 0);
     assert_eq!(
         lines[0]["master"],
-        gobuildkey::keys::Fingerprint::of(MASTER.as_bytes()).to_string()
+        gobuildkey::fingerprint::Fingerprint::of(MASTER.as_bytes()).to_string()
     );
     assert_eq!(
         lines[0]["key"],
-        gobuildkey::keys::Fingerprint::of(ARM_KEY.as_bytes()).to_string()
+        gobuildkey::fingerprint::Fingerprint::of(ARM_KEY.as_bytes()).to_string()
     );
     assert_eq!(lines[1]["reason"], "malformed");
     assert_eq!(lines[1]["key"], serde_json::Value::Null);

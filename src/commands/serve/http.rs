@@ -11,11 +11,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 
 use gobuildkey::audit::AuditRecord;
-use gobuildkey::keys::{Reason, Verdict};
 use gobuildkey::service::limiter::{Admission, Refusal};
 use gobuildkey::service::{
     self, Checks, HOST_TYPE_HEADER, HOSTNAME_HEADER, KEY_HEADER, REVDIAL_HEADER, Registration,
 };
+use gobuildkey::verifier::{Reason, Verdict};
 
 use super::State;
 use super::metrics::{Outcome, Why};

@@ -1,0 +1,290 @@
+//! Key derivation: a build key is the lowercase hex of HMAC(master, principal).
+//!
+//! [`Deriver`] holds the master's precomputed HMAC state for one [`Algorithm`]; its
+//! [`Deriver::derive`] (what `mint` prints) and the comparison that
+//! [`crate::verifier::Verifier::verify`] (what `verify` and every other verifier call) makes
+//! both compute the MAC through one private function, so they cannot drift apart.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
+use sha2::Sha256;
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::Zeroizing;
+
+use crate::key::{Algorithm, BuildKey};
+use crate::master::MasterSecret;
+use crate::principal::Principal;
+
+/// The master's keyed HMAC state for one algorithm: derives keys (and, inside
+/// [`crate::verifier::Verifier`], checks them).
+///
+/// Build it once and reuse it: the keyed state is computed once, and every derivation or
+/// verification starts from a copy of it.
+///
+/// ```
+/// use gobuildkey::derive::Deriver;
+/// use gobuildkey::key::Algorithm;
+/// use gobuildkey::principal::Principal;
+/// use gobuildkey::master::MasterSecret;
+///
+/// let master = MasterSecret::from_text(b"an example master, 32 bytes long\n")?;
+/// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+/// let host: Principal = "host-linux-arm-aws".parse()?;
+///
+/// let key = deriver.derive(&host);
+/// assert_eq!(key.expose_secret().len(), 64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Deriver {
+    keyed: Keyed,
+}
+
+#[derive(Clone)]
+enum Keyed {
+    Sha256(Hmac<Sha256>),
+    Md5(Hmac<Md5>),
+}
+
+impl Deriver {
+    /// Keys the HMAC state with `master` for `alg`.
+    #[must_use]
+    pub fn new(master: &MasterSecret, alg: Algorithm) -> Self {
+        Self::from_key_bytes(master.expose_secret(), alg)
+    }
+
+    /// HMAC accepts keys of any length, so this cannot fail.
+    fn from_key_bytes(key: &[u8], alg: Algorithm) -> Self {
+        let keyed = match alg {
+            Algorithm::HmacSha256 => Keyed::Sha256(keyed_state(key)),
+            Algorithm::HmacMd5 => Keyed::Md5(keyed_state(key)),
+        };
+        Self { keyed }
+    }
+
+    /// The algorithm keys are derived with.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        match self.keyed {
+            Keyed::Sha256(_) => Algorithm::HmacSha256,
+            Keyed::Md5(_) => Algorithm::HmacMd5,
+        }
+    }
+
+    /// The generation-0 key of `principal`: lowercase hex of HMAC(master, principal),
+    /// the key Go's `genbuilderkey` gives (with [`Algorithm::HmacMd5`]).
+    #[must_use]
+    pub fn derive(&self, principal: &Principal) -> BuildKey {
+        self.derive_generation(principal, 0)
+    }
+
+    /// The key of `principal` at `generation`: generation 0 MACs the principal's text,
+    /// generation n ≥ 1 MACs `PRINCIPAL#n`.
+    ///
+    /// ```
+    /// # use gobuildkey::derive::Deriver;
+    /// # use gobuildkey::key::Algorithm;
+    /// # let master = gobuildkey::master::MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+    /// let host = "host-linux-arm-aws".parse()?;
+    /// let (g0, g1) = (deriver.derive(&host), deriver.derive_generation(&host, 1));
+    /// assert_eq!(g0.expose_secret(), deriver.derive_generation(&host, 0).expose_secret());
+    /// assert_ne!(g0.expose_secret(), g1.expose_secret());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
+        BuildKey::from_mac(
+            self.keyed
+                .tag(&message_of(principal, generation))
+                .as_slice(),
+            self.algorithm(),
+        )
+    }
+
+    /// Whether `tag` (a decoded key) is the MAC of `principal` at `generation`, as a
+    /// constant-time [`Choice`]: the verifier combines several without branching.
+    pub(crate) fn tag_matches(&self, principal: &Principal, generation: u64, tag: &Tag) -> Choice {
+        self.keyed
+            .tag(&message_of(principal, generation))
+            .as_slice()
+            .ct_eq(tag.as_slice())
+    }
+}
+
+impl fmt::Debug for Deriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deriver")
+            .field("alg", &self.algorithm())
+            .finish_non_exhaustive()
+    }
+}
+
+fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
+    // `new_from_slice` fails only for MACs with a fixed key size; HMAC takes any length.
+    M::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+}
+
+/// What is MACed for a principal at a generation: its text for generation 0 (the keys of
+/// Go's farm), `PRINCIPAL#n` for generation n ≥ 1. `#` never occurs in a principal, so no
+/// two (principal, generation) pairs share a message. The one place that says so.
+fn message_of(principal: &Principal, generation: u64) -> Cow<'_, [u8]> {
+    match generation {
+        0 => Cow::Borrowed(principal.as_str().as_bytes()),
+        n => Cow::Owned(format!("{principal}#{n}").into_bytes()),
+    }
+}
+
+/// The derivation: a copy of the keyed state, fed the message. Deriving and verifying
+/// both start here, and nothing else computes a MAC.
+fn mac_of<M: Mac + Clone>(keyed: &M, message: &[u8]) -> M {
+    let mut mac = keyed.clone();
+    mac.update(message);
+    mac
+}
+
+impl Keyed {
+    /// The MAC of `message`, in memory wiped on drop.
+    fn tag(&self, message: &[u8]) -> Tag {
+        // `finalize` returns a `CtOutput`, which wipes itself on drop.
+        match self {
+            Self::Sha256(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
+            Self::Md5(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
+        }
+    }
+}
+
+/// The longest MAC of any [`Algorithm`], in bytes.
+const MAX_MAC_LEN: usize = 32;
+
+/// A MAC (computed, or decoded from a presented key), on the stack, wiped on drop.
+pub(crate) struct Tag {
+    bytes: Zeroizing<[u8; MAX_MAC_LEN]>,
+    len: usize,
+}
+
+impl Tag {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl From<&[u8]> for Tag {
+    fn from(mac: &[u8]) -> Self {
+        let mut bytes = Zeroizing::new([0u8; MAX_MAC_LEN]);
+        let len = mac.len().min(MAX_MAC_LEN);
+        bytes[..len].copy_from_slice(&mac[..len]);
+        Self { bytes, len }
+    }
+}
+
+/// The MAC bytes of `text`, a presented key already trimmed by its rule
+/// ([`crate::key::Presented::text`]), if it is a well-formed key of `alg`: exactly `alg`'s
+/// number of lowercase hex digits. Nothing more is trimmed here.
+///
+/// The digits are validated and decoded by `base16ct`, in constant time: how long this
+/// takes does not depend on which digits the key has (only on its length).
+pub(crate) fn decode_key(text: &[u8], alg: Algorithm) -> Option<Tag> {
+    if text.len() != alg.hex_len() {
+        return None;
+    }
+    let mut tag = Tag {
+        bytes: Zeroizing::new([0u8; MAX_MAC_LEN]),
+        len: alg.mac_len(),
+    };
+    base16ct::lower::decode(text, &mut tag.bytes[..alg.mac_len()]).ok()?;
+    Some(tag)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::key::hex_of;
+
+    fn p(name: &str) -> Principal {
+        Principal::new(name).unwrap()
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let d = Deriver::from_key_bytes(b"0123456789abcdef0123", Algorithm::HmacSha256);
+        let key = d.derive(&p("host-x"));
+        let shown = format!("{key:?} {d:?}");
+        assert!(!shown.contains(&key.expose_secret()[..8]), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains(key.fingerprint().as_str()));
+    }
+
+    #[test]
+    fn derive_and_match_for_each_algorithm() {
+        for alg in Algorithm::ALL {
+            let d = Deriver::from_key_bytes(b"a master of twenty bytes", alg);
+            let key = d.derive(&p("host-x"));
+            assert_eq!(key.algorithm(), alg);
+            assert_eq!(key.expose_secret().len(), alg.hex_len());
+            let tag = decode_key(key.expose_secret().as_bytes(), alg).unwrap();
+            assert!(bool::from(d.tag_matches(&p("host-x"), 0, &tag)));
+            assert!(!bool::from(d.tag_matches(&p("host-y"), 0, &tag)));
+            assert!(!bool::from(d.tag_matches(&p("host-x"), 1, &tag)));
+            let g1 = d.derive_generation(&p("host-x"), 1);
+            let tag1 = decode_key(g1.expose_secret().as_bytes(), alg).unwrap();
+            assert!(bool::from(d.tag_matches(&p("host-x"), 1, &tag1)));
+        }
+    }
+
+    #[test]
+    fn generations_have_distinct_messages() {
+        let host = p("host-x");
+        assert_eq!(&*message_of(&host, 0), b"host-x");
+        assert_eq!(&*message_of(&host, 1), b"host-x#1");
+        assert_eq!(&*message_of(&host, 12), b"host-x#12");
+    }
+
+    #[test]
+    fn decode_key_checks_the_algorithm_and_trims_nothing() {
+        let sha = "ab".repeat(32);
+        assert!(decode_key(sha.as_bytes(), Algorithm::HmacSha256).is_some());
+        assert!(decode_key(format!(" {sha}").as_bytes(), Algorithm::HmacSha256).is_none());
+        assert!(decode_key(sha.as_bytes(), Algorithm::HmacMd5).is_none());
+        assert!(decode_key(sha.to_uppercase().as_bytes(), Algorithm::HmacSha256).is_none());
+        assert!(decode_key(&sha.as_bytes()[1..], Algorithm::HmacSha256).is_none());
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Rfc4231Case {
+        case: u32,
+        key: String,
+        data: String,
+        hmac_sha256: String,
+        #[serde(default)]
+        truncate_bytes: Option<usize>,
+    }
+
+    /// RFC 4231's HMAC-SHA256 test cases, through the keyed state and `tag` that
+    /// `derive` uses (the data are not principals, so they go in below `message_of`).
+    #[test]
+    fn rfc4231_hmac_sha256() {
+        let cases: Vec<Rfc4231Case> =
+            serde_json::from_str(include_str!("../tests/data/rfc4231.json")).unwrap();
+        assert_eq!(cases.len(), 7);
+        for case in cases {
+            let d =
+                Deriver::from_key_bytes(&hex::decode(&case.key).unwrap(), Algorithm::HmacSha256);
+            let got = hex_of(d.keyed.tag(&hex::decode(&case.data).unwrap()).as_slice());
+            let want = case
+                .truncate_bytes
+                .map_or(case.hmac_sha256.len(), |n| n * 2);
+            assert_eq!(
+                &got[..want],
+                case.hmac_sha256,
+                "RFC 4231 case {}",
+                case.case
+            );
+        }
+    }
+}
