@@ -87,7 +87,7 @@ fn answer(verdict: Verdict) -> &'static str {
         Verdict::Invalid(Reason::Mismatch) => "deny invalid",
         Verdict::Invalid(Reason::Revoked) => "deny revoked",
         Verdict::Invalid(Reason::WrongKind) => "deny kind",
-        Verdict::Invalid(_) => "deny malformed",
+        Verdict::Invalid(Reason::Malformed) => "deny malformed",
     }
 }
 

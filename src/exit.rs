@@ -121,7 +121,6 @@ impl Exit {
                     Some(match e {
                         LoadError::Primary(e) => Self::for_master(e),
                         LoadError::Policy(e) => Self::for_policy(e),
-                        _ => Self::Software,
                     })
                 } else if let Some(e) = cause.downcast_ref::<PolicyError>() {
                     Some(Self::for_policy(e))
@@ -153,7 +152,7 @@ impl Exit {
             MasterError::CommandStart(_) | MasterError::CommandFailed { .. } => Self::Unavailable,
             MasterError::CommandTimedOut { .. } => Self::TempFail,
             MasterError::NoHome | MasterError::Ambiguous => Self::Config,
-            _ => Self::Software,
+            MasterError::Random(_) => Self::Software,
         }
     }
 
@@ -169,7 +168,9 @@ impl Exit {
                 Self::for_io(error)
             }
             PolicyError::EditThroughLink { .. } => Self::CantCreate,
-            _ => Self::Config,
+            PolicyError::Syntax { .. } | PolicyError::Invalid { .. } | PolicyError::NoFile => {
+                Self::Config
+            }
         }
     }
 
@@ -178,7 +179,6 @@ impl Exit {
             ReadError::Missing { .. } => Self::NoInput,
             ReadError::NotAFile { .. } => Self::DataErr,
             ReadError::Io { error, .. } => Self::for_io(error),
-            _ => Self::Software,
         }
     }
 
@@ -189,7 +189,12 @@ impl Exit {
             {
                 Self::NoPerm
             }
-            _ => Self::CantCreate,
+            WriteError::Exists { .. }
+            | WriteError::Symlink { .. }
+            | WriteError::NotAFile { .. }
+            | WriteError::CreateDir { .. }
+            | WriteError::Ownership { .. }
+            | WriteError::Io { .. } => Self::CantCreate,
         }
     }
 

@@ -398,7 +398,6 @@ fn key_text(raw: &[u8]) -> Result<(&[u8], Algorithm), KeyFormatError> {
 
 /// Why a text is not a well-formed build key. Never carries the text itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum KeyFormatError {
     /// Nothing but whitespace.
     #[error(

@@ -316,7 +316,6 @@ fn load_file(path: &Path) -> Result<MasterSecret, MasterError> {
 /// Why no master could be had. Never carries the secret, nor the command line that
 /// fetches it (it may name a secret store's token or path).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MasterError {
     /// No file at the master's path.
     #[error(

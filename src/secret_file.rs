@@ -205,7 +205,6 @@ pub(crate) fn mode_of(_: &fs::Metadata) -> Option<u32> {
 
 /// Why a secret file could not be read. Never carries the file's content.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ReadError {
     /// Nothing at the path.
     #[error("{} does not exist", path.display())]
@@ -610,7 +609,6 @@ fn sync_dir(_: &Path) -> io::Result<()> {
 
 /// Why a secret file was not written. Nothing was changed at the target.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum WriteError {
     /// A file is already there and replacing was not asked for.
     #[error("{} already exists: use --force to replace it", path.display())]

@@ -167,7 +167,6 @@ pub enum PathKind {
 /// (the path is in a Kubernetes volume or on a read-only filesystem) it names the
 /// Kubernetes settings to change instead.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum TrustError {
     /// The file, a folder on the way to it, or a link on the way is owned by someone other
     /// than root and the effective uid, who could change it or could have planted it.

@@ -35,7 +35,6 @@ impl Verdict {
 
 /// Why a presented key was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Reason {
     /// Well-formed, but not the principal's key under this master.
     Mismatch,
@@ -445,7 +444,6 @@ impl fmt::Debug for Verifier {
 
 /// Why a [`Verifier`] could not be built. Nothing can be verified without it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LoadError {
     /// The primary master.
     #[error(transparent)]

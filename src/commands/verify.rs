@@ -65,7 +65,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
                 }
                 Reason::Revoked => format!("{p} is revoked"),
                 Reason::WrongKind => format!("{p} is not a principal of the kind asked for"),
-                _ => format!("not a current key of {p} under the masters"),
+                Reason::Mismatch => format!("not a current key of {p} under the masters"),
             };
             // The refusal is the answer, not an error: a message for people, the object
             // for scripts, nothing with -q.

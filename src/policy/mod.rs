@@ -432,7 +432,6 @@ pub fn parse_moment(text: &str) -> Result<Timestamp, String> {
 
 /// Why the policy cannot be used. Verification does not happen without it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PolicyError {
     /// There is no policy file. It is required: without it every revocation it held would
     /// be forgotten.

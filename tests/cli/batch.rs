@@ -196,6 +196,7 @@ struct Coprocess {
     stdin: std::process::ChildStdin,
     answers: mpsc::Receiver<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_reader: std::thread::JoinHandle<()>,
 }
 
 impl Coprocess {
@@ -222,7 +223,7 @@ impl Coprocess {
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = std::sync::Arc::clone(&stderr);
         let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line.unwrap_or_default());
@@ -234,6 +235,7 @@ impl Coprocess {
             stdin,
             answers,
             stderr,
+            stderr_reader,
         }
     }
 
@@ -264,9 +266,12 @@ impl Coprocess {
         panic!("no {text:?} in {}", self.stderr.lock().unwrap());
     }
 
+    /// Ends its input, waits for it to exit 0, and returns all it wrote on standard error.
     fn finish(mut self) -> String {
         drop(self.stdin);
         assert!(self.child.wait().unwrap().success());
+        // Its last lines may still be on their way through the pipe.
+        self.stderr_reader.join().unwrap();
         self.stderr.lock().unwrap().clone()
     }
 }

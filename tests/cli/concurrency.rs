@@ -345,8 +345,9 @@ fn a_held_lock_makes_an_edit_wait_then_give_up() {
         .args(["revoke", "--allow-unknown", "host-x"])
         .output()
         .unwrap();
+    // (It may still print the waiting note: a process another test forks at this moment
+    // holds the lock's open file until it execs, as the lock's own tests explain.)
     assert!(out.status.success(), "{out:?}");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(WAITING));
     assert!(is_revoked(&policy, "host-x"));
 
     // Waiting, then let through: the note comes before the lock is let go (read here

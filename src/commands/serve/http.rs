@@ -94,7 +94,7 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
             Verdict::Invalid(Reason::Malformed) => Why::malformed,
             Verdict::Invalid(Reason::Revoked) => Why::revoked,
             Verdict::Invalid(Reason::WrongKind) => Why::kind,
-            Verdict::Invalid(_) => Why::invalid,
+            Verdict::Invalid(Reason::Mismatch) => Why::invalid,
         },
         None => Why::none,
     };
