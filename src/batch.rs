@@ -58,26 +58,37 @@ pub fn answer_line(
     line: &[u8],
     now: Timestamp,
 ) -> (&'static str, Option<(Principal, Decision)>) {
-    let mut principal = Principal(String::new());
+    let mut principal = None;
     let (text, decision) = answer_into(verifier, line, now, &mut principal);
-    (text, decision.map(|d| (principal, d)))
+    (text, decision.zip(principal).map(|(d, p)| (p, d)))
 }
 
-/// [`answer_line`], parsing the principal into `scratch` so that a loop over many lines
-/// allocates nothing per line.
+/// [`answer_line`], parsing the principal into `scratch` (validated as everywhere, its
+/// memory reused once there is one) so that a loop over many lines allocates nothing per
+/// line.
 fn answer_into(
     verifier: &Verifier,
     line: &[u8],
     now: Timestamp,
-    scratch: &mut Principal,
+    scratch: &mut Option<Principal>,
 ) -> (&'static str, Option<Decision>) {
+    let malformed = (answer(Verdict::Invalid(Reason::Malformed)), None);
     let Some((name, key)) = split_line(line) else {
-        return (answer(Verdict::Invalid(Reason::Malformed)), None);
+        return malformed;
     };
-    if !scratch.set(name) {
-        return (answer(Verdict::Invalid(Reason::Malformed)), None);
-    }
-    let decision = verifier.verify_at(scratch, key, now);
+    let principal = match scratch {
+        Some(principal) => {
+            if !principal.set(name) {
+                return malformed;
+            }
+            principal
+        }
+        None => match Principal::new(name) {
+            Ok(principal) => scratch.insert(principal),
+            Err(_) => return malformed,
+        },
+    };
+    let decision = verifier.verify_at(principal, key, now);
     (answer(decision.verdict), Some(decision))
 }
 
@@ -154,7 +165,7 @@ pub fn run<R: Read>(
         let now = Timestamp::now();
         let verifier = &*current();
         let answer_all = |part: &[(usize, usize, bool)]| {
-            let mut scratch = Principal(String::with_capacity(Principal::MAX_LEN));
+            let mut scratch = None;
             part.iter()
                 .map(|&(start, end, overlong)| {
                     if overlong {

@@ -22,7 +22,7 @@ use crate::text::escape_for_terminal;
 /// # Ok::<(), gobuildkey::principal::PrincipalError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Principal(pub(crate) String);
+pub struct Principal(String);
 
 impl Principal {
     /// The longest principal accepted, in characters.

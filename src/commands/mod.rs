@@ -201,18 +201,23 @@ fn reloader<T: Send + Sync + 'static>(
     Ok(reloader)
 }
 
-/// The verifier a long-lived command reloads: the masters and the policy, narrowed to
-/// `alg` and `kind` (checked against the policy at start only, by [`load_verifier`]).
+/// The verifier of a long-lived command (`serve`, `verify --batch`): the masters and the
+/// policy, narrowed to `alg` and `kind`. At start (`at_start`) an `alg` the policy accepts
+/// for nobody is a usage error ([`load_verifier`]); a reload only narrows: it must never
+/// fail for that (after `end-grace --alg`), and so freeze a state that lacks every
+/// revocation made since.
 #[cfg(unix)]
 fn load_narrowed(
     master: &MasterArgs,
     alg: Option<Algorithm>,
     kind: Option<gobuildkey::principal::Kind>,
+    at_start: bool,
 ) -> Result<Verifier> {
-    let mut verifier = load_verifier(master, None, None)?;
-    if let Some(alg) = alg {
-        verifier = verifier.only_algorithm(alg);
-    }
+    let verifier = match alg {
+        Some(alg) if at_start => load_verifier(master, Some(alg), None)?,
+        Some(alg) => load_verifier(master, None, None)?.only_algorithm(alg),
+        None => load_verifier(master, None, None)?,
+    };
     Ok(match kind {
         Some(kind) => verifier.only_kind(kind),
         None => verifier,

@@ -293,16 +293,12 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
     }
     let policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?;
-    let verifier = gobuildkey::verifier::Verifier::load_within(
-        &primary,
-        policy.clone(),
-        args.master.command_timeout,
-    )?;
-    let primary_fp = verifier
-        .masters()
-        .next()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    // Each master command runs once: the primary's, then the keyring's.
+    let primary_fp = primary
+        .load_within(args.master.command_timeout)?
+        .fingerprint()
+        .to_string();
+    let keyring = policy.load_keyring_within(args.master.command_timeout)?;
     let stale = |minted_under: Option<&String>| minted_under != Some(&primary_fp);
 
     let stale_names: Vec<&str> = policy
@@ -319,7 +315,6 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
 
-    let keyring = policy.load_keyring_within(args.master.command_timeout)?;
     let mut lines = vec![match policy.path() {
         Some(path) => format!("policy: {}", path.display()),
         None => "policy: none".to_owned(),

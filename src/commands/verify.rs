@@ -87,13 +87,8 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
     use std::sync::{Arc, Mutex, PoisonError};
     // SIGHUP is ours before anything else happens: its default action is death.
     let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    // An --alg the policy accepts for nobody is a usage error at start; a reload only
-    // narrows (it must never fail, and so freeze a state that lacks later revocations).
-    if let Some(alg) = args.alg {
-        super::load_verifier(&args.master, Some(alg), None)?;
-    }
     let (master, alg, kind) = (args.master.clone(), args.alg, args.kind);
-    let live = Arc::new(Live::new(super::load_narrowed(&master, alg, kind)?));
+    let live = Arc::new(Live::new(super::load_narrowed(&master, alg, kind, true)?));
     let audit_path = args.audit.clone().filter(|p| p.as_os_str() != "-");
     let audit = args
         .audit
@@ -105,7 +100,7 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
         &args.master,
         !args.no_watch,
         Arc::clone(&live),
-        move || super::load_narrowed(&master, alg, kind).map_err(|e| super::one_line(&e)),
+        move || super::load_narrowed(&master, alg, kind, false).map_err(|e| super::one_line(&e)),
         |event| match event {
             Event::Started(_) => {}
             Event::Loaded(_) => output::note("gobuildkey: reloaded the masters and the policy"),

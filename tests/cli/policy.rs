@@ -363,3 +363,29 @@ fn a_master_named_twice_in_the_keyring_is_refused() {
         .stderr(contains("line 4"))
         .stderr(contains("twice (first on line 3)"));
 }
+
+/// `policy` runs each master command once: the primary's and each keyring entry's (it ran
+/// the keyring's twice, once to check them and once to list them).
+#[test]
+fn each_master_command_runs_once() {
+    let env = TestEnv::new().with_master();
+    let runs = env.path("runs");
+    let previous = env.path("previous");
+    crate::common::write_file(&previous, "an older master of the farm, 32 bytes+", 0o600);
+    let count = |what: &str| format!("echo {what} >> '{}'", runs.display());
+    env.write_policy(&format!(
+        "[keyring]\nprevious = [{{ command = {:?} }}]\n[principals]\n",
+        format!("{}; cat '{}'", count("keyring"), previous.display())
+    ));
+    let primary = format!("{}; {}", count("primary"), env.master_command());
+    env.cmd()
+        .args(["policy", "--master-key-command", &primary])
+        .arg("--policy")
+        .arg(env.path("keys/gobuildkey.toml"))
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "primary\nkeyring\n"
+    );
+}

@@ -114,13 +114,7 @@ impl State {
 /// until SIGTERM or SIGINT; SIGHUP reloads them.
 pub fn run(args: &ServeArgs) -> Result<Exit> {
     let args = Arc::new(args.clone());
-    // At start an `--alg` the policy accepts for nobody is a usage error; a reload after
-    // `end-grace --alg` only narrows (it must never fail, and so freeze a state that lacks
-    // every revocation made since).
-    if let Some(alg) = args.alg {
-        super::load_verifier(&args.master, Some(alg), None)?;
-    }
-    let verifier = load(&args)?;
+    let verifier = super::load_narrowed(&args.master, args.alg, args.kind, true)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let max_connections = connection_limit(args.max_connections);
     let live = Arc::new(Live::new(verifier));
@@ -197,7 +191,7 @@ fn connection_limit(wanted: u32) -> usize {
 }
 
 fn load(args: &ServeArgs) -> Result<Verifier> {
-    super::load_narrowed(&args.master, args.alg, args.kind)
+    super::load_narrowed(&args.master, args.alg, args.kind, false)
 }
 
 async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
