@@ -154,6 +154,19 @@ impl AuditLog {
     }
 }
 
+/// Opens `path` again in place of `log`'s file (SIGHUP: logrotate moved it), with
+/// [`AuditLog::open`]'s checks; on failure `log` keeps the file it had, and the error says
+/// why. What `serve` and `verify --batch` both do on SIGHUP.
+///
+/// # Errors
+/// As [`AuditLog::open`].
+pub fn reopen(log: &std::sync::Mutex<AuditLog>, path: &Path) -> Result<(), AuditError> {
+    let reopened = AuditLog::open(path)?;
+    *log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = reopened;
+    Ok(())
+}
+
 /// The audit file cannot be used; nothing is verified without it.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot append to the audit file {}: {error}", path.display())]

@@ -84,7 +84,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
 /// (logrotate), and never dies of the signal.
 #[cfg(unix)]
 fn batch(args: &VerifyArgs) -> Result<Exit> {
-    use std::sync::{Arc, Mutex, PoisonError};
+    use std::sync::{Arc, Mutex};
     // SIGHUP is ours before anything else happens: its default action is death.
     let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     let (master, alg, kind) = (args.master.clone(), args.alg, args.kind);
@@ -115,13 +115,12 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
         .name("gobuildkey-sighup".into())
         .spawn(move || {
             for _ in hangups.forever() {
-                if let (Some(audit), Some(path)) = (&reopened, &audit_path) {
-                    match AuditLog::open(path) {
-                        Ok(log) => *audit.lock().unwrap_or_else(PoisonError::into_inner) = log,
-                        Err(e) => output::note(&format!(
-                            "gobuildkey: {e}; still writing to the file opened before"
-                        )),
-                    }
+                if let (Some(audit), Some(path)) = (&reopened, &audit_path)
+                    && let Err(e) = gobuildkey::audit::reopen(audit, path)
+                {
+                    output::note(&format!(
+                        "gobuildkey: {e}; still writing to the file opened before"
+                    ));
                 }
                 requester.request();
             }

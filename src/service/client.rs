@@ -14,6 +14,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::text::Trim;
+
 /// `addr`, or the IPv4 address an IPv4-mapped IPv6 address (`::ffff:192.0.2.7`) carries,
 /// as a dual-stack listener reports IPv4 peers.
 ///
@@ -107,9 +109,10 @@ impl ClientAddress {
             .rev()
             .flat_map(|value| value.rsplit(|&b| b == b','));
         for entry in entries {
-            let Some(addr) = std::str::from_utf8(entry)
+            // Each entry trimmed as a header value is (spaces and tabs), by the one rule.
+            let Some(addr) = std::str::from_utf8(Trim::Header.apply(entry))
                 .ok()
-                .and_then(|text| parse_entry(text.trim_matches([' ', '\t'])))
+                .and_then(parse_entry)
                 .map(normalize)
             else {
                 return client;

@@ -15,10 +15,10 @@ use gobuildkey::service::limiter::{Admission, Refusal};
 use gobuildkey::service::{
     self, Checks, HOST_TYPE_HEADER, HOSTNAME_HEADER, KEY_HEADER, REVDIAL_HEADER, Registration,
 };
-use gobuildkey::verifier::{Reason, Verdict};
+use gobuildkey::verifier::Verdict;
 
 use super::State;
-use super::metrics::{Outcome, Why};
+use super::metrics::Outcome;
 
 pub fn handle(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
@@ -90,21 +90,18 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
     let answer = service::answer_registration(&verifier, &registration, checks, now);
     let reason = match &answer.decision {
         Some((_, decision)) => match decision.verdict {
-            Verdict::Valid => Why::none,
-            Verdict::Invalid(Reason::Malformed) => Why::malformed,
-            Verdict::Invalid(Reason::Revoked) => Why::revoked,
-            Verdict::Invalid(Reason::WrongKind) => Why::kind,
-            Verdict::Invalid(Reason::Mismatch) => Why::invalid,
+            Verdict::Valid => "none",
+            Verdict::Invalid(reason) => reason.as_str(),
         },
-        None => Why::none,
+        None => "none",
     };
     if answer.is_failure()
         && let Admission::Refused { retry_after, cause } =
             state.limiter.record_failure(client, started, now)
     {
         let why = match cause {
-            Refusal::Budget => Why::budget,
-            Refusal::Full => Why::full,
+            Refusal::Budget => "budget",
+            Refusal::Full => "full",
         };
         state
             .metrics

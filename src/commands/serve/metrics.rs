@@ -29,23 +29,12 @@ pub enum Outcome {
     limited,
 }
 
-/// Why a key was refused, as the audit trail names it (`none` for the others).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum Why {
-    none,
-    invalid,
-    malformed,
-    revoked,
-    kind,
-    budget,
-    full,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     result: Outcome,
-    reason: Why,
+    /// The audit trail's word for why (`Reason::as_str`), `budget` or `full` for a 429,
+    /// `none` otherwise.
+    reason: &'static str,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -161,7 +150,7 @@ impl Metrics {
     }
 
     /// One `/verify` answer and how long it took.
-    pub fn answered(&self, result: Outcome, reason: Why, seconds: f64) {
+    pub fn answered(&self, result: Outcome, reason: &'static str, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels { result, reason })
             .inc();

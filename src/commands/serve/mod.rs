@@ -85,9 +85,8 @@ impl State {
         let (Some(audit), Some(path)) = (&self.audit, &self.audit_path) else {
             return;
         };
-        match AuditLog::open(path) {
-            Ok(reopened) => *audit.lock().unwrap_or_else(PoisonError::into_inner) = reopened,
-            Err(e) => eprintln!("gobuildkey serve: {e}; still writing to the file opened before"),
+        if let Err(e) = gobuildkey::audit::reopen(audit, path) {
+            eprintln!("gobuildkey serve: {e}; still writing to the file opened before");
         }
     }
 
