@@ -9,7 +9,11 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use gobuildkey::key::Algorithm;
-use gobuildkey::master::{self, MasterError, MasterSecret, MasterSource};
+use gobuildkey::master::{
+    self, ENV_COMMAND as ENV_MASTER_COMMAND, ENV_COMMAND_TIMEOUT, ENV_FILE as ENV_MASTER_FILE,
+    MasterError, MasterSecret, MasterSource,
+};
+use gobuildkey::policy::{self, ENV_FILE as ENV_POLICY};
 use gobuildkey::principal::{Kind, Principal, PrincipalError};
 
 use crate::exit::Exit;
@@ -818,7 +822,8 @@ fn cidr_parser(text: &str) -> Result<ipnet::IpNet, String> {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where to write the master [default: ~/keys/gobuilder-master.key]
-    #[arg(long, value_name = "FILE", env = ENV_MASTER_FILE)]
+    /// [env: GOBUILDKEY_MASTER_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
     pub master_key: Option<PathBuf>,
 
     /// Replace an existing master file, which is moved aside to
@@ -827,7 +832,8 @@ pub struct InitArgs {
     pub force: bool,
 
     /// The policy file to create [default: gobuildkey.toml beside the master key file]
-    #[arg(long, value_name = "FILE", env = ENV_POLICY)]
+    /// [env: GOBUILDKEY_POLICY]
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
     #[command(flatten)]
@@ -835,30 +841,19 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    /// The file to write.
+    /// The file to write: the library's [`MasterSource::file_to_create`].
     pub fn path(&self) -> Result<PathBuf, MasterError> {
-        self.master_key
-            .clone()
-            .map_or_else(master::default_path, Ok)
+        MasterSource::file_to_create(self.master_key.clone())
     }
 
-    /// The policy to create: `--policy`, else beside the master.
-    pub fn policy_path(&self) -> Result<PathBuf, MasterError> {
-        match &self.policy {
-            Some(path) => Ok(path.clone()),
-            None => Ok(self
-                .path()?
-                .with_file_name(gobuildkey::policy::DEFAULT_FILE_NAME)),
+    /// The policy to create: the library's [`policy::named_path`], else beside the master.
+    pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
+        match policy::named_path(self.policy.clone()) {
+            Some(path) => Ok(path),
+            None => Ok(policy::path_beside(&MasterSource::File(self.path()?))?),
         }
     }
 }
-
-/// The environment variable naming the master key file.
-pub const ENV_MASTER_FILE: &str = "GOBUILDKEY_MASTER_KEY_FILE";
-/// The environment variable holding the master key command.
-pub const ENV_MASTER_COMMAND: &str = "GOBUILDKEY_MASTER_KEY_COMMAND";
-/// The environment variable holding how long a master or keyring command may run.
-pub const ENV_COMMAND_TIMEOUT: &str = "GOBUILDKEY_COMMAND_TIMEOUT";
 
 /// Where the master comes from, for the commands that read it.
 ///
@@ -884,8 +879,8 @@ pub struct MasterArgs {
     pub master_key_command: Option<OsString>,
 
     /// The policy file: generations, revocations, previous masters
-    /// [default: gobuildkey.toml beside the master key file]
-    #[arg(long, value_name = "FILE", env = ENV_POLICY)]
+    /// [default: gobuildkey.toml beside the master key file] [env: GOBUILDKEY_POLICY]
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
     /// How long the master key command, and each keyring command of the policy, may run
@@ -910,36 +905,18 @@ impl MasterArgs {
     }
 
     /// The policy file: `--policy` or `GOBUILDKEY_POLICY`, else `gobuildkey.toml` beside
-    /// the master key file (beside the default one when the master comes from a command).
+    /// the master key file (beside the default one when the master comes from a command):
+    /// the library's [`policy::named_path`] and [`policy::path_beside`].
     pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
-        if let Some(path) = &self.policy {
-            return Ok(path.clone());
+        match policy::named_path(self.policy.clone()) {
+            Some(path) => Ok(path),
+            None => Ok(policy::path_beside(&self.source()?)?),
         }
-        let master_file = match self.source()? {
-            MasterSource::File(path) => path,
-            MasterSource::Command(_) => {
-                master::default_path().map_err(|_| gobuildkey::policy::PolicyError::NoFile)?
-            }
-        };
-        Ok(master_file.with_file_name(gobuildkey::policy::DEFAULT_FILE_NAME))
     }
 
-    /// The source: a flag, else one of the two environment variables (both set is an
-    /// error: which one was meant?), else the default file.
+    /// The source: the library's [`MasterSource::resolve`] of the two flags.
     pub fn source(&self) -> Result<MasterSource, MasterError> {
-        if let Some(command) = &self.master_key_command {
-            return Ok(MasterSource::Command(command.clone()));
-        }
-        if let Some(path) = &self.master_key {
-            return Ok(MasterSource::File(path.clone()));
-        }
-        let from_env = |name| std::env::var_os(name).filter(|value| !value.is_empty());
-        match (from_env(ENV_MASTER_COMMAND), from_env(ENV_MASTER_FILE)) {
-            (Some(_), Some(_)) => Err(MasterError::Ambiguous),
-            (Some(command), None) => Ok(MasterSource::Command(command)),
-            (None, Some(path)) => Ok(MasterSource::File(path.into())),
-            (None, None) => master::default_path().map(MasterSource::File),
-        }
+        MasterSource::resolve(self.master_key.clone(), self.master_key_command.clone())
     }
 }
 
@@ -1111,9 +1088,6 @@ pub fn command() -> clap::Command {
     }
     Cli::command().after_help(after)
 }
-
-/// The environment variable naming the policy file.
-pub const ENV_POLICY: &str = "GOBUILDKEY_POLICY";
 
 /// The environment variables gobuildkey reads, and what for: `--help` and the man pages
 /// (ENVIRONMENT) show this one table.

@@ -31,15 +31,22 @@ impl Fingerprint {
     #[must_use]
     pub fn of(canonical_text: &[u8]) -> Self {
         let digest = Sha256::digest(canonical_text);
-        let mut text = [0u8; Self::LEN];
-        text[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX);
-        // The slice is exactly twice the digest prefix's length, as required.
-        hex::encode_to_slice(
-            &digest[..Self::HEX_DIGITS / 2],
-            &mut text[Self::PREFIX.len()..],
-        )
-        .unwrap_or_else(|_| unreachable!("sized for the hex"));
-        Self(text)
+        // Each character is the prefix's, or a hex digit of a nibble of the digest (not a
+        // secret: a table lookup is fine here).
+        Self(std::array::from_fn(|i| {
+            match i.checked_sub(Self::PREFIX.len()) {
+                None => Self::PREFIX[i],
+                Some(digit) => {
+                    let byte = digest[digit / 2];
+                    let nibble = if digit % 2 == 0 {
+                        byte >> 4
+                    } else {
+                        byte & 0x0f
+                    };
+                    b"0123456789abcdef"[usize::from(nibble)]
+                }
+            }
+        }))
     }
 
     /// The fingerprint as text, e.g. `SHA256:5d41402abc4b2a76`.

@@ -423,15 +423,10 @@ pub enum KeyFormatError {
 }
 
 /// Lowercase hex of `bytes`, encoded in constant time (`base16ct`: no table indexed by the
-/// secret) into a buffer of the final size, so no copy is left behind.
+/// secret) into a buffer of the final size, which becomes the string: no copy is left
+/// behind.
 pub(crate) fn hex_of(bytes: &[u8]) -> Zeroizing<String> {
-    let mut buf = Zeroizing::new(vec![0u8; bytes.len() * 2]);
-    // The buffer is exactly twice as long as the input, as `encode` requires.
-    base16ct::lower::encode(bytes, &mut buf[..])
-        .unwrap_or_else(|_| unreachable!("buffer sized for the hex"));
-    let mut text = Zeroizing::new(String::with_capacity(buf.len()));
-    text.extend(buf.iter().map(|&b| char::from(b)));
-    text
+    Zeroizing::new(base16ct::lower::encode_string(bytes))
 }
 
 #[cfg(test)]

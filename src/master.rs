@@ -32,6 +32,15 @@ pub const MAX_LEN: usize = 4096;
 pub const DEFAULT_PATH_IN_HOME: &str = "keys/gobuilder-master.key";
 /// How many random bytes `gobuildkey init` draws; the master is their hex, 64 characters.
 pub const GENERATED_BYTES: usize = 32;
+/// The environment variable naming the master key file, read when no flag names a master
+/// ([`MasterSource::resolve`]).
+pub const ENV_FILE: &str = "GOBUILDKEY_MASTER_KEY_FILE";
+/// The environment variable holding the master key command, read when no flag names a
+/// master ([`MasterSource::resolve`]).
+pub const ENV_COMMAND: &str = "GOBUILDKEY_MASTER_KEY_COMMAND";
+/// The environment variable holding how long a master or keyring command may run (the
+/// command line's `--command-timeout`).
+pub const ENV_COMMAND_TIMEOUT: &str = "GOBUILDKEY_COMMAND_TIMEOUT";
 /// How long a master key command may run when no other limit is given
 /// ([`MasterSource::load`]; the command line's `--command-timeout`).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,6 +213,75 @@ pub enum MasterSource {
 }
 
 impl MasterSource {
+    /// Where the master comes from, decided as the command line decides it: a named
+    /// `command`, else a named `file`, else [`ENV_COMMAND`] or [`ENV_FILE`] (set and not
+    /// empty; both set is [`MasterError::Ambiguous`]: which one was meant?), else
+    /// [`default_path`]. A flag beats both variables, so a variable left in a shell's
+    /// environment never conflicts with an explicit choice.
+    ///
+    /// A coordinator linking this crate calls it with its own flags to find the master
+    /// where `gobuildkey` would; nothing is read or run yet.
+    ///
+    /// ```
+    /// use gobuildkey::master::{MasterSource, ENV_COMMAND};
+    ///
+    /// let named = MasterSource::resolve(Some("/etc/farm/master.key".into()), None)?;
+    /// assert_eq!(named, MasterSource::File("/etc/farm/master.key".into()));
+    ///
+    /// let env = |name: &str| (name == ENV_COMMAND).then(|| "pass show farm/master".into());
+    /// let from_env = MasterSource::resolve_with(None, None, env)?;
+    /// assert_eq!(from_env, MasterSource::Command("pass show farm/master".into()));
+    /// # Ok::<(), gobuildkey::master::MasterError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`MasterError::Ambiguous`] when both variables are set and no flag chooses;
+    /// [`MasterError::NoHome`] when the default is needed and there is no home folder.
+    pub fn resolve(file: Option<PathBuf>, command: Option<OsString>) -> Result<Self, MasterError> {
+        Self::resolve_with(file, command, |name| std::env::var_os(name))
+    }
+
+    /// [`MasterSource::resolve`] with the environment read through `env` (for tests, and
+    /// for callers that keep their own).
+    ///
+    /// # Errors
+    /// As [`MasterSource::resolve`].
+    pub fn resolve_with(
+        file: Option<PathBuf>,
+        command: Option<OsString>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, MasterError> {
+        if let Some(command) = command {
+            return Ok(Self::Command(command));
+        }
+        if let Some(path) = file {
+            return Ok(Self::File(path));
+        }
+        let set = |name| env(name).filter(|value| !value.is_empty());
+        match (set(ENV_COMMAND), set(ENV_FILE)) {
+            (Some(_), Some(_)) => Err(MasterError::Ambiguous),
+            (Some(command), None) => Ok(Self::Command(command)),
+            (None, Some(path)) => Ok(Self::File(path.into())),
+            (None, None) => default_path().map(Self::File),
+        }
+    }
+
+    /// The file a new master is written to (`gobuildkey init`): `file`, else [`ENV_FILE`]
+    /// (set and not empty), else [`default_path`]. A master command names no file.
+    ///
+    /// # Errors
+    /// [`MasterError::NoHome`] when the default is needed and there is no home folder.
+    pub fn file_to_create(file: Option<PathBuf>) -> Result<PathBuf, MasterError> {
+        match file.or_else(|| {
+            std::env::var_os(ENV_FILE)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        }) {
+            Some(path) => Ok(path),
+            None => default_path(),
+        }
+    }
+
     /// The same source with a file's path made absolute (against the working folder), as it
     /// must be before it is written anywhere that resolves relative paths otherwise (the
     /// policy's keyring, relative to the policy's folder).
@@ -404,6 +482,36 @@ mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Flags › environment › default, as `MasterSource::resolve` decides: each step.
+    #[test]
+    fn resolution_prefers_flags_then_the_environment() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let both = env(&[(ENV_FILE, "/env/master.key"), (ENV_COMMAND, "env-cmd")]);
+        // A flag beats both variables, even when they contradict each other.
+        let flag = MasterSource::resolve_with(Some("/flag.key".into()), None, both).unwrap();
+        assert_eq!(flag, MasterSource::File("/flag.key".into()));
+        let cmd =
+            MasterSource::resolve_with(Some("/flag.key".into()), Some("flag-cmd".into()), env(&[]));
+        assert_eq!(cmd.unwrap(), MasterSource::Command("flag-cmd".into()));
+        // No flag: both variables set is ambiguous, one of them decides.
+        let ambiguous = MasterSource::resolve_with(None, None, both);
+        assert!(matches!(ambiguous, Err(MasterError::Ambiguous)));
+        let file = MasterSource::resolve_with(None, None, env(&[(ENV_FILE, "/env.key")]));
+        assert_eq!(file.unwrap(), MasterSource::File("/env.key".into()));
+        let command = MasterSource::resolve_with(None, None, env(&[(ENV_COMMAND, "pass x")]));
+        assert_eq!(command.unwrap(), MasterSource::Command("pass x".into()));
+        // An empty variable is unset: the other one decides, not an ambiguity.
+        let empty = env(&[(ENV_FILE, ""), (ENV_COMMAND, "pass x")]);
+        let command = MasterSource::resolve_with(None, None, empty);
+        assert_eq!(command.unwrap(), MasterSource::Command("pass x".into()));
+    }
 
     fn write(dir: &Path, content: &[u8], mode: u32) -> PathBuf {
         let path = dir.join("master.key");

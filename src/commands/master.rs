@@ -111,7 +111,10 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
     let source = match (&args.file, &args.command) {
         (Some(file), _) => MasterSource::File(std::path::absolute(file)?),
         (None, Some(command)) => MasterSource::Command(command.clone()),
-        (None, None) => unreachable!("clap requires --file or --command"),
+        // clap requires one of them; a caller that builds the arguments itself is told.
+        (None, None) => {
+            return Err(Refused::new(Exit::Usage, "give --file FILE or --command CMD").into());
+        }
     };
     let previous = source.load_within(args.master.command_timeout)?;
     let fp = previous.fingerprint();
