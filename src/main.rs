@@ -64,6 +64,11 @@ fn main() -> ExitCode {
     // `verify`'s exit status is its verdict; every other command's output is its product,
     // and a reader that went away (`| head -c0`) makes it exit 141, as SIGPIPE would.
     let verdict = matches!(&cli.command, Command::Verify(args) if !args.batch);
+    // A result that could not be printed is the command's error (what it did stands).
+    let outcome = outcome.and_then(|exit| match output::unprinted() {
+        Some(why) => Err(anyhow::anyhow!("{why}")),
+        None => Ok(exit),
+    });
     match outcome {
         Ok(_) if output::stdout_closed() && !verdict => Exit::ReaderGone.into(),
         Ok(exit) => exit.into(),
@@ -71,9 +76,12 @@ fn main() -> ExitCode {
         Err(err) => {
             let exit = Exit::for_error(&err);
             if output::mode() == output::Mode::Json {
-                let fields =
-                    serde_json::json!({ "error": format!("{err:#}"), "exit": exit.code() });
-                output::err_line(&output::object("error", fields).to_string());
+                let error = commands::json::Error {
+                    error: format!("{err:#}"),
+                    exit: exit.code(),
+                };
+                // A string and a number: encoding cannot fail.
+                output::err_line(&output::encode("error", &error).unwrap_or_default());
             } else {
                 output::err_line(&format!("gobuildkey: error: {err:#}"));
             }

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 /// The schema every JSON object names; bump it on an incompatible change.
 pub const SCHEMA: &str = "gobuildkey/1";
@@ -26,6 +26,9 @@ static MODE: OnceLock<Mode> = OnceLock::new();
 
 /// Set when a write to standard output failed: its reader went away (`| head -c0`).
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Set when a result could not be encoded as JSON; the first failure's message.
+static UNPRINTED: OnceLock<String> = OnceLock::new();
 
 /// Whether a write to standard output failed. `main` then exits 141, as a process killed by
 /// SIGPIPE would, unless the command's exit status is a verdict (`verify`).
@@ -57,18 +60,33 @@ pub fn mode() -> Mode {
     MODE.get().copied().unwrap_or(Mode::Human)
 }
 
-/// A command's result: `human` on standard output, or `fields` as one JSON object with the
-/// schema and the command's name, or nothing.
-pub fn report(command: &str, human: &str, fields: Value) {
+/// A command's result: `human` on standard output, or `body` (a struct of
+/// `commands::json`) as one JSON object with the schema and the command's name, or nothing.
+///
+/// An object that cannot be encoded (a path that is not UTF-8) is not printed, and is
+/// remembered: `main` then reports it as the command's error ([`unprinted`]), as it exits
+/// 141 after a closed standard output. What the command did stands either way: it is not
+/// an error of the command, which must not undo anything for it.
+pub fn report<T: Serialize>(command: &str, human: &str, body: &T) {
     match mode() {
         Mode::Human => {
             if !human.is_empty() {
                 out_line(human.trim_end_matches('\n'));
             }
         }
-        Mode::Json => out_line(&object(command, fields).to_string()),
+        Mode::Json => match encode(command, body) {
+            Ok(text) => out_line(&text),
+            Err(e) => {
+                let _ = UNPRINTED.set(format!("cannot print the result of {command} as JSON: {e}"));
+            }
+        },
         Mode::Quiet => {}
     }
+}
+
+/// Why a result was not printed ([`report`]), if one was not.
+pub fn unprinted() -> Option<&'static str> {
+    UNPRINTED.get().map(String::as_str)
 }
 
 /// A remark for people on standard error (a warning, a note, a fingerprint); silent with
@@ -79,27 +97,79 @@ pub fn note(text: &str) {
     }
 }
 
-/// `fields` with `schema` and `command` first.
-pub fn object(command: &str, fields: Value) -> Value {
-    let mut out = Map::new();
-    out.insert("schema".into(), Value::from(SCHEMA));
-    out.insert("command".into(), Value::from(command));
-    if let Value::Object(fields) = fields {
-        out.extend(fields);
-    }
-    Value::Object(out)
+/// Every object: `schema` and `command` first, then the fields of `body`, in the order its
+/// struct declares them (`flatten` writes them as entries of the same object).
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    schema: &'static str,
+    command: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// `body` as the object of `command`, on one line.
+pub fn encode<T: Serialize>(command: &str, body: &T) -> serde_json::Result<String> {
+    serde_json::to_string(&Envelope {
+        schema: SCHEMA,
+        command,
+        body,
+    })
+}
+
+/// `body` as the object of `command`, written to `writer` as it is encoded (no copy of it
+/// is made elsewhere: `mint`'s key goes straight into the buffer that is wiped).
+pub fn encode_into<W: Write, T: Serialize>(
+    writer: W,
+    command: &str,
+    body: &T,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(
+        writer,
+        &Envelope {
+            schema: SCHEMA,
+            command,
+            body,
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
-    fn objects_lead_with_schema_and_command() {
-        let o = object("mint", serde_json::json!({"principal": "host-a"}));
+    fn objects_lead_with_schema_and_command_then_the_fields_in_declared_order() {
+        #[derive(Serialize)]
+        struct Body {
+            principal: &'static str,
+            zeta: u8,
+            alpha: Option<bool>,
+            #[serde(flatten)]
+            more: More,
+        }
+        #[derive(Serialize)]
+        struct More {
+            middle: bool,
+            aardvark: (),
+        }
+        let body = Body {
+            principal: "host-a",
+            zeta: 1,
+            alpha: None,
+            more: More {
+                middle: true,
+                aardvark: (),
+            },
+        };
+        let text = encode("mint", &body).unwrap();
         assert_eq!(
-            o.to_string(),
-            r#"{"schema":"gobuildkey/1","command":"mint","principal":"host-a"}"#
+            text,
+            r#"{"schema":"gobuildkey/1","command":"mint","principal":"host-a","zeta":1,"alpha":null,"middle":true,"aardvark":null}"#
         );
+        // Read back, the order holds too (serde_json's `preserve_order`).
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value.to_string(), text);
     }
 }

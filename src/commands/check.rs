@@ -8,7 +8,6 @@ use gobuildkey::verifier::{Reason, Verdict};
 use crate::cli::CheckArgs;
 use crate::exit::Exit;
 use crate::output;
-use serde_json::json;
 
 /// Finds the key as the agent would, reports each problem with its fix, and on success
 /// shows the path, the rule and the fingerprint.
@@ -84,20 +83,21 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         }
         _ => String::new(),
     };
+    let fingerprint = key.as_ref().map(gobuildkey::key::BuildKey::fingerprint);
     output::report(
         "check",
         &human,
-        json!({
-            "ok": ok,
-            "principal": principal.as_str(),
-            "path": loc.path,
-            "rule": loc.rule.to_string(),
-            "algorithm": key.as_ref().map(|k| k.algorithm().name()),
-            "fingerprint": key.as_ref().map(|k| k.fingerprint().as_str().to_owned()),
-            "verified": verified,
-            "problems": problems,
-            "warnings": warnings,
-        }),
+        &super::json::Check {
+            ok,
+            principal: principal.as_str(),
+            path: &loc.path,
+            rule: loc.rule.to_string(),
+            algorithm: key.as_ref().map(|k| k.algorithm().name()),
+            fingerprint: fingerprint.as_ref().map(|fp| fp.as_str()),
+            verified,
+            problems: &problems,
+            warnings: &warnings,
+        },
     );
     Ok(if ok { Exit::Ok } else { Exit::Invalid })
 }

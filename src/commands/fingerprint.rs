@@ -5,7 +5,6 @@ use anyhow::Result;
 use crate::cli::FingerprintArgs;
 use crate::exit::Exit;
 use crate::output;
-use serde_json::json;
 
 /// Reads a well-formed key and prints its fingerprint.
 pub fn run(args: &FingerprintArgs) -> Result<Exit> {
@@ -14,7 +13,10 @@ pub fn run(args: &FingerprintArgs) -> Result<Exit> {
     output::report(
         "fingerprint",
         fingerprint.as_str(),
-        json!({ "fingerprint": fingerprint.as_str(), "algorithm": key.algorithm().name() }),
+        &super::json::Fingerprint {
+            fingerprint: fingerprint.as_str(),
+            algorithm: key.algorithm().name(),
+        },
     );
     Ok(Exit::Ok)
 }

@@ -121,13 +121,13 @@ pub fn run(args: &ImportArgs) -> Result<Exit> {
             path.display(),
             if exists { "" } else { " (a new policy)" }
         ),
-        serde_json::json!({
-            "policy": path,
-            "algorithm": args.alg.name(),
-            "master": fingerprint,
-            "recorded": changed,
-            "dry_run": args.edit.dry_run,
-        }),
+        &super::json::Import {
+            policy: &path,
+            algorithm: args.alg.name(),
+            master: &fingerprint,
+            recorded: &changed,
+            dry_run: args.edit.dry_run,
+        },
     );
     Ok(Exit::Ok)
 }

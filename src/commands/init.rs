@@ -11,7 +11,6 @@ use gobuildkey::secret_file::{self, Existing, ReadError, write_secret_file};
 use crate::cli::InitArgs;
 use crate::exit::{Exit, Refused};
 use crate::output;
-use serde_json::json;
 
 /// Draws a master, writes it, creates the policy when there is none, and prints where and
 /// the master's fingerprint.
@@ -97,13 +96,13 @@ pub fn run(args: &InitArgs) -> Result<Exit> {
     output::report(
         "init",
         &human,
-        json!({
-            "path": path,
-            "fingerprint": master.fingerprint().as_str(),
-            "replaced": replaced,
-            "policy": policy_path,
-            "policy_created": created,
-        }),
+        &super::json::Init {
+            path: &path,
+            fingerprint: master.fingerprint().as_str(),
+            replaced: replaced.as_deref(),
+            policy: &policy_path,
+            policy_created: created,
+        },
     );
     Ok(Exit::Ok)
 }

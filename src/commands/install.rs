@@ -97,13 +97,13 @@ fn report(
     crate::output::report(
         "install",
         human,
-        serde_json::json!({
-            "principal": args.principal.as_str(),
-            "path": path,
-            "fingerprint": key.fingerprint().as_str(),
-            "mode": mode.map(|m| format!("{:04o}", m & 0o7777)),
-            "written": written,
-        }),
+        &super::json::Install {
+            principal: args.principal.as_str(),
+            path,
+            fingerprint: key.fingerprint().as_str(),
+            mode: mode.map(|m| format!("{:04o}", m & 0o7777)),
+            written,
+        },
     );
 }
 

@@ -59,7 +59,10 @@ pub fn run(args: &LogArgs) -> Result<Exit> {
     output::report(
         "log",
         &lines.join("\n"),
-        serde_json::json!({ "log": log.path(), "actions": actions }),
+        &super::json::Log {
+            log: log.path(),
+            actions: &actions,
+        },
     );
     Ok(Exit::Ok)
 }

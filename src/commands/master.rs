@@ -92,16 +92,17 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
             kept.display()
         )
     };
+    let new_fp = new.fingerprint();
     crate::output::report(
         "master rotate",
         &human,
-        serde_json::json!({
-            "path": path,
-            "fingerprint": (!dry_run).then(|| new.fingerprint().to_string()),
-            "previous": old_fp.as_str(),
-            "kept": kept,
-            "dry_run": dry_run,
-        }),
+        &super::json::MasterRotate {
+            path: &path,
+            fingerprint: (!dry_run).then(|| new_fp.as_str()),
+            previous: old_fp.as_str(),
+            kept: &kept,
+            dry_run,
+        },
     );
     Ok(Exit::Ok)
 }
@@ -166,12 +167,12 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
     crate::output::report(
         "master add",
         &human,
-        serde_json::json!({
-            "fingerprint": fp.as_str(),
-            "source": source.to_string(),
-            "changed": added,
-            "dry_run": args.edit.dry_run,
-        }),
+        &super::json::MasterAdd {
+            fingerprint: fp.as_str(),
+            source: source.to_string(),
+            changed: added,
+            dry_run: args.edit.dry_run,
+        },
     );
     Ok(Exit::Ok)
 }
@@ -258,11 +259,11 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
     crate::output::report(
         "master retire",
         &lines.join("\n"),
-        serde_json::json!({
-            "fingerprint": args.fingerprint,
-            "removed": sources.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "dry_run": args.edit.dry_run,
-        }),
+        &super::json::MasterRetire {
+            fingerprint: &args.fingerprint,
+            removed: sources.iter().map(ToString::to_string).collect(),
+            dry_run: args.edit.dry_run,
+        },
     );
     Ok(Exit::Ok)
 }

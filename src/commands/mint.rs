@@ -39,14 +39,7 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     super::write_key_file(&key, &args.out)?;
-    super::emit_key(
-        "mint",
-        &key,
-        &args.principal,
-        generation,
-        serde_json::json!({}),
-        &args.out,
-    )?;
+    super::emit_key("mint", &key, &args.principal, generation, (), &args.out)?;
     Ok(Exit::Ok)
 }
 

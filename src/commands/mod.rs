@@ -6,6 +6,7 @@ pub mod fingerprint;
 pub mod import;
 pub mod init;
 pub mod install;
+pub mod json;
 pub mod log;
 pub mod master;
 pub mod mint;
@@ -24,7 +25,7 @@ use std::path::Path;
 use gobuildkey::secret_file::ReadError;
 
 use anyhow::{Context, Result};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use gobuildkey::key::{Algorithm, AlgorithmSet, BuildKey, KeyFormatError, MAX_KEY_INPUT};
 use gobuildkey::master::MasterSecret;
@@ -326,28 +327,28 @@ fn record_minted(
 const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
 
 /// Prints a minted key: on standard output the key and a newline, nothing else (with
-/// `--json`, one object holding it), and what it is on standard error.
-fn emit_key(
+/// `--json`, one object holding it, `rotation` after `mint`'s fields), and what it is on
+/// standard error.
+fn emit_key<R: serde::Serialize>(
     command: &str,
     key: &BuildKey,
     principal: &Principal,
     generation: u64,
-    extra: serde_json::Value,
+    rotation: R,
     out: &KeyOutputArgs,
 ) -> Result<()> {
+    let fingerprint = key.fingerprint();
+    let mut fields = json::Mint {
+        principal: principal.as_str(),
+        generation,
+        algorithm: key.algorithm().name(),
+        fingerprint: fingerprint.as_str(),
+        key: None,
+        output: out.output.as_deref(),
+        rotation,
+    };
     if let Some(path) = &out.output {
         // Written already (rotate writes it before committing the new generation).
-        let mut fields = serde_json::json!({
-            "principal": principal.as_str(),
-            "generation": generation,
-            "algorithm": key.algorithm().name(),
-            "fingerprint": key.fingerprint().as_str(),
-            "key": null,
-            "output": path,
-        });
-        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
-            fields.extend(extra);
-        }
         crate::output::report(
             command,
             &format!(
@@ -356,7 +357,7 @@ fn emit_key(
                 path.display(),
                 key.fingerprint()
             ),
-            fields,
+            &fields,
         );
         return Ok(());
     }
@@ -366,7 +367,8 @@ fn emit_key(
         ));
     }
     let text = if crate::output::mode() == crate::output::Mode::Json {
-        key_object(command, key, principal, generation, extra)?
+        fields.key = Some(key.expose_secret());
+        key_object(command, &fields)?
     } else {
         Zeroizing::new(key.expose_secret().as_bytes().to_vec())
     };
@@ -431,33 +433,16 @@ fn stdout_others_can_read() -> Option<String> {
     None
 }
 
-/// The JSON object of `mint` or `rotate`, encoded. The key's copies are the object's string,
-/// wiped here, and the text, written into a buffer large enough never to be moved (a move
-/// would leave a copy behind in freed memory).
-fn key_object(
+/// The JSON object of `mint` or `rotate`, encoded. The object borrows the key; its one
+/// copy is the text, written as it is encoded into a buffer large enough never to be moved
+/// (a move would leave a copy behind in freed memory), and wiped when dropped.
+fn key_object<R: serde::Serialize>(
     command: &str,
-    key: &BuildKey,
-    principal: &Principal,
-    generation: u64,
-    extra: serde_json::Value,
+    fields: &json::Mint<'_, R>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut fields = serde_json::json!({
-        "principal": principal.as_str(),
-        "generation": generation,
-        "algorithm": key.algorithm().name(),
-        "fingerprint": key.fingerprint().as_str(),
-        "key": key.expose_secret(),
-    });
-    if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
-        fields.extend(extra);
-    }
-    let mut object = crate::output::object(command, fields);
     let mut text = Zeroizing::new(Vec::with_capacity(JSON_KEY_OBJECT_CAPACITY));
-    let written = serde_json::to_writer(&mut *text, &object);
-    if let Some(serde_json::Value::String(key)) = object.get_mut("key") {
-        key.zeroize();
-    }
-    written.context("cannot encode the key as JSON")?;
+    crate::output::encode_into(&mut *text, command, fields)
+        .context("cannot encode the key as JSON")?;
     Ok(text)
 }
 
@@ -520,6 +505,7 @@ mod tests {
     use gobuildkey::master::MasterSecret;
     use gobuildkey::principal::Principal;
 
+    use super::json::{KeepPrevious, Mint, Rotation};
     use super::{JSON_KEY_OBJECT_CAPACITY, key_object};
 
     #[test]
@@ -528,15 +514,26 @@ mod tests {
         let principal: Principal = "a".repeat(128).parse().unwrap();
         let key = Deriver::new(&master, Algorithm::HmacSha256)
             .derive_generation(&principal, u64::MAX / 2);
-        let extra = serde_json::json!({
-            "keep_previous": "2026-12-01T12:00:00Z",
-            "revoked": true,
-        });
-        let text = key_object("rotate", &key, &principal, u64::MAX / 2, extra).unwrap();
+        let fingerprint = key.fingerprint();
+        let end = "2026-12-01T12:00:00Z".parse().unwrap();
+        let fields = Mint {
+            principal: principal.as_str(),
+            generation: u64::MAX / 2,
+            algorithm: key.algorithm().name(),
+            fingerprint: fingerprint.as_str(),
+            key: Some(key.expose_secret()),
+            output: None,
+            rotation: Rotation {
+                keep_previous: KeepPrevious(gobuildkey::policy::Grace::Until(end)),
+                revoked: true,
+            },
+        };
+        let text = key_object("rotate", &fields).unwrap();
         // Never grown: the only copy of the key text is the one that is wiped.
         assert_eq!(text.capacity(), JSON_KEY_OBJECT_CAPACITY);
         assert!(text.len() < JSON_KEY_OBJECT_CAPACITY / 4, "{}", text.len());
         let value: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(value["key"], key.expose_secret());
+        assert_eq!(value["keep_previous"], "2026-12-01T12:00:00Z");
     }
 }

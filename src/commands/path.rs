@@ -9,7 +9,6 @@ use gobuildkey::text::escape_for_terminal;
 use crate::cli::PathArgs;
 use crate::exit::Exit;
 use crate::output;
-use serde_json::json;
 
 /// The longest coordinator address shown in a message, in characters.
 const ADDRESS_SHOWN: usize = 200;
@@ -50,21 +49,24 @@ pub fn run(args: &PathArgs) -> Result<Exit> {
         }
         lines.extend(notes.iter().map(|note| format!("note: {note}")));
     }
-    let shadowed: Vec<_> = loc
+    let shadowed = loc
         .shadowed
         .iter()
-        .map(|(path, rule)| json!({ "path": path, "rule": rule.to_string() }))
+        .map(|(path, rule)| super::json::Shadowed {
+            path,
+            rule: rule.to_string(),
+        })
         .collect();
     output::report(
         "path",
         &lines.join("\n"),
-        json!({
-            "path": loc.path,
-            "rule": loc.rule.to_string(),
-            "exists": loc.exists,
-            "shadowed": shadowed,
-            "notes": notes,
-        }),
+        &super::json::AgentPath {
+            path: &loc.path,
+            rule: loc.rule.to_string(),
+            exists: loc.exists,
+            shadowed,
+            notes: &notes,
+        },
     );
     Ok(Exit::Ok)
 }

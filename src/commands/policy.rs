@@ -8,19 +8,19 @@ use gobuildkey::policy::{Grace, Policy};
 use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::WriteError;
 
+use super::json;
 use crate::cli::{
     EndGraceArgs, PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs,
 };
 use crate::exit::{Exit, Refused};
 use crate::output;
-use serde_json::json;
 
 /// A command's result, reported once the edit is made (an edit refused late says nothing
-/// of what it would have done).
-type Report = (&'static str, String, serde_json::Value);
+/// of what it would have done): its name, the lines for people, its JSON object.
+type Report<T> = (&'static str, String, T);
 
-fn report((command, human, fields): Report) {
-    output::report(command, &human, fields);
+fn report<T: serde::Serialize>((command, human, fields): Report<T>) {
+    output::report(command, &human, &fields);
 }
 
 /// Marks a principal revoked (`revoked = true`).
@@ -52,11 +52,11 @@ pub fn reinstate(args: &PrincipalArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn set_revoked(
+fn set_revoked<'a>(
     policy: &mut Policy,
-    args: &PrincipalArgs,
+    args: &'a PrincipalArgs,
     revoked: bool,
-) -> Result<super::Edited<Report>> {
+) -> Result<super::Edited<Report<json::Revoke<'a>>>> {
     let p = &args.principal;
     let mut state = policy.state(p);
     let command = if revoked { "revoke" } else { "reinstate" };
@@ -81,7 +81,12 @@ fn set_revoked(
         policy.set_state(p, &state)?;
         action = Some(Action::new(command).on(p, &state));
     }
-    let fields = json!({ "principal": p.as_str(), "revoked": revoked, "changed": changed, "dry_run": args.edit.dry_run });
+    let fields = json::Revoke {
+        principal: p.as_str(),
+        revoked,
+        changed,
+        dry_run: args.edit.dry_run,
+    };
     Ok(super::Edited {
         value: (command, human, fields),
         action,
@@ -175,7 +180,12 @@ pub fn end_grace(args: &EndGraceArgs) -> Result<Exit> {
             logged.algorithm = args.alg.map(|alg| alg.name().to_owned());
             action = Some(logged);
         }
-        let fields = json!({ "principal": p.as_str(), "changed": changed, "generation": state.generation, "dry_run": target.edit.dry_run });
+        let fields = json::EndGrace {
+            principal: p.as_str(),
+            changed,
+            generation: state.generation,
+            dry_run: target.edit.dry_run,
+        };
         Ok(super::Edited {
             value: ("end-grace", human, fields),
             action,
@@ -281,7 +291,12 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
                 String::new()
             }
         ),
-        json!({ "policy": path, "from_log": args.from_log, "principals": principals, "dry_run": args.edit.dry_run }),
+        &json::PolicyInit {
+            policy: &path,
+            from_log: args.from_log,
+            principals,
+            dry_run: args.edit.dry_run,
+        },
     );
     Ok(Exit::Ok)
 }
@@ -310,7 +325,9 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         output::report(
             "policy",
             &stale_names.join("\n"),
-            json!({ "stale": stale_names }),
+            &json::Stale {
+                stale: &stale_names,
+            },
         );
         return Ok(Exit::Ok);
     }
@@ -354,48 +371,40 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
             if state.revoked { "yes" } else { "no" },
             algorithms.to_string(),
         ));
-        principals.push(json!({
-            "name": p.as_str(),
-            "generation": state.generation,
-            "keep_previous": grace_json(state.keep_previous),
-            "revoked": state.revoked,
-            "minted_under": state.minted_under,
-            "algorithms": names(algorithms),
-            "stale": !state.revoked && stale(state.minted_under.as_ref()),
-        }));
+        principals.push(json::PolicyPrincipal {
+            name: p.as_str(),
+            generation: state.generation,
+            keep_previous: json::KeepPrevious(state.keep_previous),
+            revoked: state.revoked,
+            minted_under: state.minted_under.as_deref(),
+            algorithms: names(algorithms),
+            stale: !state.revoked && stale(state.minted_under.as_ref()),
+        });
     }
-    let previous: Vec<_> = keyring
+    let previous = keyring
         .iter()
-        .map(|(entry, master)| {
-            json!({
-                "fingerprint": master.fingerprint().as_str(),
-                "source": entry.source.to_string(),
-                "line": entry.at.0,
-                "algorithms": entry.algorithms.map(names),
-            })
+        .map(|(entry, master)| json::PreviousMaster {
+            fingerprint: master.fingerprint().to_string(),
+            source: entry.source.to_string(),
+            line: entry.at.0,
+            algorithms: entry.algorithms.map(names),
         })
         .collect();
     output::report(
         "policy",
         &lines.join("\n"),
-        json!({
-            "policy": policy.path(),
-            "algorithm": policy.default_algorithm().name(),
-            "masters": { "primary": primary_fp, "previous": previous },
-            "principals": principals,
-            "stale": stale_names,
-        }),
+        &json::Policy {
+            policy: policy.path(),
+            algorithm: policy.default_algorithm().name(),
+            masters: json::Masters {
+                primary: &primary_fp,
+                previous,
+            },
+            principals,
+            stale: &stale_names,
+        },
     );
     Ok(Exit::Ok)
-}
-
-/// A grace period as docs/json.md has it: `false`, `true` (until ended), or its end.
-pub(crate) fn grace_json(grace: Grace) -> serde_json::Value {
-    match grace {
-        Grace::None => json!(false),
-        Grace::Open => json!(true),
-        Grace::Until(end) => json!(end.to_string()),
-    }
 }
 
 /// A set of algorithms as docs/json.md has it: an array of names.

@@ -22,15 +22,15 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         crate::output::report(
             "probe",
             "",
-            serde_json::json!({
-                "principal": principal.as_str(),
-                "key_file": loc.path,
-                "fingerprint": null,
-                "coordinator": null,
-                "status": null,
-                "meaning": "the key file has a problem (see standard error); nothing was sent",
-                "accepted": false,
-            }),
+            &super::json::Probe {
+                principal: principal.as_str(),
+                key_file: &loc.path,
+                fingerprint: None,
+                coordinator: None,
+                status: None,
+                meaning: "the key file has a problem (see standard error); nothing was sent",
+                accepted: false,
+            },
         );
         return Ok(Exit::Invalid);
     };
@@ -133,15 +133,15 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     crate::output::report(
         "probe",
         &lines.join("\n"),
-        serde_json::json!({
-            "principal": principal.as_str(),
-            "key_file": loc.path,
-            "fingerprint": key.fingerprint().as_str(),
-            "coordinator": url.to_string(),
-            "status": status,
-            "meaning": meaning,
-            "accepted": exit == Exit::Ok,
-        }),
+        &super::json::Probe {
+            principal: principal.as_str(),
+            key_file: &loc.path,
+            fingerprint: Some(key.fingerprint().as_str()),
+            coordinator: Some(url.to_string()),
+            status: Some(status),
+            meaning,
+            accepted: exit == Exit::Ok,
+        },
     );
     Ok(exit)
 }

@@ -82,13 +82,15 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         ));
         return Ok(Exit::Ok);
     }
-    let keep_previous = super::policy::grace_json(state.keep_previous);
     if let Err(e) = super::emit_key(
         "rotate",
         &key,
         &args.principal,
         generation,
-        serde_json::json!({ "keep_previous": keep_previous, "revoked": state.revoked }),
+        super::json::Rotation {
+            keep_previous: super::json::KeepPrevious(state.keep_previous),
+            revoked: state.revoked,
+        },
         &args.out,
     ) {
         // Nobody got the new key: a committed generation would cut off the machines holding

@@ -13,7 +13,6 @@ use crate::exit::Exit;
 use crate::output;
 #[cfg(unix)]
 use gobuildkey::reload::{Event, Live};
-use serde_json::json;
 
 /// Loads the masters and policy, reads the key, and asks the library's verify function.
 pub fn run(args: &VerifyArgs) -> Result<Exit> {
@@ -36,19 +35,19 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         audit.write(&AuditRecord::new(principal, &decision, presented, now))?;
     }
     let p = principal;
-    let fields = json!({
-        "principal": p.as_str(),
-        "valid": decision.verdict.is_valid(),
-        "reason": match decision.verdict {
+    let fields = super::json::Verify {
+        principal: p.as_str(),
+        valid: decision.verdict.is_valid(),
+        reason: match decision.verdict {
             Verdict::Valid => None,
             Verdict::Invalid(reason) => Some(reason.as_str()),
         },
-        "master": decision.master.as_ref().map(|fp| fp.as_str()),
-        "generation": decision.generation,
-    });
+        master: decision.master.as_ref().map(|fp| fp.as_str()),
+        generation: decision.generation,
+    };
     match decision.verdict {
         Verdict::Valid => {
-            output::report("verify", &format!("valid build key for {p}"), fields);
+            output::report("verify", &format!("valid build key for {p}"), &fields);
             Ok(Exit::Ok)
         }
         Verdict::Invalid(reason) => {
@@ -69,7 +68,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             };
             // The refusal is the answer, not an error: a message for people, the object
             // for scripts, nothing with -q.
-            output::report("verify", "", fields);
+            output::report("verify", "", &fields);
             if output::mode() == output::Mode::Human {
                 output::err_line(&format!("gobuildkey: invalid build key ({why})"));
             }

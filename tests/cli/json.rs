@@ -285,3 +285,37 @@ fn every_field_of_every_command_is_documented() {
         }
     }
 }
+
+/// A result holding a path that is not UTF-8 cannot be a JSON string: it is an error object
+/// on standard error (exit 70), never a panic, and what the command did stands (`install`
+/// wrote the key).
+#[test]
+fn a_path_that_is_not_utf8_is_an_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new();
+    let home = env
+        .path("home")
+        .join(std::ffi::OsStr::from_bytes(b"b\xffd"));
+    std::fs::create_dir_all(&home).unwrap();
+    let out = env
+        .cmd()
+        .env("HOME", &home)
+        .args(["--json", "install", ARM])
+        .write_stdin(ARM_KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let error: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(error["command"], "error");
+    assert_eq!(error["exit"], 70);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot print the result of install as JSON"),
+        "{error}"
+    );
+    let installed = std::fs::read_to_string(home.join(format!(".gobuildkey-{ARM}"))).unwrap();
+    assert_eq!(installed.trim(), ARM_KEY);
+}

@@ -60,23 +60,16 @@ impl State {
     /// "last_reload":…}` (times in RFC 3339, UTC; `last_reload` null before any).
     fn health(&self) -> String {
         let health = self.live.health();
-        let loaded_at = health.loaded_at.to_string();
-        let last_reload = health.last_reload.map(|at| at.to_string());
-        let body = match &health.failure {
-            None => serde_json::json!({
-                "state": "ok",
-                "loaded_at": loaded_at,
-                "last_reload": last_reload,
-            }),
-            Some(failure) => serde_json::json!({
-                "state": "stale",
-                "error": failure.error,
-                "since": failure.since.to_string(),
-                "loaded_at": loaded_at,
-                "last_reload": last_reload,
-            }),
+        let failure = health.failure.as_ref();
+        let body = super::json::Health {
+            state: if failure.is_some() { "stale" } else { "ok" },
+            error: failure.map(|f| f.error.as_str()),
+            since: failure.map(|f| f.since.to_string()),
+            loaded_at: health.loaded_at.to_string(),
+            last_reload: health.last_reload.map(|at| at.to_string()),
         };
-        format!("{body}\n")
+        // Strings only: encoding cannot fail.
+        format!("{}\n", serde_json::to_string(&body).unwrap_or_default())
     }
 
     /// Opens the audit file again (SIGHUP: logrotate moved it); on failure the old one is
