@@ -151,28 +151,6 @@ fn a_large_file_streams_in_order() {
 }
 
 #[test]
-fn fails_closed_before_reading_without_a_master() {
-    let env = TestEnv::new();
-    env.cmd()
-        .args(["verify", "--batch"])
-        .write_stdin(format!("{ARM} {ARM_KEY}\n"))
-        .assert()
-        .code(66)
-        .stdout("");
-}
-
-#[test]
-fn batch_takes_no_principal_and_no_key_file() {
-    let env = TestEnv::new().with_master();
-    env.cmd().args(["verify", "--batch", ARM]).assert().code(2);
-    env.cmd()
-        .args(["verify", "--batch", "--key-file", "k"])
-        .assert()
-        .code(2);
-    env.cmd().args(["verify"]).assert().code(2);
-}
-
-#[test]
 fn batch_audits_each_verification() {
     let env = TestEnv::new().with_master();
     let log = env.path("audit.log");
@@ -339,15 +317,4 @@ fn a_policy_change_is_reloaded_without_a_signal() {
     batch.wait_for_log("reloaded the masters and the policy", 1);
     assert_eq!(batch.ask(ARM, ARM_KEY), "deny revoked");
     batch.finish();
-}
-
-#[test]
-fn no_watch_needs_batch() {
-    let env = TestEnv::new().with_master();
-    env.cmd()
-        .args(["verify", "--no-watch", ARM])
-        .write_stdin(ARM_KEY)
-        .assert()
-        .code(2)
-        .stderr(contains("'--no-watch' cannot be used with '[PRINCIPAL]'"));
 }

@@ -50,21 +50,6 @@ fn passes_after_install_with_the_minting_fingerprint() {
 }
 
 #[test]
-fn missing_key_fails_with_the_install_command() {
-    let env = TestEnv::new();
-    env.cmd()
-        .args(["check", ARM])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(contains(format!(
-            "problem: no key file at {}",
-            per_host(&env).display()
-        )))
-        .stderr(contains(format!("gobuildkey install {ARM}")));
-}
-
-#[test]
 fn a_folder_or_fifo_is_not_a_key_file() {
     let env = TestEnv::new();
     fs::create_dir(per_host(&env)).unwrap();

@@ -66,17 +66,3 @@ fn mint_check_and_fingerprint_agree() {
         .success()
         .stdout(contains(format!("fingerprint: {from_mint}")));
 }
-
-#[test]
-fn a_malformed_key_has_no_fingerprint() {
-    let env = TestEnv::new();
-    for bad in ["", "xyz", &ARM_KEY[1..], &"a".repeat(10_000)] {
-        env.cmd()
-            .arg("fingerprint")
-            .write_stdin(bad.to_owned())
-            .assert()
-            .code(65)
-            .stdout("")
-            .stderr(contains("lowercase hex digits"));
-    }
-}

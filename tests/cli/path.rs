@@ -306,13 +306,3 @@ fn delete_after_read_is_noted_for_go_true_values_only() {
             .stdout(contains("DELETE_AFTER_READ").not());
     }
 }
-
-#[test]
-fn bad_principal_is_a_usage_error() {
-    TestEnv::new()
-        .cmd()
-        .args(["path", "../etc"])
-        .assert()
-        .code(2)
-        .stdout("");
-}
