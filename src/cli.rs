@@ -350,7 +350,7 @@ pub struct ProbeArgs {
 
     /// The path registered at (`/verify` to ask a `gobuildkey serve` directly): absolute,
     /// and without `//`, `?`, `#`, `@`, `\` or control characters
-    #[arg(long, value_name = "PATH", default_value = "/reverse", value_parser = probe_path_parser)]
+    #[arg(long, value_name = "PATH", default_value = "/reverse", value_parser = Plain(probe_path_parser))]
     pub path: String,
 
     /// Trust the certificate authorities in FILE (PEM) for the coordinator, instead of
@@ -412,12 +412,12 @@ pub struct ServeArgs {
     pub max_connections: u32,
 
     /// How long a client has to send a request's headers, from their first byte
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = timeout_parser)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = Plain(timeout_parser))]
     pub header_timeout: std::time::Duration,
 
     /// How long a connection may wait without a request (after it opens, or between
     /// requests) before it is closed
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = timeout_parser)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = Plain(timeout_parser))]
     pub idle_timeout: std::time::Duration,
 
     /// Failed attempts a client may make per window before its failures get 429 (0: no
@@ -426,7 +426,7 @@ pub struct ServeArgs {
     pub max_failures: u32,
 
     /// The failure limit's window
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = timeout_parser)]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = Plain(timeout_parser))]
     pub failure_window: std::time::Duration,
 
     /// The most clients the failure limit tracks; when all have failures in their
@@ -449,7 +449,7 @@ pub struct ServeArgs {
 
     /// A proxy whose --client-ip-header is believed (repeatable) [default: 127.0.0.0/8
     /// and ::1]
-    #[arg(long, value_name = "CIDR", value_parser = cidr_parser)]
+    #[arg(long, value_name = "CIDR", value_parser = Plain(cidr_parser))]
     pub trusted_proxy: Vec<ipnet::IpNet>,
 
     /// Append one JSON line per verification to FILE (mode 0600); `-` for standard error
@@ -523,7 +523,7 @@ pub struct EditArgs {
     pub dry_run: bool,
 
     /// Why: recorded with the change in the action log (gobuildkey-actions.log)
-    #[arg(long, value_name = "TEXT", value_parser = reason_parser)]
+    #[arg(long, value_name = "TEXT", value_parser = Plain(reason_parser))]
     pub reason: Option<String>,
 
     /// Seconds to wait for another edit of the policy to finish (exit 75 after that)
@@ -645,11 +645,11 @@ pub struct RotateArgs {
 
     /// Keep the previous key valid until DATE, a future date (2026-12-01, meaning 00:00 UTC)
     /// or date and time (2026-12-01T12:00:00Z)
-    #[arg(long, value_name = "DATE", value_parser = future_moment_parser, conflicts_with = "keep_previous_for")]
+    #[arg(long, value_name = "DATE", value_parser = Plain(future_moment_parser), conflicts_with = "keep_previous_for")]
     pub keep_previous_until: Option<jiff::Timestamp>,
 
     /// Keep the previous key valid for a while from now: 7d, 2w, 36h, "1 week"
-    #[arg(long, value_name = "DURATION", value_parser = duration_parser)]
+    #[arg(long, value_name = "DURATION", value_parser = Plain(duration_parser))]
     pub keep_previous_for: Option<jiff::Span>,
 
     /// The MAC: hmac-sha256, or hmac-md5 for keys compatible with Go's genbuilderkey; the
@@ -756,7 +756,7 @@ pub struct LogArgs {
     pub principal: Option<Principal>,
 
     /// Only the actions from this date on (2026-12-01, or a date and time with an offset)
-    #[arg(long, value_name = "DATE", value_parser = moment_parser)]
+    #[arg(long, value_name = "DATE", value_parser = Plain(moment_parser))]
     pub since: Option<jiff::Timestamp>,
 
     #[command(flatten)]
@@ -893,7 +893,7 @@ pub struct MasterArgs {
         value_name = "DURATION",
         env = ENV_COMMAND_TIMEOUT,
         default_value = "10s",
-        value_parser = timeout_parser
+        value_parser = Plain(timeout_parser)
     )]
     pub command_timeout: Duration,
 }
@@ -1172,6 +1172,41 @@ fn kind_parser() -> impl TypedValueParser<Value = Option<Kind>> {
 
 fn alg_parser() -> impl TypedValueParser<Value = Algorithm> {
     PossibleValuesParser::new(Algorithm::ALL.map(Algorithm::name)).try_map(|name| name.parse())
+}
+
+/// A value parser for free text: `parse`, after refusing a value with control characters
+/// without repeating it. clap's refusal repeats the value as typed, and a newline or a
+/// terminal's escape codes in it would reach the terminal (principals have their own
+/// parser, which shows them escaped).
+#[derive(Clone, Copy)]
+struct Plain<T>(fn(&str) -> Result<T, String>);
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Plain<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        if value.to_string_lossy().chars().any(char::is_control) {
+            let option = arg.map_or_else(|| "the value".to_owned(), |arg| format!("'{arg}'"));
+            let mut cmd = cmd.clone();
+            return Err(clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!(
+                    "invalid value for {option}: it holds control characters (a line break, \
+                     a tab, a terminal's escape codes), not shown here; write it on one line"
+                ),
+            )
+            .format(&mut cmd));
+        }
+        let parse = self.0;
+        clap::builder::StringValueParser::new()
+            .try_map(move |text| parse(&text))
+            .parse_ref(cmd, arg, value)
+    }
 }
 
 /// Parses a principal, refusing any that breaks the rule with a usage error (exit 2) whose

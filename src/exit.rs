@@ -106,7 +106,7 @@ impl Exit {
     pub fn help_table() -> String {
         let mut table = String::from("Exit status:\n");
         for exit in Self::ALL {
-            table.push_str(&format!("  {:>2}  {}\n", exit.code(), exit.meaning()));
+            table.push_str(&format!("  {:>3}  {}\n", exit.code(), exit.meaning()));
         }
         table
     }
@@ -259,7 +259,7 @@ mod tests {
     fn help_table_lists_every_code() {
         let table = Exit::help_table();
         for exit in Exit::ALL {
-            assert!(table.contains(&format!("{:>2}  {}", exit.code(), exit.meaning())));
+            assert!(table.contains(&format!("{:>3}  {}", exit.code(), exit.meaning())));
         }
     }
 
