@@ -422,18 +422,9 @@ fn the_json_examples_have_the_fields_of_real_output() {
 fn every_command_quoted_in_the_docs_and_messages_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut texts: Vec<(String, String)> = documents();
-    let mut sources = vec![root.join("src/main.rs"), root.join("src/lib.rs")];
-    for dir in ["src", "src/commands"] {
-        for entry in fs::read_dir(root.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "rs") && !sources.contains(&path) {
-                sources.push(path);
-            }
-        }
-    }
-    for path in sources {
-        let name = path.strip_prefix(root).unwrap().display().to_string();
-        texts.push((name, fs::read_to_string(&path).unwrap()));
+    for name in rust_sources(root) {
+        let text = fs::read_to_string(root.join(&name)).unwrap();
+        texts.push((name, text));
     }
     let sandbox = Sandbox::new();
     let mut checked = 0;
@@ -490,4 +481,63 @@ fn every_command_quoted_in_the_docs_and_messages_parses() {
     }
     eprintln!("{checked} quoted commands checked");
     assert!(checked >= 60, "{checked}");
+}
+
+/// docs/design.md's layout table names every source file (itself, or a folder row that
+/// holds it, such as `src/commands/admin/`), and every `src/…` path it names exists: the
+/// module map cannot drift from the tree.
+#[test]
+fn the_design_module_map_matches_the_source_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let design = fs::read_to_string(root.join("docs/design.md")).unwrap();
+    let layout = design
+        .split("\n## Layout\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/design.md has a Layout section");
+    let named: Vec<&str> = layout
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| quoted.starts_with("src/"))
+        .collect();
+    let files = rust_sources(root);
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|file| {
+            !named
+                .iter()
+                .any(|n| *n == file.as_str() || (n.ends_with('/') && file.starts_with(n)))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/design.md's layout: {missing:?}"
+    );
+    let stale: Vec<&&str> = named
+        .iter()
+        .filter(|n| !root.join(n.trim_end_matches('/')).exists())
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "docs/design.md names what is not there: {stale:?}"
+    );
+}
+
+/// Every `.rs` file under `src/`, as a path relative to the crate's root, in a stable order.
+fn rust_sources(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join("src"), root, &mut out);
+    out.sort();
+    out
 }

@@ -59,7 +59,7 @@ pub fn run(args: &LogArgs) -> Result<Exit> {
     output::report(
         "log",
         &lines.join("\n"),
-        &super::json::Log {
+        &crate::commands::json::Log {
             log: log.path(),
             actions: &actions,
         },

@@ -11,7 +11,7 @@ use crate::exit::Exit;
 
 /// Writes the key to the agent's key file, unless the same key is already there.
 pub fn run(args: &InstallArgs) -> Result<Exit> {
-    let key = super::read_well_formed_key(args.key_file.as_deref())?;
+    let key = crate::commands::read_well_formed_key(args.key_file.as_deref())?;
     if let Some(name) = &args.user {
         return install_as(name, &key, args);
     }
@@ -97,7 +97,7 @@ fn report(
     crate::output::report(
         "install",
         human,
-        &super::json::Install {
+        &crate::commands::json::Install {
             principal: args.principal.as_str(),
             path,
             fingerprint: key.fingerprint().as_str(),

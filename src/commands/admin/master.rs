@@ -96,7 +96,7 @@ pub fn rotate(args: &MasterOnlyArgs) -> Result<Exit> {
     crate::output::report(
         "master rotate",
         &human,
-        &super::json::MasterRotate {
+        &crate::commands::json::MasterRotate {
             path: &path,
             fingerprint: (!dry_run).then(|| new_fp.as_str()),
             previous: old_fp.as_str(),
@@ -167,7 +167,7 @@ pub fn add(args: &MasterAddArgs) -> Result<Exit> {
     crate::output::report(
         "master add",
         &human,
-        &super::json::MasterAdd {
+        &crate::commands::json::MasterAdd {
             fingerprint: fp.as_str(),
             source: source.to_string(),
             changed: added,
@@ -259,7 +259,7 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
     crate::output::report(
         "master retire",
         &lines.join("\n"),
-        &super::json::MasterRetire {
+        &crate::commands::json::MasterRetire {
             fingerprint: &args.fingerprint,
             removed: sources.iter().map(ToString::to_string).collect(),
             dry_run: args.edit.dry_run,

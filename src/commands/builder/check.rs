@@ -38,7 +38,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
     if let (Some(key), true) = (&key, args.verify) {
         // Verified as the coordinator would: by the policy's record of the algorithms the
         // principal's keys may be in.
-        let verifier = super::load_verifier(&args.master, None, None)?;
+        let verifier = crate::commands::load_verifier(&args.master, None, None)?;
         let verdict = verifier
             .verify(principal, key.expose_secret().as_bytes())
             .verdict;
@@ -87,7 +87,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
     output::report(
         "check",
         &human,
-        &super::json::Check {
+        &crate::commands::json::Check {
             ok,
             principal: principal.as_str(),
             path: &loc.path,

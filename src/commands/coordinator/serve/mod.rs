@@ -61,7 +61,7 @@ impl State {
     fn health(&self) -> String {
         let health = self.live.health();
         let failure = health.failure.as_ref();
-        let body = super::json::Health {
+        let body = crate::commands::json::Health {
             state: if failure.is_some() { "stale" } else { "ok" },
             error: failure.map(|f| f.error.as_str()),
             since: failure.map(|f| f.since.to_string()),

@@ -121,7 +121,7 @@ pub fn run(args: &ImportArgs) -> Result<Exit> {
             path.display(),
             if exists { "" } else { " (a new policy)" }
         ),
-        &super::json::Import {
+        &crate::commands::json::Import {
             policy: &path,
             algorithm: args.alg.name(),
             master: &fingerprint,

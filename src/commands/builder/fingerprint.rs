@@ -8,12 +8,12 @@ use crate::output;
 
 /// Reads a well-formed key and prints its fingerprint.
 pub fn run(args: &FingerprintArgs) -> Result<Exit> {
-    let key = super::read_well_formed_key(args.key_file.as_deref())?;
+    let key = crate::commands::read_well_formed_key(args.key_file.as_deref())?;
     let fingerprint = key.fingerprint();
     output::report(
         "fingerprint",
         fingerprint.as_str(),
-        &super::json::Fingerprint {
+        &crate::commands::json::Fingerprint {
             fingerprint: fingerprint.as_str(),
             algorithm: key.algorithm().name(),
         },

@@ -52,7 +52,7 @@ pub fn run(args: &PathArgs) -> Result<Exit> {
     let shadowed = loc
         .shadowed
         .iter()
-        .map(|(path, rule)| super::json::Shadowed {
+        .map(|(path, rule)| crate::commands::json::Shadowed {
             path,
             rule: rule.to_string(),
         })
@@ -60,7 +60,7 @@ pub fn run(args: &PathArgs) -> Result<Exit> {
     output::report(
         "path",
         &lines.join("\n"),
-        &super::json::AgentPath {
+        &crate::commands::json::AgentPath {
             path: &loc.path,
             rule: loc.rule.to_string(),
             exists: loc.exists,

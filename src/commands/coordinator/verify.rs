@@ -21,12 +21,13 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         return batch(args);
     };
     // Masters, policy and audit file first: without them nothing can be valid.
-    let mut verifier = super::load_verifier(&args.master, args.alg, args.principal.as_ref())?;
+    let mut verifier =
+        crate::commands::load_verifier(&args.master, args.alg, args.principal.as_ref())?;
     if let Some(kind) = args.kind {
         verifier = verifier.only_kind(kind);
     }
     let mut audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
-    let presented = super::read_key_input(args.key_file.as_deref())?;
+    let presented = crate::commands::read_key_input(args.key_file.as_deref())?;
     // Input past the bound is not read to its end, and is no key.
     let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
     let now = jiff::Timestamp::now();
@@ -35,7 +36,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         audit.write(&AuditRecord::new(principal, &decision, presented, now))?;
     }
     let p = principal;
-    let fields = super::json::Verify {
+    let fields = crate::commands::json::Verify {
         principal: p.as_str(),
         valid: decision.verdict.is_valid(),
         reason: match decision.verdict {
@@ -152,7 +153,7 @@ fn answer_stdin(
 #[cfg(not(unix))]
 fn batch(args: &VerifyArgs) -> Result<Exit> {
     use std::sync::{Arc, Mutex};
-    let mut verifier = super::load_verifier(&args.master, args.alg, None)?;
+    let mut verifier = crate::commands::load_verifier(&args.master, args.alg, None)?;
     if let Some(kind) = args.kind {
         verifier = verifier.only_kind(kind);
     }

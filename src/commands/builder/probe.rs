@@ -22,7 +22,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
         crate::output::report(
             "probe",
             "",
-            &super::json::Probe {
+            &crate::commands::json::Probe {
                 principal: principal.as_str(),
                 key_file: &loc.path,
                 fingerprint: None,
@@ -133,7 +133,7 @@ pub fn run(args: &ProbeArgs) -> Result<Exit> {
     crate::output::report(
         "probe",
         &lines.join("\n"),
-        &super::json::Probe {
+        &crate::commands::json::Probe {
             principal: principal.as_str(),
             key_file: &loc.path,
             fingerprint: Some(key.fingerprint().as_str()),

@@ -8,10 +8,10 @@ use gobuildkey::policy::{Grace, Policy};
 use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::WriteError;
 
-use super::json;
 use crate::cli::{
     EndGraceArgs, PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs,
 };
+use crate::commands::json;
 use crate::exit::{Exit, Refused};
 use crate::output;
 

@@ -96,7 +96,7 @@ pub fn run(args: &InitArgs) -> Result<Exit> {
     output::report(
         "init",
         &human,
-        &super::json::Init {
+        &crate::commands::json::Init {
             path: &path,
             fingerprint: master.fingerprint().as_str(),
             replaced: replaced.as_deref(),

@@ -87,8 +87,8 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
         &key,
         &args.principal,
         generation,
-        super::json::Rotation {
-            keep_previous: super::json::KeepPrevious(state.keep_previous),
+        crate::commands::json::Rotation {
+            keep_previous: crate::commands::json::KeepPrevious(state.keep_previous),
             revoked: state.revoked,
         },
         &args.out,
