@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use jiff::Timestamp;
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, AuditRecord};
+use crate::audit::{AuditLog, Context};
 use crate::principal::Principal;
 use crate::verifier::{Decision, Reason, Verdict, Verifier};
 
@@ -213,7 +213,7 @@ pub fn run<R: Read>(
                 if let Some((name, key)) = split_line(&data[start..end])
                     && let Ok(principal) = Principal::new(name)
                 {
-                    log.write(&AuditRecord::new(&principal, decision, key, now))?;
+                    log.record(decision, &Context::new(&principal, key, now))?;
                 }
             }
         }

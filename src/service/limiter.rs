@@ -159,10 +159,7 @@ impl LimitSummary {
             first: self.first.to_string(),
             last: self.last.to_string(),
         };
-        // Serialising strings and a number cannot fail.
-        let mut text = serde_json::to_string(&line).unwrap_or_default();
-        text.push('\n');
-        text
+        crate::audit::json_line(&line)
     }
 }
 

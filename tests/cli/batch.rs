@@ -168,6 +168,24 @@ fn batch_audits_each_verification() {
     crate::common::assert_no_secret(&text, ARM_KEY);
 }
 
+/// A line with its columns swapped (`KEY PRINCIPAL`) is verified, as the key column holds
+/// no key: its audit line names the principal `[key]`, never the key.
+#[test]
+fn a_key_in_the_principal_column_is_redacted_in_the_audit_line() {
+    let env = TestEnv::new().with_master();
+    let log = env.path("audit.log");
+    env.cmd()
+        .args(["verify", "--batch", "--audit"])
+        .arg(&log)
+        .write_stdin(format!("{ARM_KEY} {ARM}\n"))
+        .assert()
+        .code(0)
+        .stdout("deny malformed\n");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"principal\":\"[key]\""), "{text}");
+    crate::common::assert_no_secret(&text, ARM_KEY);
+}
+
 /// A `verify --batch` coprocess, asked one line at a time; its standard error collected.
 struct Coprocess {
     child: std::process::Child,

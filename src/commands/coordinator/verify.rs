@@ -4,7 +4,7 @@ use std::io;
 
 use anyhow::Result;
 
-use gobuildkey::audit::{AuditLog, AuditRecord};
+use gobuildkey::audit::{AuditLog, Context};
 use gobuildkey::batch;
 use gobuildkey::verifier::{Reason, Verdict};
 
@@ -33,7 +33,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     let now = jiff::Timestamp::now();
     let decision = verifier.verify_at(principal, presented, now);
     if let Some(audit) = audit.as_mut() {
-        audit.write(&AuditRecord::new(principal, &decision, presented, now))?;
+        audit.record(&decision, &Context::new(principal, presented, now))?;
     }
     let p = principal;
     let fields = crate::commands::json::Verify {

@@ -10,7 +10,7 @@ use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use jiff::Timestamp;
 
-use gobuildkey::audit::AuditRecord;
+use gobuildkey::audit::Context;
 use gobuildkey::service::limiter::{Admission, Refusal};
 use gobuildkey::service::{
     self, Checks, HOST_TYPE_HEADER, HOSTNAME_HEADER, KEY_HEADER, REVDIAL_HEADER, Registration,
@@ -108,25 +108,11 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
             .answered(Outcome::limited, why, elapsed(started));
         return too_many(retry_after);
     }
-    if let Some((principal, decision)) = &answer.decision
-        && state.audit.is_some()
-    {
-        let mut record = AuditRecord::new(
-            principal,
-            decision,
-            key_values.first().copied().unwrap_or_default(),
-            now,
-        );
-        let hostname = req
-            .headers()
-            .get(HOSTNAME_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| h.len() <= 255);
-        record.client = Some(match hostname {
-            Some(name) => format!("{name} {client}"),
-            None => client.to_string(),
-        });
-        state.audit(&record.to_line());
+    if let Some((principal, decision)) = &answer.decision {
+        let presented = key_values.first().copied().unwrap_or_default();
+        let context =
+            Context::new(principal, presented, now).with_client(client, hostnames.first().copied());
+        state.audit(decision, &context);
     }
     let outcome = match answer.status {
         200 => Outcome::valid,

@@ -22,11 +22,11 @@ use jiff::Timestamp;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-use gobuildkey::audit::AuditLog;
+use gobuildkey::audit::{self, AuditLog};
 use gobuildkey::reload::{Event, Live, Reloader};
 use gobuildkey::service::client::ClientAddress;
 use gobuildkey::service::limiter::{FailureLimiter, LimiterConfig};
-use gobuildkey::verifier::Verifier;
+use gobuildkey::verifier::{Decision, Verifier};
 
 use crate::cli::ServeArgs;
 use crate::exit::Exit;
@@ -83,11 +83,18 @@ impl State {
         }
     }
 
-    /// Appends `line` to the audit file, if there is one; a failure is logged.
-    fn audit(&self, line: &str) {
+    /// Writes the audit line of a verification ([`AuditLog::record`]), if there is an
+    /// audit file; a failure is logged.
+    fn audit(&self, decision: &Decision, context: &audit::Context<'_>) {
+        self.write_audit(|log| log.record(decision, context));
+    }
+
+    /// Writes an audit line through `write`, if there is an audit file; a failure is
+    /// logged, and the request is answered all the same.
+    fn write_audit(&self, write: impl FnOnce(&mut AuditLog) -> std::io::Result<()>) {
         if let Some(audit) = &self.audit {
             let mut audit = audit.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = audit.append(line) {
+            if let Err(e) = write(&mut audit) {
                 eprintln!("gobuildkey serve: cannot write the audit line: {e}");
             }
         }
@@ -97,7 +104,8 @@ impl State {
     fn audit_limited(&self, summaries: Vec<gobuildkey::service::limiter::LimitSummary>) {
         let now = Timestamp::now();
         for summary in summaries {
-            self.audit(&summary.to_line(now));
+            let line = summary.to_line(now);
+            self.write_audit(|log| log.append(&line));
         }
     }
 }
