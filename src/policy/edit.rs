@@ -203,3 +203,102 @@ pub(super) fn set_or_remove(table: &mut dyn TableLike, key: &str, value: Option<
 fn names(set: AlgorithmSet) -> Value {
     Value::Array(set.iter().map(Algorithm::name).collect::<Array>())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn p(name: &str) -> Principal {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn edits_keep_comments_and_order() {
+        let text = "\
+# farm policy, kept by hand
+[principals.host-b]   # the old one
+revoked = true        # leaked 2026-11
+
+[principals.host-a]
+generation = 1 # rotated
+";
+        let mut policy = Policy::parse(text, None).unwrap();
+        policy
+            .set_state(
+                &p("host-a"),
+                &PrincipalState {
+                    generation: 2,
+                    keep_previous: Grace::Open,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        policy
+            .set_state(
+                &p("host-c"),
+                &PrincipalState {
+                    revoked: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let out = policy.to_text();
+        assert!(out.starts_with("# farm policy, kept by hand\n[principals.host-b]   # the old one\nrevoked = true        # leaked 2026-11\n"), "{out}");
+        assert!(out.contains("generation = 2 # rotated"), "{out}");
+        assert!(
+            out.find("host-b") < out.find("host-a") && out.find("host-a") < out.find("host-c"),
+            "{out}"
+        );
+        let again = Policy::parse(&out, None).unwrap();
+        assert_eq!(again.state(&p("host-a")).generation, 2);
+        assert_eq!(again.state(&p("host-a")).keep_previous, Grace::Open);
+        assert!(again.state(&p("host-c")).revoked);
+    }
+
+    #[test]
+    fn defaults_are_not_written() {
+        let mut policy = Policy::none();
+        policy
+            .set_state(
+                &p("host-a"),
+                &PrincipalState {
+                    revoked: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        policy
+            .set_state(&p("host-a"), &PrincipalState::default())
+            .unwrap();
+        let out = policy.to_text();
+        assert!(
+            !out.contains("revoked =") && !out.contains("host-a"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn keyring_edits() {
+        let mut policy = Policy::parse("", Some(Path::new("/farm/gobuildkey.toml"))).unwrap();
+        policy
+            .add_previous_master(&MasterSource::File("/farm/old.key".into()), None)
+            .unwrap();
+        policy
+            .add_previous_master(&MasterSource::Command("pass show x".into()), None)
+            .unwrap();
+        assert!(
+            policy.to_text().contains("file = \"old.key\""),
+            "{}",
+            policy.to_text()
+        );
+        assert_eq!(policy.keyring().len(), 2);
+        policy.remove_previous_master(0).unwrap();
+        assert_eq!(
+            policy.keyring()[0].source,
+            MasterSource::Command("pass show x".into())
+        );
+        assert!(policy.remove_previous_master(5).is_err());
+    }
+}

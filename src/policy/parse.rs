@@ -4,24 +4,73 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 
-use jiff::Timestamp;
 use toml_edit::{Item, TableLike, Value};
 
-use super::{Grace, KeyringEntry, PolicyError, PrincipalState};
+use super::grace::timestamp_of;
+use super::{Grace, KeyringEntry, Policy, PolicyError, PrincipalState};
 use crate::key::{Algorithm, AlgorithmSet};
 use crate::master::MasterSource;
 use crate::principal::Principal;
 use crate::text::escape_for_terminal;
 
+impl Policy {
+    /// Parses policy text; `path` names it in errors and anchors relative master paths.
+    ///
+    /// # Errors
+    /// [`PolicyError::Syntax`] or [`PolicyError::Invalid`], with the line and column.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, PolicyError> {
+        let shown = path.map_or_else(|| "policy".to_owned(), |p| p.display().to_string());
+        let ctx = Ctx {
+            raw: text,
+            path: &shown,
+            dir: path.and_then(Path::parent).unwrap_or(Path::new("")),
+        };
+        // The parser's own message quotes the offending line; that line may hold something
+        // pasted by mistake (a key), so only its position and the parser's words are kept.
+        let parsed = toml_edit::Document::parse(text).map_err(|e| PolicyError::Syntax {
+            path: shown.clone(),
+            at: ctx.position(e.span()),
+            message: e.message().trim_end().to_owned(),
+        })?;
+        let mut principals = BTreeMap::new();
+        let mut keyring = Vec::new();
+        let mut algorithm = Algorithm::default();
+        for (key, item) in parsed.iter() {
+            match key {
+                "algorithm" => algorithm = ctx.algorithm(item, "`algorithm`")?,
+                "principals" => principals = ctx.principals(item)?,
+                "keyring" => keyring = ctx.keyring(item)?,
+                other => {
+                    let at = parsed.key(other).and_then(toml_edit::Key::span);
+                    return Err(ctx.invalid(
+                        at,
+                        format!(
+                            "unknown field {}: expected `algorithm`, `keyring` or `principals`",
+                            crate::text::escape_for_terminal(other, 64)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            path: path.map(Path::to_owned),
+            doc: parsed.into_mut(),
+            algorithm,
+            principals,
+            keyring,
+        })
+    }
+}
+
 /// Parsing context: the raw text for positions, the path for messages.
-pub(super) struct Ctx<'a> {
-    pub(super) raw: &'a str,
-    pub(super) path: &'a str,
-    pub(super) dir: &'a Path,
+struct Ctx<'a> {
+    raw: &'a str,
+    path: &'a str,
+    dir: &'a Path,
 }
 
 impl Ctx<'_> {
-    pub(super) fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
+    fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
         let offset = span.map_or(0, |s| s.start).min(self.raw.len());
         let before = &self.raw[..offset];
         let line = before.matches('\n').count() + 1;
@@ -29,7 +78,7 @@ impl Ctx<'_> {
         (line, column)
     }
 
-    pub(super) fn invalid(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
+    fn invalid(&self, span: Option<Range<usize>>, message: String) -> PolicyError {
         PolicyError::Invalid {
             path: self.path.to_owned(),
             at: self.position(span),
@@ -42,10 +91,7 @@ impl Ctx<'_> {
             .ok_or_else(|| self.invalid(item.span(), format!("{what} must be a table")))
     }
 
-    pub(super) fn principals(
-        &self,
-        item: &Item,
-    ) -> Result<BTreeMap<Principal, PrincipalState>, PolicyError> {
+    fn principals(&self, item: &Item) -> Result<BTreeMap<Principal, PrincipalState>, PolicyError> {
         let table = self.table(item, "`principals`")?;
         let mut out = BTreeMap::new();
         for (name, entry) in table.iter() {
@@ -117,7 +163,7 @@ impl Ctx<'_> {
         Ok(state)
     }
 
-    pub(super) fn keyring(&self, item: &Item) -> Result<Vec<KeyringEntry>, PolicyError> {
+    fn keyring(&self, item: &Item) -> Result<Vec<KeyringEntry>, PolicyError> {
         let table = self.table(item, "`keyring`")?;
         let mut out = Vec::new();
         for (field, value) in table.iter() {
@@ -217,7 +263,7 @@ impl Ctx<'_> {
     }
 
     /// An algorithm's name.
-    pub(super) fn algorithm(&self, item: &Item, what: &str) -> Result<Algorithm, PolicyError> {
+    fn algorithm(&self, item: &Item, what: &str) -> Result<Algorithm, PolicyError> {
         item.as_str()
             .and_then(|name| name.parse().ok())
             .ok_or_else(|| {
@@ -258,12 +304,149 @@ impl Ctx<'_> {
     }
 }
 
-/// A TOML date or date-time as a moment: a date alone is 00:00 UTC of that day; a time
-/// without an offset is refused (whose midnight?).
-pub(super) fn timestamp_of(dt: &toml_edit::Datetime) -> Option<Timestamp> {
-    match (dt.date, dt.time, dt.offset) {
-        (Some(_), Some(_), Some(_)) => dt.to_string().parse().ok(),
-        (Some(date), None, None) => format!("{date}T00:00:00Z").parse().ok(),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn p(name: &str) -> Principal {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let policy = Policy::parse(
+            r#"
+[keyring]
+previous = [{ file = "old.key" }, { command = "pass show old" }]
+
+[principals.host-a]
+generation = 3
+keep_previous = true
+minted_under = "SHA256:0011223344556677"
+
+[principals."host-b.x"]
+revoked = true
+keep_previous = 2026-12-01
+
+[principals.host-c]
+keep_previous = 2026-12-01T10:00:00+02:00
+"#,
+            Some(Path::new("/etc/farm/gobuildkey.toml")),
+        )
+        .unwrap();
+        let a = policy.state(&p("host-a"));
+        assert_eq!(a.generation, 3);
+        assert_eq!(a.keep_previous, Grace::Open);
+        assert_eq!(a.minted_under.as_deref(), Some("SHA256:0011223344556677"));
+        let b = policy.state(&p("host-b.x"));
+        assert!(b.revoked);
+        assert_eq!(
+            b.keep_previous,
+            Grace::Until("2026-12-01T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            policy.state(&p("host-c")).keep_previous,
+            Grace::Until("2026-12-01T08:00:00Z".parse().unwrap())
+        );
+        assert_eq!(policy.state(&p("host-z")), PrincipalState::default());
+        assert_eq!(
+            policy.keyring()[0].source,
+            MasterSource::File("/etc/farm/old.key".into())
+        );
+        assert_eq!(policy.keyring()[0].at, (3, 13));
+        assert_eq!(
+            policy.keyring()[1].source,
+            MasterSource::Command("pass show old".into())
+        );
+    }
+
+    #[test]
+    fn array_of_tables_keyring() {
+        let policy = Policy::parse("[[keyring.previous]]\nfile = \"a.key\"\n", None).unwrap();
+        assert_eq!(policy.keyring().len(), 1);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let cases = [
+            (
+                "[principals.host-a]\ngeneration = \"two\"\n",
+                (2, 14),
+                "whole number",
+            ),
+            (
+                "[principals.host-a]\ngeneration = -1\n",
+                (2, 14),
+                "whole number",
+            ),
+            (
+                "[principals.host-a]\ngenration = 1\n",
+                (2, 1),
+                "unknown field \"genration\"",
+            ),
+            ("[principals.Host-A]\n", (1, 13), "invalid principal"),
+            (
+                "[principals.host-a]\nrevoked = \"yes\"\n",
+                (2, 11),
+                "true or false",
+            ),
+            (
+                "[principals.host-a]\nkeep_previous = 2026-12-01T10:00:00\n",
+                (2, 17),
+                "offset",
+            ),
+            ("[keyring]\nprevious = [\"old.key\"]\n", (2, 13), "file = "),
+            (
+                "[keyring]\nprevious = [{ file = \"a\", command = \"b\" }]\n",
+                (2, 13),
+                "file = ",
+            ),
+            ("[keyring]\nold = 1\n", (2, 1), "unknown field \"old\""),
+            ("\n\nmasters = 1\n", (3, 1), "unknown field \"masters\""),
+            ("principals = 1\n", (1, 14), "must be a table"),
+        ];
+        for (text, at, message) in cases {
+            let err = Policy::parse(text, Some(Path::new("p.toml"))).unwrap_err();
+            let PolicyError::Invalid { at: got, .. } = &err else {
+                panic!("{text:?}: {err}")
+            };
+            assert_eq!(*got, at, "{text:?}: {err}");
+            assert!(err.to_string().contains(message), "{text:?}: {err}");
+            assert!(err.to_string().contains("p.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicates_name_the_place() {
+        for text in [
+            "[principals.host-a]\ngeneration = 1\ngeneration = 2\n",
+            "[principals.host-a]\n[principals.host-a]\n",
+            "[principals\n",
+        ] {
+            let err = Policy::parse(text, Some(Path::new("p.toml"))).unwrap_err();
+            assert!(matches!(err, PolicyError::Syntax { .. }), "{err}");
+            assert!(err.to_string().contains("line"), "{err}");
+            // The offending line is not quoted back.
+            assert!(!err.to_string().contains("generation = 2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn huge_generations_are_refused_or_kept() {
+        let ok = Policy::parse("[principals.h]\ngeneration = 9223372036854775807\n", None);
+        assert_eq!(ok.unwrap().state(&p("h")).generation, i64::MAX as u64);
+        assert!(Policy::parse("[principals.h]\ngeneration = 9223372036854775808\n", None).is_err());
+        assert!(Policy::parse("[principals.h]\ngeneration = 1.5\n", None).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_escaped() {
+        let err = Policy::parse("\"\\u001b[2Jx\" = 1\n", None)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! Owner and folder checks (`src/trust.rs`, like OpenSSH's `StrictModes`) through the real
+//! Owner and folder checks (`src/trust/`, like OpenSSH's `StrictModes`) through the real
 //! binary: the master, the policy and every folder above them must be owned by root or by
 //! the user running gobuildkey and not be writable by group or others; refusals exit 77 and
 //! name the file and the fix; links are read through and never edited through; a keyring
