@@ -5,7 +5,6 @@
 //! [`crate::verifier::Verifier::verify`] (what `verify` and every other verifier call) makes
 //! both compute the MAC through one private function, so they cannot drift apart.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -98,9 +97,7 @@ impl Deriver {
     #[must_use]
     pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
         BuildKey::from_mac(
-            self.keyed
-                .tag(&message_of(principal, generation))
-                .as_slice(),
+            with_message(principal, generation, |message| self.keyed.tag(message)).as_slice(),
             self.algorithm(),
         )
     }
@@ -108,10 +105,9 @@ impl Deriver {
     /// Whether `tag` (a decoded key) is the MAC of `principal` at `generation`, as a
     /// constant-time [`Choice`]: the verifier combines several without branching.
     pub(crate) fn tag_matches(&self, principal: &Principal, generation: u64, tag: &Tag) -> Choice {
-        self.keyed
-            .tag(&message_of(principal, generation))
-            .as_slice()
-            .ct_eq(tag.as_slice())
+        with_message(principal, generation, |message| {
+            self.keyed.matches(message, tag)
+        })
     }
 }
 
@@ -131,24 +127,47 @@ fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
 /// What is MACed for a principal at a generation: its text for generation 0 (the keys of
 /// Go's farm), `PRINCIPAL#n` for generation n ≥ 1. `#` never occurs in a principal, so no
 /// two (principal, generation) pairs share a message. The one place that says so.
-fn message_of(principal: &Principal, generation: u64) -> Cow<'_, [u8]> {
+///
+/// `then` gets the message in pieces, which the MAC takes one after the other (the MAC of
+/// their concatenation), so that nothing is allocated for it.
+fn with_message<T>(principal: &Principal, generation: u64, then: impl FnOnce(&[&[u8]]) -> T) -> T {
+    let text = principal.as_str().as_bytes();
     match generation {
-        0 => Cow::Borrowed(principal.as_str().as_bytes()),
-        n => Cow::Owned(format!("{principal}#{n}").into_bytes()),
+        0 => then(&[text]),
+        n => then(&[text, b"#", itoa::Buffer::new().format(n).as_bytes()]),
     }
 }
 
-/// The derivation: a copy of the keyed state, fed the message. Deriving and verifying
-/// both start here, and nothing else computes a MAC.
-fn mac_of<M: Mac + Clone>(keyed: &M, message: &[u8]) -> M {
+/// The derivation: a copy of the keyed state, fed the message's pieces. Deriving and
+/// verifying both start here, and nothing else computes a MAC.
+fn mac_of<M: Mac + Clone>(keyed: &M, message: &[&[u8]]) -> M {
     let mut mac = keyed.clone();
-    mac.update(message);
+    for piece in message {
+        mac.update(piece);
+    }
     mac
 }
 
 impl Keyed {
+    /// Whether `tag` is the MAC of `message`, compared in constant time with the MAC where
+    /// it is computed (a `CtOutput`, wiped on drop): no copy of it is made.
+    fn matches(&self, message: &[&[u8]], tag: &Tag) -> Choice {
+        match self {
+            Self::Sha256(state) => mac_of(state, message)
+                .finalize()
+                .as_bytes()
+                .as_slice()
+                .ct_eq(tag.as_slice()),
+            Self::Md5(state) => mac_of(state, message)
+                .finalize()
+                .as_bytes()
+                .as_slice()
+                .ct_eq(tag.as_slice()),
+        }
+    }
+
     /// The MAC of `message`, in memory wiped on drop.
-    fn tag(&self, message: &[u8]) -> Tag {
+    fn tag(&self, message: &[&[u8]]) -> Tag {
         // `finalize` returns a `CtOutput`, which wipes itself on drop.
         match self {
             Self::Sha256(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
@@ -240,9 +259,11 @@ mod tests {
     #[test]
     fn generations_have_distinct_messages() {
         let host = p("host-x");
-        assert_eq!(&*message_of(&host, 0), b"host-x");
-        assert_eq!(&*message_of(&host, 1), b"host-x#1");
-        assert_eq!(&*message_of(&host, 12), b"host-x#12");
+        let message = |g| with_message(&host, g, |pieces| pieces.concat());
+        assert_eq!(message(0), b"host-x");
+        assert_eq!(message(1), b"host-x#1");
+        assert_eq!(message(12), b"host-x#12");
+        assert_eq!(message(u64::MAX), b"host-x#18446744073709551615");
     }
 
     #[test]
@@ -266,7 +287,7 @@ mod tests {
     }
 
     /// RFC 4231's HMAC-SHA256 test cases, through the keyed state and `tag` that
-    /// `derive` uses (the data are not principals, so they go in below `message_of`).
+    /// `derive` uses (the data are not principals, so they go in below `with_message`).
     #[test]
     fn rfc4231_hmac_sha256() {
         let cases: Vec<Rfc4231Case> =
@@ -275,7 +296,7 @@ mod tests {
         for case in cases {
             let d =
                 Deriver::from_key_bytes(&hex::decode(&case.key).unwrap(), Algorithm::HmacSha256);
-            let got = hex_of(d.keyed.tag(&hex::decode(&case.data).unwrap()).as_slice());
+            let got = hex_of(d.keyed.tag(&[&hex::decode(&case.data).unwrap()]).as_slice());
             let want = case
                 .truncate_bytes
                 .map_or(case.hmac_sha256.len(), |n| n * 2);

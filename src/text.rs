@@ -27,6 +27,16 @@
 /// ```
 #[must_use]
 pub fn trim_space(text: &[u8]) -> &[u8] {
+    // Go's own fast path: an ASCII byte at an end is a whole rune there, so when neither
+    // end is an ASCII byte that is a space, nothing is trimmed (most keys and masters).
+    if let (Some(&first), Some(&last)) = (text.first(), text.last())
+        && first.is_ascii()
+        && last.is_ascii()
+        && !is_go_space(char::from(first))
+        && !is_go_space(char::from(last))
+    {
+        return text;
+    }
     // The valid UTF-8 at the start (up to the first invalid byte, if any) loses its leading
     // spaces; the valid UTF-8 at the end (after the last invalid byte) its trailing ones.
     // `utf8_chunks` splits text exactly where Go's decoder finds runes and invalid bytes:

@@ -12,7 +12,7 @@ use crate::derive::{Deriver, decode_key};
 use crate::fingerprint::Fingerprint;
 use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::master::{MasterSecret, MasterSource};
-use crate::policy::{Policy, PolicyError, PrincipalState};
+use crate::policy::{Grace, Policy, PolicyError, PrincipalState};
 use crate::principal::{Kind, Principal};
 
 /// The outcome of a verification.
@@ -314,7 +314,7 @@ impl Verifier {
         principal: &Principal,
         presented: impl Into<Presented<'a>>,
     ) -> Decision {
-        self.verify_at(principal, presented, Timestamp::now())
+        self.decide(principal, presented.into(), Timestamp::now)
     }
 
     /// Whether `presented` is a valid key of `principal` at the moment `now` (grace periods
@@ -368,29 +368,41 @@ impl Verifier {
         presented: impl Into<Presented<'a>>,
         now: Timestamp,
     ) -> Decision {
+        self.decide(principal, presented.into(), || now)
+    }
+
+    /// [`Verifier::verify_at`], reading the clock (`now`) only when a grace period's end
+    /// decides the answer.
+    fn decide(
+        &self,
+        principal: &Principal,
+        presented: Presented<'_>,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Decision {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
-        let text = presented.into().text();
-        if Algorithm::ALL
+        // The length tells the algorithm: the text decodes as a key of at most one.
+        let text = presented.text();
+        let Some((alg, tag)) = Algorithm::ALL
             .iter()
-            .all(|&alg| decode_key(text, alg).is_none())
-        {
+            .find_map(|&alg| decode_key(text, alg).map(|tag| (alg, tag)))
+        else {
+            return Decision::invalid(Reason::Malformed);
+        };
+        if !self.accepted_algorithms(principal).contains(alg) {
             return Decision::invalid(Reason::Malformed);
         }
         let default = PrincipalState::default();
         let state = self.policy.state_ref(principal).unwrap_or(&default);
-        let Some((alg, tag)) = self
-            .accepted_algorithms(principal)
-            .iter()
-            .find_map(|alg| decode_key(text, alg).map(|tag| (alg, tag)))
-        else {
-            return Decision::invalid(Reason::Malformed);
-        };
         let current = state.generation;
         let previous = current
             .checked_sub(1)
-            .filter(|_| state.keep_previous.active_at(now));
+            .filter(|_| match state.keep_previous {
+                Grace::Until(_) => state.keep_previous.active_at(now()),
+                // Open or none: the same answer at any time.
+                grace => grace.active_at(Timestamp::UNIX_EPOCH),
+            });
 
         let mut found = Choice::from(0);
         let mut master_index = 0u64;
