@@ -42,6 +42,7 @@
 //! untrusted text quoted for a terminal), [`fingerprint`] (the short, safe name of a
 //! secret), [`principal`] (the names keys are minted for: their rule and kind), [`key`]
 //! (algorithms, build keys and their format, keys as presented, what looks like a key),
+//! [`process`] (hardening of the process that holds secrets: no core dumps),
 //! [`secret_file`] (safe reads and writes of files that hold secrets), [`trust`] (who may
 //! have written the master or the policy: owners and folders up to `/`), [`master`] (the
 //! master secret and where it comes from), [`derive`](mod@derive) (the keyed HMAC state:
@@ -67,6 +68,7 @@ pub mod master;
 pub mod paths;
 pub mod policy;
 pub mod principal;
+pub mod process;
 #[cfg(unix)]
 pub mod reload;
 pub mod secret_file;

@@ -18,7 +18,7 @@ use crate::exit::Exit;
 
 fn main() -> ExitCode {
     // Before any secret is read: a crash must not write one to a core file.
-    if let Err(e) = gobuildkey::secret_file::forbid_core_dumps() {
+    if let Err(e) = gobuildkey::process::forbid_core_dumps() {
         output::err_line(&format!(
             "gobuildkey: error: cannot turn core dumps off: {e}"
         ));

@@ -287,3 +287,205 @@ fn shell(command: &OsStr) -> Command {
     cmd.arg("/C").arg(command);
     cmd
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::master::MasterSource;
+    use std::fs;
+    use std::path::Path;
+
+    #[test]
+    fn command_output_is_trimmed_as_go_trims_it() {
+        let master = MasterSource::Command(
+            "printf '\\342\\200\\200 from a secret manager \\302\\240\\n'".into(),
+        )
+        .load()
+        .unwrap();
+        assert_eq!(master.expose_secret(), b"from a secret manager");
+    }
+
+    #[test]
+    fn command_output_is_the_master() {
+        let master = MasterSource::Command("printf '  from a secret manager \\n'".into())
+            .load()
+            .unwrap();
+        assert_eq!(master.expose_secret(), b"from a secret manager");
+    }
+
+    #[test]
+    fn command_refusals() {
+        let failing = MasterSource::Command("echo a-long-enough-master; exit 3".into());
+        assert!(matches!(
+            failing.load(),
+            Err(MasterError::CommandFailed { .. })
+        ));
+        let silent = MasterSource::Command("true".into());
+        assert!(matches!(silent.load(), Err(MasterError::Empty)));
+        let endless = MasterSource::Command("yes".into());
+        assert!(matches!(endless.load(), Err(MasterError::TooLong)));
+    }
+
+    #[test]
+    fn command_errors_do_not_show_the_command() {
+        let err = MasterSource::Command("exit 1 # token=hunter2".into())
+            .load()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// Whether process `pid` is gone: no such process, or one that has died and waits only
+    /// to be reaped by init. A process just sent SIGKILL may take a moment to die, so this
+    /// waits for that (the bound is only there to end a broken run).
+    fn is_gone(pid: &str) -> bool {
+        let dead = || match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with(['Z', 'X'])),
+        };
+        for _ in 0..6000 {
+            if dead() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// The pid a command wrote to `file`, once it is there.
+    fn pid_in(file: &Path) -> String {
+        let pid = fs::read_to_string(file).unwrap().trim().to_owned();
+        assert!(pid.parse::<u32>().is_ok(), "{pid:?}");
+        pid
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_with_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pid, background) = (dir.path().join("pid"), dir.path().join("background"));
+        let hung = MasterSource::Command(
+            format!(
+                "echo $$ > {}; sleep 1000 & echo $! > {}; wait # token=hunter2",
+                pid.display(),
+                background.display()
+            )
+            .into(),
+        );
+        let err = hung.load_within(Duration::from_secs(1)).unwrap_err();
+        assert!(
+            matches!(err, MasterError::CommandTimedOut { timeout } if timeout == Duration::from_secs(1)),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("did not finish within 1s"), "{message}");
+        assert!(message.contains("--command-timeout"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(is_gone(&pid_in(&pid)), "the command still runs");
+        assert!(
+            is_gone(&pid_in(&background)),
+            "its background process still runs"
+        );
+    }
+
+    #[test]
+    fn a_command_that_closes_its_output_and_hangs_times_out() {
+        let hung = MasterSource::Command("echo a-long-enough-master; exec >&-; sleep 1000".into());
+        let err = hung.load_within(Duration::from_millis(500)).unwrap_err();
+        assert!(matches!(err, MasterError::CommandTimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("within 500ms"), "{err}");
+    }
+
+    /// A background process left holding standard output does not keep the read waiting:
+    /// once the command has exited it is killed, and what the command printed is the
+    /// master. (The limit is far beyond what this needs, so that a read waiting for the
+    /// background process fails here rather than passing by the limit.)
+    #[test]
+    fn a_background_process_holding_the_output_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let background = dir.path().join("background");
+        for command in [
+            format!(
+                "sleep 1000 & echo $! > {}; echo master-text-of-enough-length",
+                background.display()
+            ),
+            format!(
+                "sh -c 'sleep 1000 & echo $! > {}'; echo master-text-of-enough-length",
+                background.display()
+            ),
+        ] {
+            let master = MasterSource::Command(command.into())
+                .load_within(Duration::from_secs(60))
+                .unwrap();
+            assert_eq!(master.expose_secret(), b"master-text-of-enough-length");
+            assert!(
+                is_gone(&pid_in(&background)),
+                "the background process still runs"
+            );
+        }
+    }
+
+    /// A process that left the command's group (`setsid`) and holds its output cannot be
+    /// killed with the group: the read gives up at the time limit. A command that failed is
+    /// reported as such at once, whatever still holds its output.
+    #[test]
+    fn a_process_outside_the_group_holding_the_output_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let escaped = dir.path().join("escaped");
+        let command = |then: &str| {
+            MasterSource::Command(
+                // It says its pid once it has left the group, and only then is the
+                // command done: killed with the group before, it would hold nothing.
+                format!(
+                    "setsid sh -c 'echo $$ > {0}; exec sleep 1000' & \
+                     while [ ! -s {0} ]; do sleep 0.01; done; {then}",
+                    escaped.display()
+                )
+                .into(),
+            )
+        };
+        let kill = || {
+            let pid = pid_in(&escaped).parse().unwrap();
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).unwrap(),
+                rustix::process::Signal::KILL,
+            )
+            .unwrap();
+        };
+        let err = command("echo master-text-of-enough-length")
+            .load_within(Duration::from_secs(1))
+            .unwrap_err();
+        kill();
+        assert!(matches!(err, MasterError::CommandTimedOut { .. }), "{err}");
+        let err = command("exit 3")
+            .load_within(Duration::from_secs(60))
+            .unwrap_err();
+        kill();
+        assert!(matches!(err, MasterError::CommandFailed { .. }), "{err}");
+    }
+
+    /// Output is read while the command runs: more than a pipe holds is refused as too
+    /// long (not a command blocked on a full pipe until the time limit), and a master of
+    /// the longest length, written in pieces, is whole.
+    #[test]
+    fn output_is_read_while_the_command_runs() {
+        let flood =
+            MasterSource::Command("head -c 1000000 /dev/zero | tr '\\0' a; sleep 1000".into());
+        assert!(matches!(
+            flood.load_within(Duration::from_secs(60)),
+            Err(MasterError::TooLong)
+        ));
+        let pieces = MasterSource::Command(
+            format!(
+                "for i in 1 2 3 4; do head -c {} /dev/zero | tr '\\0' a; sleep 0.1; done",
+                MAX_LEN / 4
+            )
+            .into(),
+        );
+        let master = pieces.load_within(Duration::from_secs(60)).unwrap();
+        assert_eq!(master.expose_secret(), &[b'a'; MAX_LEN][..]);
+    }
+}
