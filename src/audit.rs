@@ -414,8 +414,8 @@ mod tests {
         };
         let v4: IpAddr = [203, 0, 113, 5].into();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let long = vec![b'b'; MAX_HOSTNAME];
-        let longer = vec![b'b'; MAX_HOSTNAME + 1];
+        let long = vec![b'x'; MAX_HOSTNAME];
+        let longer = vec![b'x'; MAX_HOSTNAME + 1];
         let cases: [(IpAddr, Option<&[u8]>, String); 7] = [
             (v4, Some(b"builder-7"), "builder-7 203.0.113.5".into()),
             (v6, Some(b"builder-7"), "builder-7 2001:db8::1".into()),
@@ -424,7 +424,7 @@ mod tests {
             (
                 v4,
                 Some(&long),
-                format!("{} 203.0.113.5", "b".repeat(MAX_HOSTNAME)),
+                format!("{} 203.0.113.5", "x".repeat(MAX_HOSTNAME)),
             ),
             (v4, Some(&longer), "203.0.113.5".into()),
             (v4, Some("bü".as_bytes()), "203.0.113.5".into()),

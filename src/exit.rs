@@ -168,9 +168,10 @@ impl Exit {
                 Self::for_io(error)
             }
             PolicyError::EditThroughLink { .. } => Self::CantCreate,
-            PolicyError::Syntax { .. } | PolicyError::Invalid { .. } | PolicyError::NoFile => {
-                Self::Config
-            }
+            PolicyError::Syntax { .. }
+            | PolicyError::Invalid { .. }
+            | PolicyError::NoFile
+            | PolicyError::EmptyVariable => Self::Config,
         }
     }
 
@@ -329,6 +330,7 @@ mod tests {
             (anyhow::anyhow!("something else"), Exit::Software),
             (Refused::new(Exit::DataErr, "no").into(), Exit::DataErr),
             (PolicyError::NoFile.into(), Exit::Config),
+            (PolicyError::EmptyVariable.into(), Exit::Config),
             (
                 PolicyError::Invalid {
                     path: "p".into(),

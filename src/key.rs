@@ -169,9 +169,10 @@ pub struct UnknownAlgorithm;
 /// The prefix of gobuildkey's own tokens; no principal or other word may start with it.
 pub const TOKEN_PREFIX: &str = "gbk1_";
 
-/// Whether `text` holds what looks like a key: a run of exactly 32 or 64 hex digits (either
-/// case) with no hex digit on either side — whatever surrounds it: a space, a `\r`,
-/// quotes, `--option=` — or a gobuildkey token. The one rule of what is never echoed: a
+/// Whether `text` holds what looks like a key: a run of exactly 32, or of 64 or more, hex
+/// digits (either case) — whatever surrounds it: a space, a `\r`, quotes, `--option=`, a
+/// stray hex digit glued to a key — or a gobuildkey token. (Runs of 33 to 63 digits, such
+/// as a 40-digit git commit named in a `--reason`, are not keys.) The one rule of what is never echoed: a
 /// word on the command line, a reload's error.
 ///
 /// ```
@@ -193,7 +194,7 @@ fn key_runs(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         .filter_map(move |run| {
             let range = start..start + run.len();
             start += run.len() + 1;
-            matches!(run.len(), 32 | 64).then_some(range)
+            (run.len() == 32 || run.len() >= 64).then_some(range)
         })
 }
 
@@ -207,6 +208,8 @@ fn key_runs(text: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
 /// let key = "91845ce35fee606a271e60bef0d1ce1b4a2ccec5d17171e3113f809168cd7b9d";
 /// assert_eq!(redact_keys(&format!("unknown field \"{key}\"")), "unknown field \"[key]\"");
 /// assert_eq!(redact_keys("token gbk1_abc-9 here"), "token [key] here");
+/// // A key with a hex digit glued to it is still a key.
+/// assert_eq!(redact_keys(&format!("principal f{key}")), "principal [key]");
 /// ```
 #[must_use]
 pub fn redact_keys(text: &str) -> String {

@@ -285,7 +285,7 @@ impl InitArgs {
 
     /// The policy to create: the library's [`policy::named_path`], else beside the master.
     pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
-        match policy::named_path(self.policy.clone()) {
+        match policy::named_path(self.policy.clone())? {
             Some(path) => Ok(path),
             None => Ok(policy::path_beside(&MasterSource::File(self.path()?))?),
         }

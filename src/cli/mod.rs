@@ -499,6 +499,9 @@ mod tests {
             format!("{hex64}:"),
             format!("leaked key {hex64} yesterday"),
             "x-gbk1_y".to_owned(),
+            // A stray digit glued to a key does not hide it.
+            format!("{hex64}0"),
+            format!("f{hex64}"),
         ] {
             assert!(looks_like_key(OsStr::new(&word)), "{word}");
         }
@@ -506,7 +509,8 @@ mod tests {
             "host-linux-arm-aws".to_owned(),
             "0123456789abcdef".repeat(3),
             "SHA256:0123456789abcdef".to_owned(),
-            format!("{hex64}0"),
+            // A git commit named in a --reason is no key.
+            "--reason=reverts 0123456789abcdef0123456789abcdef01234567".to_owned(),
             "--alg=hmac-md5".to_owned(),
         ] {
             assert!(!looks_like_key(OsStr::new(&word)), "{word}");

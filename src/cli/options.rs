@@ -109,7 +109,7 @@ impl MasterArgs {
     /// the master key file (beside the default one when the master comes from a command):
     /// the library's [`policy::named_path`] and [`policy::path_beside`].
     pub fn policy_path(&self) -> anyhow::Result<PathBuf> {
-        match policy::named_path(self.policy.clone()) {
+        match policy::named_path(self.policy.clone())? {
             Some(path) => Ok(path),
             None => Ok(policy::path_beside(&self.source()?)?),
         }

@@ -85,7 +85,9 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Plain<T> {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<T, clap::Error> {
-        if value.to_string_lossy().chars().any(char::is_control) {
+        // Whitespace at the ends (a newline after a value read from a file) is the parser's
+        // to trim or refuse, and harmless to repeat; anything else is not repeated.
+        if value.to_string_lossy().trim().chars().any(char::is_control) {
             let option = arg.map_or_else(|| "the value".to_owned(), |arg| format!("'{arg}'"));
             let mut cmd = cmd.clone();
             return Err(clap::Error::raw(

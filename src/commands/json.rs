@@ -46,8 +46,9 @@ pub struct Init<'a> {
     pub policy_created: bool,
 }
 
-/// `mint` (`R` is `()`), and the first fields of `rotate` (`R` is [`Rotation`]).
-#[derive(Debug, Serialize)]
+/// `mint` (`R` is `()`), and the first fields of `rotate` (`R` is [`Rotation`]). No
+/// `Debug`: it holds the key.
+#[derive(Serialize)]
 pub struct Mint<'a, R = ()> {
     /// The principal.
     pub principal: &'a str,
@@ -329,7 +330,7 @@ pub struct MasterRotate<'a> {
 pub struct MasterAdd<'a> {
     /// The fingerprint of the master added.
     pub fingerprint: &'a str,
-    /// Its source: the file, or `command`.
+    /// Its source: the file, or `the master key command`.
     pub source: String,
     /// Whether this changed the policy (`false`: already accepted).
     pub changed: bool,

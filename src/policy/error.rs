@@ -62,6 +62,12 @@ pub enum PolicyError {
     /// No policy file could be named (no `--policy`, no home folder to find it in).
     #[error("no policy file: pass --policy FILE (or set HOME)")]
     NoFile,
+    /// `GOBUILDKEY_POLICY` is set to nothing and no `--policy` names the file.
+    #[error(
+        "GOBUILDKEY_POLICY is set but empty: name the policy file in it, or unset it to use \
+         gobuildkey.toml beside the master"
+    )]
+    EmptyVariable,
     /// The file could not be written.
     #[error("cannot write the policy: {0}")]
     Write(WriteError),

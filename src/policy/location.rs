@@ -12,20 +12,29 @@ pub const DEFAULT_FILE_NAME: &str = "gobuildkey.toml";
 /// ([`named_path`]).
 pub const ENV_FILE: &str = "GOBUILDKEY_POLICY";
 
-/// The policy file a caller named: `explicit` (a flag), else [`ENV_FILE`] when set and not
-/// empty. `None`: the policy is the one [`path_beside`] the master.
+/// The policy file a caller named: `explicit` (a flag), else [`ENV_FILE`]. `None`: the
+/// policy is the one [`path_beside`] the master.
 ///
 /// ```
 /// use gobuildkey::policy::named_path;
 ///
-/// assert_eq!(named_path(Some("/etc/farm/gobuildkey.toml".into())), Some("/etc/farm/gobuildkey.toml".into()));
+/// let named = named_path(Some("/etc/farm/gobuildkey.toml".into()))?;
+/// assert_eq!(named, Some("/etc/farm/gobuildkey.toml".into()));
+/// # Ok::<(), gobuildkey::policy::PolicyError>(())
 /// ```
-pub fn named_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
-    explicit.or_else(|| {
-        std::env::var_os(ENV_FILE)
-            .filter(|value| !value.is_empty())
-            .map(PathBuf::from)
-    })
+///
+/// # Errors
+/// [`PolicyError::EmptyVariable`] when [`ENV_FILE`] is set but empty and no flag names the
+/// file: the policy holds the revocations, and a unit whose `$POLICY` expanded to nothing
+/// must not quietly get another policy than the one it meant.
+pub fn named_path(explicit: Option<PathBuf>) -> Result<Option<PathBuf>, PolicyError> {
+    if explicit.is_some() {
+        return Ok(explicit);
+    }
+    match std::env::var_os(ENV_FILE) {
+        Some(value) if value.is_empty() => Err(PolicyError::EmptyVariable),
+        value => Ok(value.map(PathBuf::from)),
+    }
 }
 
 /// The policy that goes with `master` when none is named: [`DEFAULT_FILE_NAME`] beside the

@@ -95,7 +95,7 @@ fn real_principals_are_accepted() {
         "host-plan9-386-0intro",
         "user-relui",
         "linux-amd64",
-        &"a".repeat(128),
+        &"x".repeat(128),
     ] {
         env.cmd().args(["mint", name]).assert().success();
     }
@@ -362,6 +362,16 @@ fn good_command_timeouts_are_accepted() {
                 "--command-timeout",
                 good,
             ])
+            .assert()
+            .success()
+            .stdout(format!("{ARM_KEY}\n"));
+    }
+    // A value read from a file keeps its newline (a ConfigMap, `$(cat file)` in a unit):
+    // whitespace at the ends is no control character to refuse.
+    for padded in ["10s\n", "\t10s"] {
+        env.cmd()
+            .args(["mint", ARM, "--master-key-command", &command])
+            .env("GOBUILDKEY_COMMAND_TIMEOUT", padded)
             .assert()
             .success()
             .stdout(format!("{ARM_KEY}\n"));

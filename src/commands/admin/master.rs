@@ -217,7 +217,7 @@ pub fn retire(args: &MasterRetireArgs) -> Result<Exit> {
         if found.is_empty() {
             let mut message = format!(
                 "no previous master has the fingerprint {}: `gobuildkey policy` lists them",
-                args.fingerprint
+                gobuildkey::text::escape_for_terminal(&args.fingerprint, 64)
             );
             if !unreadable.is_empty() {
                 message.push_str(&format!(
