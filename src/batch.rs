@@ -9,14 +9,26 @@
 //! principal and a key are `deny malformed`; none of them stops the process or grows its
 //! memory.
 //!
-//! Answers are flushed whenever the input has nothing more buffered — so a coordinator that
-//! writes one line and waits gets its answer at once — and written in large blocks while
-//! input streams in. Large batches are verified on every core, answers staying in order.
-//! Every answer comes from [`Verifier::verify_at`], the one verify function.
+//! Answers are flushed whenever the input has no whole line buffered — so a coordinator
+//! that writes one line and waits gets its answer at once — and written in large blocks
+//! while input streams in. Every answer comes from [`Verifier::verify_at`], the one verify
+//! function.
+//!
+//! [`run`] is a pipeline, so that reading, verifying and writing overlap: the calling
+//! thread reads the input and splits it into batches of lines, worker threads (one per
+//! core) verify whole batches, and a writer thread writes their answers in input order,
+//! auditing each batch's lines first. Batches go to the workers in turn and the writer
+//! takes them back in the same turn, which keeps the order. A fixed number of batch
+//! buffers circulates — the reader waits for one the writer has finished with — so memory
+//! stays bounded whatever the input's rate, and a slow reader of the answers slows the
+//! reading of the input instead of growing anything.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, Scope, ScopedJoinHandle};
 
 use jiff::Timestamp;
 use zeroize::Zeroizing;
@@ -27,10 +39,18 @@ use crate::verifier::{Decision, Reason, Verdict, Verifier};
 
 /// The longest line answered on its merits; longer ones are `deny malformed`.
 pub const MAX_LINE: usize = 4096;
-/// How many lines are gathered at most before they are verified and answered.
-const MAX_BATCH: usize = 8192;
-/// Below this many lines a batch is verified on the calling thread.
-const PARALLEL_FROM: usize = 256;
+/// How many lines a batch holds at most: a batch is what one worker verifies at a time.
+const MAX_BATCH: usize = 2048;
+/// Lines are added to a batch while it holds at most this many bytes of them, so its
+/// buffer (this and one line more) is allocated once and never grows: a copy left behind
+/// by growing would not be wiped.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// A batch's line buffer: its bytes at most, one line more, and that line's `\n`.
+const BATCH_CAPACITY: usize = MAX_BATCH_BYTES + MAX_LINE + 1;
+/// The most worker threads: past that, the one reader is the limit.
+const MAX_WORKERS: usize = 8;
+/// The longest answer line, `deny malformed\n`.
+const LONGEST_ANSWER: usize = 15;
 
 /// The answer to one line, as written: `ok` or `deny REASON`.
 ///
@@ -131,141 +151,374 @@ pub struct Stats {
 /// whatever a reload ([`crate::reload`]) put in place; `audit` is locked for each batch's
 /// lines, so that it can be reopened (SIGHUP) in between.
 ///
+/// Reading (on the calling thread), verifying (a worker thread per core, at most 8) and
+/// writing (one writer thread) overlap, a few batches in flight at most; answers keep the
+/// input's order. When writing or auditing fails, the run ends at the next line read or at
+/// the input's end (a read that waits for input is not interrupted), with that error.
+///
 /// # Errors
 /// Reading, writing or auditing failed.
 pub fn run<R: Read>(
     current: impl Fn() -> Arc<Verifier>,
     input: &mut BufReader<R>,
-    output: &mut impl Write,
+    output: &mut (impl Write + Send),
     audit: Option<&Mutex<AuditLog>>,
 ) -> io::Result<Stats> {
-    let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let mut stats = Stats::default();
-    // One buffer for the lines' bytes, wiped on drop (keys pass through it).
-    let mut data = Zeroizing::new(Vec::with_capacity(64 * 1024));
-    let mut lines: Vec<(usize, usize, bool)> = Vec::with_capacity(MAX_BATCH);
-    let mut answers: Vec<(&'static str, Option<Decision>)> = Vec::with_capacity(MAX_BATCH);
-    loop {
-        data.clear();
-        lines.clear();
-        // Gather what is already buffered, reading (and so maybe blocking) only for the
-        // first line of a batch.
-        while lines.len() < MAX_BATCH && (lines.is_empty() || input.buffer().contains(&b'\n')) {
-            let start = data.len();
-            match read_line_bounded(input, &mut data, MAX_LINE)? {
-                None => break,
-                Some(overlong) => lines.push((start, data.len(), overlong)),
-            }
-        }
-        if lines.is_empty() {
-            output.flush()?;
-            return Ok(stats);
-        }
+    let workers = thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(MAX_WORKERS);
+    run_with(current, input, output, audit, workers)
+}
 
-        let now = Timestamp::now();
-        let verifier = &*current();
-        let answer_all = |part: &[(usize, usize, bool)]| {
-            let mut scratch = None;
-            part.iter()
-                .map(|&(start, end, overlong)| {
-                    if overlong {
-                        (answer(Verdict::Invalid(Reason::Malformed)), None)
-                    } else {
-                        answer_into(verifier, &data[start..end], now, &mut scratch)
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
+/// [`run`] with `workers` worker threads.
+fn run_with<R: Read>(
+    current: impl Fn() -> Arc<Verifier>,
+    input: &mut BufReader<R>,
+    output: &mut (impl Write + Send),
+    audit: Option<&Mutex<AuditLog>>,
+    workers: usize,
+) -> io::Result<Stats> {
+    let workers = workers.max(1);
+    // One batch being read, one being written, and for each worker one being verified and
+    // one waiting: the channels never hold more than that, so they never block a sender.
+    let in_flight = 2 * workers + 2;
+    let pipeline = Pipeline {
+        auditing: audit.is_some(),
+        in_flight,
+        failed: AtomicBool::new(false),
+    };
+    thread::scope(|scope| pipeline.run(scope, &current, input, output, audit, workers))
+}
+
+/// What the pipeline's threads share.
+struct Pipeline {
+    /// Whether decisions are kept for the audit.
+    auditing: bool,
+    /// How many batch buffers exist at most.
+    in_flight: usize,
+    /// Set by the writer when writing or auditing failed: the reader stops.
+    failed: AtomicBool,
+}
+
+/// A batch's lines and, once verified, their answers. Its buffers go round the pipeline
+/// and are reused.
+struct Batch {
+    /// The lines' bytes, without their `\n`s (keys pass through it: wiped on drop).
+    data: Zeroizing<Vec<u8>>,
+    /// Each line: its start and end in `data`, and whether it was too long (then nothing of
+    /// it is kept).
+    lines: Vec<(usize, usize, bool)>,
+    /// Whether the input had no whole line buffered after these: the answers are flushed.
+    flush: bool,
+    /// The time the lines are verified at.
+    now: Timestamp,
+    /// The answers, one line each.
+    answers: Vec<u8>,
+    /// Of which `ok`.
+    ok: u64,
+    /// Each line's decision, when auditing: `None` for a malformed line.
+    decisions: Vec<Option<Decision>>,
+}
+
+impl Batch {
+    fn new(auditing: bool) -> Self {
+        Self {
+            data: Zeroizing::new(Vec::with_capacity(BATCH_CAPACITY)),
+            lines: Vec::with_capacity(MAX_BATCH),
+            flush: false,
+            now: Timestamp::UNIX_EPOCH,
+            answers: Vec::with_capacity(MAX_BATCH * LONGEST_ANSWER),
+            ok: 0,
+            decisions: Vec::with_capacity(if auditing { MAX_BATCH } else { 0 }),
+        }
+    }
+
+    /// Answers the lines into `answers` (and `decisions` when auditing), parsing each
+    /// principal into `scratch`.
+    fn verify(&mut self, verifier: &Verifier, scratch: &mut Option<Principal>, auditing: bool) {
+        let Self {
+            data,
+            lines,
+            now,
+            answers,
+            ok,
+            decisions,
+            ..
+        } = self;
         answers.clear();
-        if threads > 1 && lines.len() >= PARALLEL_FROM {
-            // The first chunk on this thread, the others on helpers; answers stay in order.
-            let chunk = lines.len().div_ceil(threads);
-            let mut parts = lines.chunks(chunk);
-            let first = parts.next().unwrap_or_default();
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = parts
-                    .map(|part| scope.spawn(move || answer_all(part)))
-                    .collect();
-                answers.extend(answer_all(first));
-                for handle in handles {
-                    // A panic in a helper is a bug; re-raise it rather than answer wrongly.
-                    answers.extend(
-                        handle
-                            .join()
-                            .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                    );
-                }
-            });
-        } else {
-            answers.extend(answer_all(&lines));
-        }
-
-        let mut audit = audit.map(|log| log.lock().unwrap_or_else(PoisonError::into_inner));
-        for ((text, verified), &(start, end, _)) in answers.iter().zip(&lines) {
-            output.write_all(text.as_bytes())?;
-            output.write_all(b"\n")?;
-            stats.lines += 1;
-            if *text == "ok" {
-                stats.ok += 1;
+        decisions.clear();
+        *ok = 0;
+        for &(start, end, overlong) in lines.iter() {
+            let (text, decision) = if overlong {
+                (answer(Verdict::Invalid(Reason::Malformed)), None)
+            } else {
+                answer_into(verifier, &data[start..end], *now, scratch)
+            };
+            answers.extend_from_slice(text.as_bytes());
+            answers.push(b'\n');
+            *ok += u64::from(text == "ok");
+            if auditing {
+                decisions.push(decision);
             }
-            if let (Some(log), Some(decision)) = (audit.as_deref_mut(), verified) {
-                // A decision means the line parsed; parse it again for the record.
-                if let Some((name, key)) = split_line(&data[start..end])
-                    && let Ok(principal) = Principal::new(name)
-                {
-                    log.record(decision, &Context::new(&principal, key, now))?;
-                }
-            }
-        }
-        // About to wait for more input: whoever is waiting for these answers gets them now.
-        if input.buffer().is_empty() {
-            output.flush()?;
         }
     }
 }
 
-/// Appends the next line (without its `\n`) to `data`, keeping at most `limit` bytes of it
-/// and discarding the rest. Returns whether the line was longer than `limit`, or `None` at
-/// the end of the input.
+/// A batch to verify, with the verifier `current` gave at its start.
+type Job = (Batch, Arc<Verifier>);
+
+impl Pipeline {
+    /// Starts the writer and the workers, reads on this thread, and ends them all.
+    fn run<'scope, R: Read, W: Write + Send>(
+        &'scope self,
+        scope: &'scope Scope<'scope, '_>,
+        current: &impl Fn() -> Arc<Verifier>,
+        input: &mut BufReader<R>,
+        output: &'scope mut W,
+        audit: Option<&'scope Mutex<AuditLog>>,
+        workers: usize,
+    ) -> io::Result<Stats> {
+        // Worker k takes the batches numbered k, k + workers, …, in order, and hands them to
+        // the writer on its own channel, which the writer reads in the same turn.
+        let (to_workers, jobs): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| sync_channel(self.in_flight)).unzip();
+        let (to_writer, verified): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| sync_channel(self.in_flight)).unzip();
+        // The writer gives the batches it has written back to the reader.
+        let (recycle, free) = sync_channel(self.in_flight);
+
+        let writer = thread::Builder::new()
+            .name("gobuildkey-batch-writer".into())
+            .spawn_scoped(scope, move || {
+                self.write(output, audit, &verified, &recycle)
+            })?;
+        let mut verifiers = Vec::with_capacity(workers);
+        for (jobs, done) in jobs.into_iter().zip(to_writer) {
+            verifiers.push(
+                thread::Builder::new()
+                    .name("gobuildkey-batch-verify".into())
+                    .spawn_scoped(scope, move || self.verify(&jobs, &done))?,
+            );
+        }
+
+        // Ends by dropping `to_workers`: the workers finish what they have, then the writer.
+        let read = self.read(current, input, to_workers, &free);
+        let mut panicked = None;
+        for verifier in verifiers {
+            if let Err(panic) = verifier.join() {
+                panicked.get_or_insert(panic);
+            }
+        }
+        let written = join(writer);
+        // A panic in a thread is a bug; re-raise it rather than answer wrongly.
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
+        }
+        read?;
+        written
+    }
+
+    /// The reader: fills free batches with the input's lines and hands them to the workers
+    /// in turn, until the input ends, reading fails, or the writer has stopped.
+    fn read<R: Read>(
+        &self,
+        current: &impl Fn() -> Arc<Verifier>,
+        input: &mut BufReader<R>,
+        to_workers: Vec<SyncSender<Job>>,
+        free: &Receiver<Batch>,
+    ) -> io::Result<()> {
+        let mut made = 0;
+        for to_worker in to_workers.iter().cycle() {
+            if self.failed.load(Ordering::Relaxed) {
+                break;
+            }
+            // A written batch if there is one; a new one while there are few; else wait for
+            // the writer to finish one (the bound on memory, and the backpressure).
+            let mut batch = match free.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Empty) if made < self.in_flight => {
+                    made += 1;
+                    Batch::new(self.auditing)
+                }
+                Err(TryRecvError::Empty) => match free.recv() {
+                    Ok(batch) => batch,
+                    Err(_) => break,
+                },
+                Err(TryRecvError::Disconnected) => break,
+            };
+            batch.data.clear();
+            batch.lines.clear();
+            batch.flush = gather(input, &mut batch)?;
+            debug_assert_eq!(batch.data.capacity(), BATCH_CAPACITY);
+            if batch.lines.is_empty() {
+                break;
+            }
+            batch.now = Timestamp::now();
+            if to_worker.send((batch, current())).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A worker: verifies each batch it is given, reusing one principal buffer throughout.
+    fn verify(&self, jobs: &Receiver<Job>, done: &SyncSender<Batch>) {
+        let mut scratch = None;
+        for (mut batch, verifier) in jobs {
+            batch.verify(&verifier, &mut scratch, self.auditing);
+            drop(verifier);
+            if done.send(batch).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// The writer: audits and writes each batch's answers in input order, flushing those
+    /// the input is waiting for, until the workers are done. A failure stops the reader.
+    fn write(
+        &self,
+        output: &mut impl Write,
+        audit: Option<&Mutex<AuditLog>>,
+        verified: &[Receiver<Batch>],
+        recycle: &SyncSender<Batch>,
+    ) -> io::Result<Stats> {
+        let written = write_in_order(output, audit, verified, recycle);
+        if written.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        written
+    }
+}
+
+fn write_in_order(
+    output: &mut impl Write,
+    audit: Option<&Mutex<AuditLog>>,
+    verified: &[Receiver<Batch>],
+    recycle: &SyncSender<Batch>,
+) -> io::Result<Stats> {
+    let mut stats = Stats::default();
+    for verified in verified.iter().cycle() {
+        // Disconnected: the reader is done and this worker has nothing more.
+        let Ok(batch) = verified.recv() else { break };
+        if let Some(log) = audit {
+            audit_batch(log, &batch)?;
+        }
+        output.write_all(&batch.answers)?;
+        stats.lines += batch.lines.len() as u64;
+        stats.ok += batch.ok;
+        if batch.flush {
+            output.flush()?;
+        }
+        // Back to the reader, to be filled again; there is always room. Once the reader is
+        // gone, dropped (and wiped).
+        let _ = recycle.try_send(batch);
+    }
+    output.flush()?;
+    Ok(stats)
+}
+
+/// Records a batch's verifications, in order, under the audit lock: a reopen (SIGHUP)
+/// happens between batches. A line is answered only once it is recorded.
+fn audit_batch(log: &Mutex<AuditLog>, batch: &Batch) -> io::Result<()> {
+    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+    for (decision, &(start, end, _)) in batch.decisions.iter().zip(&batch.lines) {
+        // A decision means the line parsed; parse it again for the record.
+        if let Some(decision) = decision
+            && let Some((name, key)) = split_line(&batch.data[start..end])
+            && let Ok(principal) = Principal::new(name)
+        {
+            log.record(decision, &Context::new(&principal, key, batch.now))?;
+        }
+    }
+    Ok(())
+}
+
+/// A thread's result; its panic re-raised.
+fn join<T>(thread: ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Reads the next lines into `batch`: the first waits for input if need be, the others are
+/// read only while a whole line is buffered, so that no read waits for input while lines
+/// read before are unanswered. Stops at [`MAX_BATCH`] lines or [`MAX_BATCH_BYTES`] bytes.
+/// Returns whether the input then has no whole line buffered (or has ended): whoever wrote
+/// these lines may be waiting for their answers, which are to be flushed.
+fn gather<R: Read>(input: &mut BufReader<R>, batch: &mut Batch) -> io::Result<bool> {
+    // How many bytes at the start of the input's buffer are known to be whole lines.
+    let mut whole = 0;
+    while batch.lines.len() < MAX_BATCH && batch.data.len() <= MAX_BATCH_BYTES {
+        if !batch.lines.is_empty() && whole == 0 {
+            whole = whole_lines(input.buffer());
+            if whole == 0 {
+                return Ok(true);
+            }
+        }
+        let start = batch.data.len();
+        let Some((overlong, taken)) = read_line_bounded(input, &mut batch.data, MAX_LINE)? else {
+            return Ok(true);
+        };
+        whole = whole.saturating_sub(taken);
+        batch.lines.push((start, batch.data.len(), overlong));
+    }
+    Ok(whole == 0 && whole_lines(input.buffer()) == 0)
+}
+
+/// How many bytes at the start of `buffer` are whole lines (up to its last `\n`).
+fn whole_lines(buffer: &[u8]) -> usize {
+    buffer
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |last| last + 1)
+}
+
+/// Appends the next line (without its `\n`) to `data`, unless it is longer than `limit`
+/// bytes: then nothing of it is kept, and the rest of it is read and dropped, so at most
+/// `limit + 1` bytes are ever appended. Returns whether the line was longer than `limit`
+/// and how many bytes of the input it took, or `None` at the end of the input.
 fn read_line_bounded(
     input: &mut impl BufRead,
     data: &mut Vec<u8>,
     limit: usize,
-) -> io::Result<Option<bool>> {
+) -> io::Result<Option<(bool, usize)>> {
     let start = data.len();
-    let mut seen_any = false;
-    let mut overlong = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(available) => available,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(seen_any.then_some(overlong));
-        }
-        seen_any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let part = &available[..newline.unwrap_or(available.len())];
-        let room = limit.saturating_sub(data.len() - start);
-        if part.len() > room {
-            overlong = true;
-        }
-        data.extend_from_slice(&part[..part.len().min(room)]);
-        let used = newline.map_or(available.len(), |i| i + 1);
-        input.consume(used);
-        if newline.is_some() {
-            return Ok(Some(overlong));
-        }
+    // `read_until` and `skip_until` retry an interrupted read.
+    let taken = input
+        .by_ref()
+        .take(limit as u64 + 1)
+        .read_until(b'\n', data)?;
+    if taken == 0 {
+        return Ok(None);
     }
+    if data.last() == Some(&b'\n') {
+        data.pop();
+        return Ok(Some((false, taken)));
+    }
+    if taken <= limit {
+        // The input's last line, without a `\n`.
+        return Ok(Some((false, taken)));
+    }
+    data.truncate(start);
+    let skipped = input.skip_until(b'\n')?;
+    Ok(Some((true, taken + skipped)))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{self, Sender};
+    use std::time::Duration;
+
     use super::*;
     use crate::policy::{Policy, PrincipalState};
+    use crate::principal::Kind;
+
+    /// Long enough that only a lost answer reaches it, never a slow machine.
+    const PATIENCE: Duration = Duration::from_secs(10);
 
     fn setup() -> (Verifier, String) {
         let (verifier, key) = crate::verifier::example();
@@ -291,6 +544,145 @@ mod tests {
         )
         .unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// Gives its data a few bytes at a time, in sizes taken in turn from `sizes`, and
+    /// before every other read fails once with `Interrupted` (to be retried).
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: &'a [usize],
+        reads: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(2) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let size = self.sizes[self.reads / 2 % self.sizes.len()];
+            let n = size.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Input that arrives when the test sends it; ends when the test drops the sender. A
+    /// read waits, as a read of a pipe whose writer is quiet does.
+    struct Gate {
+        chunks: mpsc::Receiver<Vec<u8>>,
+        pending: Vec<u8>,
+    }
+
+    fn gate() -> (Sender<Vec<u8>>, Gate) {
+        let (tx, chunks) = mpsc::channel();
+        let gate = Gate {
+            chunks,
+            pending: Vec::new(),
+        };
+        (tx, gate)
+    }
+
+    impl Read for Gate {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pending.is_empty() {
+                match self.chunks.recv() {
+                    Ok(chunk) => self.pending = chunk,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// Output whose bytes reach the test only when flushed, as through a pipe behind a
+    /// buffer.
+    struct Flushed {
+        buffered: Vec<u8>,
+        to_test: Sender<Vec<u8>>,
+    }
+
+    impl Write for Flushed {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.buffered.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            if !self.buffered.is_empty() {
+                let _ = self.to_test.send(std::mem::take(&mut self.buffered));
+            }
+            Ok(())
+        }
+    }
+
+    /// Starts `run` on a thread, reading `input` and answering through a [`Flushed`]
+    /// output: the answers as they are flushed, and the run's end.
+    fn start(
+        current: impl Fn() -> Arc<Verifier> + Send + 'static,
+        input: Gate,
+    ) -> (
+        mpsc::Receiver<Vec<u8>>,
+        thread::JoinHandle<io::Result<Stats>>,
+    ) {
+        let (to_test, flushed) = mpsc::channel();
+        let running = thread::spawn(move || {
+            let mut output = Flushed {
+                buffered: Vec::new(),
+                to_test,
+            };
+            run(current, &mut BufReader::new(input), &mut output, None)
+        });
+        (flushed, running)
+    }
+
+    /// Waits for the next flushed answers.
+    fn next(flushed: &mpsc::Receiver<Vec<u8>>) -> String {
+        String::from_utf8(
+            flushed
+                .recv_timeout(PATIENCE)
+                .expect("no answer: not flushed?"),
+        )
+        .unwrap()
+    }
+
+    /// Output that fails with a closed pipe's error once `room` bytes are written, or at
+    /// its first flush; says when it has failed.
+    struct Closed {
+        room: usize,
+        fail_flush: bool,
+        failed: Option<Sender<()>>,
+    }
+
+    impl Closed {
+        fn fail(&mut self) -> io::Error {
+            if let Some(failed) = self.failed.take() {
+                let _ = failed.send(());
+            }
+            io::ErrorKind::BrokenPipe.into()
+        }
+    }
+
+    impl Write for Closed {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(self.fail());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            if self.fail_flush {
+                return Err(self.fail());
+            }
+            Ok(())
+        }
     }
 
     #[test]
@@ -341,6 +733,28 @@ mod tests {
         assert_eq!(run_on(&v, &input), "deny malformed\nok\ndeny malformed\n");
     }
 
+    /// A line of exactly [`MAX_LINE`] bytes is answered on its merits, one byte more is
+    /// not, with or without its `\n`.
+    #[test]
+    fn the_line_limit_is_exact() {
+        let (v, key) = setup();
+        let line = |len: usize| {
+            let mut line = format!("host-a {key}").into_bytes();
+            line.resize(len, b' ');
+            line
+        };
+        for (len, end, answer) in [
+            (MAX_LINE, &b"\n"[..], "ok\n"),
+            (MAX_LINE + 1, b"\n", "deny malformed\n"),
+            (MAX_LINE, b"", "ok\n"),
+            (MAX_LINE + 1, b"", "deny malformed\n"),
+        ] {
+            let mut input = line(len);
+            input.extend_from_slice(end);
+            assert_eq!(run_on(&v, &input), answer, "{len} bytes, {end:?}");
+        }
+    }
+
     #[test]
     fn large_inputs_stay_in_order_across_threads() {
         let (v, key) = setup();
@@ -361,21 +775,391 @@ mod tests {
         assert_eq!(run_on(&v, input.as_bytes()), expected);
     }
 
+    /// 200,000 lines of every kind, in an order of no pattern, read in odd pieces: every
+    /// answer is the one [`answer_line`] gives for its line, in order, whatever the number
+    /// of workers.
     #[test]
-    fn bounded_reader_keeps_at_most_the_limit() {
+    fn many_mixed_lines_are_each_answered_as_answer_line_answers_them() {
+        let (v, key) = setup();
+        let v = v.only_kind(Kind::Host);
+        let mut wrong = key.clone().into_bytes();
+        wrong[10] = if wrong[10] == b'0' { b'1' } else { b'0' };
+        let wrong = String::from_utf8(wrong).unwrap();
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut input = Vec::new();
+        let mut lines = Vec::new();
+        for _ in 0..200_000 {
+            let r = random();
+            let line: Vec<u8> = match r % 16 {
+                0..=3 => format!("host-a {key}").into(),
+                4 => format!("host-a\t{key}  \r").into(),
+                5 | 6 => format!("host-b {key}").into(),
+                7 => format!("host-{} {key}", r % 1000).into(),
+                8 => format!("host-r {key}").into(),
+                9 => format!("user-x {key}").into(),
+                10 => format!("host-a {wrong}").into(),
+                11 => format!("host-a {}", &key[1..]).into(),
+                12 => Vec::new(),
+                13 => format!("host-a {key} extra").into(),
+                14 => [&b"host-\xff "[..], key.as_bytes()].concat(),
+                _ if r % 400 == 15 => {
+                    let mut line = format!("host-a {key}").into_bytes();
+                    line.resize(MAX_LINE + 1 + (r % 3000) as usize, b' ');
+                    line
+                }
+                _ => b"host-a".to_vec(),
+            };
+            input.extend_from_slice(&line);
+            input.push(b'\n');
+            lines.push(line);
+        }
+        let now = Timestamp::now();
+        let mut known: HashMap<&[u8], &str> = HashMap::new();
+        // After each line: how many bytes of input and of answers, how many `ok`.
+        let (mut read, mut expected, mut ok) = (0, String::new(), 0);
+        let mut upto = vec![(0, 0, 0)];
+        for line in &lines {
+            let answer = if line.len() > MAX_LINE {
+                "deny malformed"
+            } else {
+                known
+                    .entry(line.as_slice())
+                    .or_insert_with(|| answer_line(&v, line, now).0)
+            };
+            ok += u64::from(answer == "ok");
+            expected.push_str(answer);
+            expected.push('\n');
+            read += line.len() + 1;
+            upto.push((read, expected.len(), ok));
+        }
+        let v = Arc::new(v);
+        // All of it on more workers than cores; a part on one worker, with a large buffer.
+        for (lines, workers, capacity) in [(200_000, 3, 64 * 1024), (30_000, 1, 1 << 20)] {
+            let (read, answered, ok) = upto[lines];
+            let mut out = Vec::new();
+            let stats = run_with(
+                || Arc::clone(&v),
+                &mut BufReader::with_capacity(
+                    capacity,
+                    Chunked {
+                        data: &input[..read],
+                        sizes: &[1, 7, 4093, 65536, 3, 100_000, 13, 999],
+                        reads: 0,
+                    },
+                ),
+                &mut out,
+                None,
+                workers,
+            )
+            .unwrap();
+            let lines = lines as u64;
+            assert_eq!(stats, Stats { lines, ok }, "{workers} workers");
+            assert!(
+                out == expected.as_bytes()[..answered],
+                "{workers} workers: answers differ or are out of order"
+            );
+        }
+    }
+
+    /// Input in pieces of any size, a buffer smaller than a line: many small batches, the
+    /// same answers.
+    #[test]
+    fn input_in_odd_pieces_gets_the_same_answers() {
+        let (v, key) = setup();
+        let mut input = Vec::new();
+        for i in 0..3000 {
+            let principal = ["host-a", "host-b", "host-r", "", "host-a"][i % 5];
+            input.extend_from_slice(format!("{principal} {key}\n").as_bytes());
+        }
+        let expected = run_on(&v, &input);
+        let v = Arc::new(v);
+        for (capacity, sizes) in [(7, &[1, 2, 3][..]), (100, &[5, 77, 1000]), (4096, &[1])] {
+            let mut out = Vec::new();
+            run_with(
+                || Arc::clone(&v),
+                &mut BufReader::with_capacity(
+                    capacity,
+                    Chunked {
+                        data: &input,
+                        sizes,
+                        reads: 0,
+                    },
+                ),
+                &mut out,
+                None,
+                2,
+            )
+            .unwrap();
+            assert!(out == expected.as_bytes(), "buffer {capacity}, {sizes:?}");
+        }
+    }
+
+    /// A coordinator writes one line and waits: its answer is flushed although the input
+    /// neither ends nor brings more, one question after another.
+    #[test]
+    fn one_line_is_answered_at_once_without_more_input() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (flushed, running) = start(move || Arc::clone(&v), input);
+        for (question, answer) in [
+            (format!("host-a {key}\n"), "ok\n"),
+            (format!("host-b {key}\n"), "deny invalid\n"),
+            ("nonsense\n".to_owned(), "deny malformed\n"),
+            (format!("host-a {key}\n"), "ok\n"),
+        ] {
+            questions.send(question.into_bytes()).unwrap();
+            assert_eq!(next(&flushed), answer);
+        }
+        drop(questions);
+        let stats = running.join().unwrap().unwrap();
+        assert_eq!(stats, Stats { lines: 4, ok: 2 });
+    }
+
+    /// A whole line and the start of the next: the whole one is answered at once, the other
+    /// once it is whole.
+    #[test]
+    fn a_partial_line_does_not_hold_back_the_answers_before_it() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (flushed, running) = start(move || Arc::clone(&v), input);
+        questions
+            .send(format!("host-a {key}\nhost-b {}", &key[..5]).into_bytes())
+            .unwrap();
+        assert_eq!(next(&flushed), "ok\n");
+        questions
+            .send(format!("{}\nhost-r {key}\nhost-a", &key[5..]).into_bytes())
+            .unwrap();
+        assert_eq!(next(&flushed), "deny invalid\ndeny revoked\n");
+        drop(questions);
+        // The input's last line, without its `\n`, answered at its end.
+        assert_eq!(next(&flushed), "deny malformed\n");
+        assert_eq!(running.join().unwrap().unwrap().lines, 4);
+    }
+
+    /// Each batch is verified by the verifier `current` gives at its start: a reload
+    /// between two questions answers the second.
+    #[test]
+    fn each_batch_uses_the_verifier_current_at_its_start() {
+        let (v, key) = setup();
+        let mut policy = Policy::none();
+        let revoked = PrincipalState {
+            revoked: true,
+            ..Default::default()
+        };
+        policy
+            .set_state(&"host-a".parse().unwrap(), &revoked)
+            .unwrap();
+        let verifiers = [Arc::new(v.clone()), Arc::new(v.with_policy(policy))];
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let (questions, input) = gate();
+        let (flushed, running) = start(
+            move || Arc::clone(&verifiers[counted.fetch_add(1, Ordering::SeqCst) % 2]),
+            input,
+        );
+        for answer in ["ok\n", "deny revoked\n", "ok\n", "deny revoked\n"] {
+            questions
+                .send(format!("host-a {key}\n").into_bytes())
+                .unwrap();
+            assert_eq!(next(&flushed), answer);
+        }
+        drop(questions);
+        running.join().unwrap().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    /// The reader of the answers went away: the run ends with that error, its threads
+    /// joined, wherever the failure comes (a write, the flush) and however much input is
+    /// left.
+    #[test]
+    fn a_closed_output_ends_the_run_with_its_error() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let input = format!("host-a {key}\nhost-b {key}\n").repeat(50_000);
+        for (room, fail_flush) in [(0, false), (5, false), (100_000, false), (usize::MAX, true)] {
+            for workers in [1, 3] {
+                let mut output = Closed {
+                    room,
+                    fail_flush,
+                    failed: None,
+                };
+                let err = run_with(
+                    || Arc::clone(&v),
+                    &mut BufReader::new(input.as_bytes()),
+                    &mut output,
+                    None,
+                    workers,
+                )
+                .unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{room} {fail_flush}");
+            }
+        }
+    }
+
+    /// A coordinator's answers can no longer be written while it is quiet: the run ends at
+    /// its next line or at the input's end.
+    #[test]
+    fn a_closed_output_ends_a_quiet_run_at_the_next_input() {
+        let (v, key) = setup();
+        for more in [true, false] {
+            let v = Arc::new(v.clone());
+            let (questions, input) = gate();
+            let (failed, closed) = mpsc::channel();
+            let running = thread::spawn(move || {
+                let mut output = Closed {
+                    room: usize::MAX,
+                    fail_flush: true,
+                    failed: Some(failed),
+                };
+                run(
+                    move || Arc::clone(&v),
+                    &mut BufReader::new(input),
+                    &mut output,
+                    None,
+                )
+            });
+            questions
+                .send(format!("host-a {key}\n").into_bytes())
+                .unwrap();
+            closed
+                .recv_timeout(PATIENCE)
+                .expect("the answer was not flushed");
+            if more {
+                questions
+                    .send(format!("host-a {key}\n").into_bytes())
+                    .unwrap();
+            }
+            drop(questions);
+            let err = running.join().unwrap().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        }
+    }
+
+    /// Reading fails: the run ends with that error, the lines of the batches read before
+    /// answered and flushed.
+    #[test]
+    fn a_read_error_ends_the_run_after_answering_what_was_read() {
+        struct Failing<'a>(Option<&'a [u8]>);
+        impl Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.take() {
+                    Some(data) => {
+                        buf[..data.len()].copy_from_slice(data);
+                        Ok(data.len())
+                    }
+                    None => Err(io::Error::other("the disk is gone")),
+                }
+            }
+        }
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let input = format!("host-a {key}\nhost-b {key}\n");
+        let (to_test, flushed) = mpsc::channel();
+        let mut output = Flushed {
+            buffered: Vec::new(),
+            to_test,
+        };
+        let err = run(
+            || Arc::clone(&v),
+            &mut BufReader::new(Failing(Some(input.as_bytes()))),
+            &mut output,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "the disk is gone");
+        assert_eq!(next(&flushed), "ok\ndeny invalid\n");
+    }
+
+    /// Audit lines: one per verified line, in input order, across many batches and
+    /// workers; none for a malformed line.
+    #[test]
+    fn audit_lines_follow_the_input_order() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = Mutex::new(AuditLog::open(&path).unwrap());
+        let mut input = String::new();
+        let mut expected = Vec::new();
+        for i in 0..6000 {
+            if i % 7 == 3 {
+                input.push_str("malformed\n");
+            } else {
+                let principal = if i % 2 == 0 {
+                    "host-a".to_owned()
+                } else {
+                    format!("host-{i}")
+                };
+                input.push_str(&format!("{principal} {key}\n"));
+                expected.push(principal);
+            }
+        }
+        let mut out = Vec::new();
+        let stats = run_with(
+            || Arc::clone(&v),
+            &mut BufReader::with_capacity(
+                10_000,
+                Chunked {
+                    data: input.as_bytes(),
+                    sizes: &[3000, 17, 20_000],
+                    reads: 0,
+                },
+            ),
+            &mut out,
+            Some(&log),
+            3,
+        )
+        .unwrap();
+        assert_eq!(stats.lines, 6000);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let principals: Vec<&str> = text
+            .lines()
+            .map(|line| {
+                let start = line.find(r#""principal":""#).unwrap() + 13;
+                let end = start + line[start..].find('"').unwrap();
+                &line[start..end]
+            })
+            .collect();
+        assert_eq!(principals, expected);
+        assert!(!text.contains(&key));
+    }
+
+    #[test]
+    fn bounded_reader_keeps_nothing_of_an_overlong_line() {
         let mut data = Vec::new();
-        let mut input = io::BufReader::with_capacity(4, &b"abcdefghij\nxy"[..]);
+        let mut input = io::BufReader::with_capacity(4, &b"abcdefghij\nabcde\nxy"[..]);
         assert_eq!(
             read_line_bounded(&mut input, &mut data, 5).unwrap(),
-            Some(true)
+            Some((true, 11))
+        );
+        assert_eq!(data, b"");
+        assert_eq!(
+            read_line_bounded(&mut input, &mut data, 5).unwrap(),
+            Some((false, 6))
         );
         assert_eq!(data, b"abcde");
         data.clear();
         assert_eq!(
             read_line_bounded(&mut input, &mut data, 5).unwrap(),
-            Some(false)
+            Some((false, 2))
         );
         assert_eq!(data, b"xy");
         assert_eq!(read_line_bounded(&mut input, &mut data, 5).unwrap(), None);
+    }
+
+    #[test]
+    fn whole_lines_end_at_the_last_newline() {
+        assert_eq!(whole_lines(b""), 0);
+        assert_eq!(whole_lines(b"abc"), 0);
+        assert_eq!(whole_lines(b"a\nbc"), 2);
+        assert_eq!(whole_lines(b"a\nb\n"), 4);
     }
 }

@@ -105,6 +105,29 @@ fn answers_one_question_at_a_time() {
     assert!(child.wait().unwrap().success());
 }
 
+/// A line and the start of the next, then a wait: the whole line is answered at once (the
+/// part of the next does not hold it back), the next once it is whole.
+#[test]
+fn a_partial_line_does_not_hold_back_the_answer_before_it() {
+    let env = TestEnv::new().with_master();
+    let mut batch = Coprocess::start(&env, &["--no-watch"]);
+    write!(batch.stdin, "{ARM} {ARM_KEY}\nhost-other {}", &ARM_KEY[..7]).unwrap();
+    batch.stdin.flush().unwrap();
+    let answer = |batch: &Coprocess| {
+        // A generous deadline only so that a lost flush fails the test instead of hanging it.
+        batch
+            .answers
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no answer: not flushed?")
+    };
+    assert_eq!(answer(&batch), "ok");
+    writeln!(batch.stdin, "{}", &ARM_KEY[7..]).unwrap();
+    batch.stdin.flush().unwrap();
+    assert_eq!(answer(&batch), "deny invalid");
+    let log = batch.finish();
+    assert!(log.contains("answered 2 lines, 1 ok"), "{log}");
+}
+
 #[test]
 fn overlong_lines_are_malformed_and_the_stream_goes_on() {
     let env = TestEnv::new().with_master();

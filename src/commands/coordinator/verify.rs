@@ -137,9 +137,10 @@ fn answer_stdin(
 ) -> Result<Exit> {
     let stats = batch::run(
         current,
-        // A large buffer makes large batches, so helper threads start seldom.
+        // A large buffer makes reads few and batches full while input streams in.
         &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
-        &mut io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        // Not locked here: answers are written by the pipeline's writer thread.
+        &mut io::BufWriter::with_capacity(64 * 1024, io::stdout()),
         audit,
     )?;
     output::note(&format!(
