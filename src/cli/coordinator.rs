@@ -65,7 +65,7 @@ pub struct ServeArgs {
 
     /// Take the client's address from this header (X-Real-IP, X-Forwarded-For) when the
     /// request comes from a trusted proxy
-    #[arg(long, value_name = "HEADER")]
+    #[arg(long, value_name = "HEADER", value_parser = Plain(header_name_parser))]
     pub client_ip_header: Option<String>,
 
     /// A proxy whose --client-ip-header is believed (repeatable) [default: 127.0.0.0/8
@@ -97,6 +97,20 @@ fn cidr_parser(text: &str) -> Result<ipnet::IpNet, String> {
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|net| net.trunc())
         .map_err(|_| format!("`{text}` is not an address or a network: write it as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/64"))
+}
+
+/// An HTTP header's name (hyper's rule: a token). A name no request can carry would leave
+/// every client counted as the proxy, silently.
+#[cfg(all(feature = "serve", unix))]
+fn header_name_parser(text: &str) -> Result<String, String> {
+    hyper::header::HeaderName::from_bytes(text.as_bytes())
+        .map(|_| text.to_owned())
+        .map_err(|_| {
+            format!(
+                "`{text}` is not a header name: one word of letters, digits and `-` (X-Real-IP, \
+                 X-Forwarded-For)"
+            )
+        })
 }
 
 /// `gobuildkey verify`.
