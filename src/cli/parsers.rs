@@ -85,9 +85,12 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Plain<T> {
         arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<T, clap::Error> {
-        // Whitespace at the ends (a newline after a value read from a file) is the parser's
-        // to trim or refuse, and harmless to repeat; anything else is not repeated.
-        if value.to_string_lossy().trim().chars().any(char::is_control) {
+        // ASCII whitespace at the ends (a newline after a value read from a file) is the
+        // parser's to trim or refuse, and harmless to repeat; any other control character
+        // (U+0085 too) is not repeated.
+        let text = value.to_string_lossy();
+        let inner = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        if inner.chars().any(char::is_control) {
             let option = arg.map_or_else(|| "the value".to_owned(), |arg| format!("'{arg}'"));
             let mut cmd = cmd.clone();
             return Err(clap::Error::raw(
