@@ -386,7 +386,10 @@ pub const ENVIRONMENT: [(&str, &str); 9] = [
         ENV_MASTER_COMMAND,
         "a command printing the master, unless --master-key or --master-key-command is given",
     ),
-    (ENV_POLICY, "the policy file, unless --policy is given"),
+    (
+        ENV_POLICY,
+        "the policy file, unless --policy is given (set but empty: refused)",
+    ),
     (
         ENV_COMMAND_TIMEOUT,
         "how long a master or keyring command may run, unless --command-timeout is given",

@@ -117,7 +117,7 @@ impl MasterSource {
         if let Some(path) = file {
             return Ok(Self::File(path));
         }
-        let set = |name| env(name).filter(|value| !value.is_empty());
+        let set = |name| non_empty(env(name));
         match (set(ENV_COMMAND), set(ENV_FILE)) {
             (Some(_), Some(_)) => Err(MasterError::Ambiguous),
             (Some(command), None) => Ok(Self::Command(command)),
@@ -132,11 +132,7 @@ impl MasterSource {
     /// # Errors
     /// [`MasterError::NoHome`] when the default is needed and there is no home folder.
     pub fn file_to_create(file: Option<PathBuf>) -> Result<PathBuf, MasterError> {
-        match file.or_else(|| {
-            std::env::var_os(ENV_FILE)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        }) {
+        match file.or_else(|| non_empty(std::env::var_os(ENV_FILE)).map(PathBuf::from)) {
             Some(path) => Ok(path),
             None => default_path(),
         }
@@ -211,6 +207,13 @@ impl fmt::Display for MasterSource {
             Self::Command(_) => f.write_str("the master key command"),
         }
     }
+}
+
+/// A master variable's value, `None` when it is unset or set to nothing: for the master
+/// variables the one rule is that an empty one is unset (the policy's variable is stricter:
+/// [`crate::policy::named_path`]).
+fn non_empty(value: Option<OsString>) -> Option<OsString> {
+    value.filter(|value| !value.is_empty())
 }
 
 #[cfg(all(test, unix))]
