@@ -6,8 +6,10 @@ use std::path::Path;
 use super::{Policy, PolicyError};
 use crate::secret_file::{self, ReadError};
 
-/// The largest policy file read.
-pub const MAX_LEN: usize = 4 << 20;
+/// The largest policy file read: 64 MiB, over a million principals in the layout
+/// gobuildkey writes (100,000 take about 10 MB). A bound all the same, so that a wrong file
+/// named by mistake is refused rather than read into memory.
+pub const MAX_LEN: usize = 64 << 20;
 
 impl Policy {
     /// Loads the policy at `path`. The file must exist: a missing policy is an error, not
@@ -48,15 +50,18 @@ impl Policy {
             Err(ReadError::Missing { .. }) => return Err(missing()),
             Err(e) => return Err(PolicyError::Read(e)),
         };
-        let contents = file.contents.ok_or_else(|| PolicyError::Invalid {
+        let mut contents = file.contents.ok_or_else(|| PolicyError::Invalid {
             path: path.display().to_string(),
             at: (1, 1),
             message: format!("the file is larger than {MAX_LEN} bytes"),
         })?;
-        let text = String::from_utf8(contents.to_vec()).map_err(|_| PolicyError::Invalid {
-            path: path.display().to_string(),
-            at: (1, 1),
-            message: "the file is not UTF-8".into(),
+        // Taken, not copied: a fleet's policy is megabytes, and it holds no secret.
+        let text = String::from_utf8(std::mem::take(&mut *contents)).map_err(|_| {
+            PolicyError::Invalid {
+                path: path.display().to_string(),
+                at: (1, 1),
+                message: "the file is not UTF-8".into(),
+            }
         })?;
         if text.is_empty() {
             return Err(PolicyError::Invalid {
@@ -67,7 +72,7 @@ impl Policy {
                     .into(),
             });
         }
-        Self::parse(&text, Some(path))
+        Self::parse_owned(text, Some(path))
     }
 }
 
@@ -101,5 +106,31 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(Policy::load(&path).is_ok(), ok, "{mode:o}");
         }
+    }
+
+    #[test]
+    fn a_fleets_policy_loads_and_a_larger_file_is_refused() {
+        use std::fmt::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        // 60,000 principals, 5.9 MB: over the 4 MiB that once was the limit.
+        let mut text = String::from("[principals]\n");
+        for i in 0..60_000 {
+            let _ = write!(
+                text,
+                "\n[principals.host-linux-amd64-m{i:06}]\ngeneration = 2\nminted_under = \"SHA256:1f0c2a9d4b7e3c55\"\n"
+            );
+        }
+        assert!(text.len() > 4 << 20);
+        std::fs::write(&path, &text).unwrap();
+        let policy = Policy::load(&path).unwrap();
+        assert_eq!(policy.principals().count(), 60_000);
+        let host = "host-linux-amd64-m059999".parse().unwrap();
+        assert_eq!(policy.state(&host).generation, 2);
+
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_LEN as u64 + 1).unwrap();
+        let err = Policy::load(&path).unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 }

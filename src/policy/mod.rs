@@ -20,8 +20,12 @@
 //! an error, never "nothing revoked" (whoever deletes it must not revive every revoked
 //! key). `gobuildkey init` and `gobuildkey policy init` create it.
 //!
-//! The tool edits the file through `toml_edit`, so comments, order and layout of hand edits
-//! survive; every edit goes through [`store::Store`] (a lock, a re-read under it, an atomic
+//! The file is read by one reader, a compact tree over `toml_parser`'s events (`tree`)
+//! given its meaning by one schema (`parse`), cheap enough for a fleet's policy (100,000
+//! principals, docs/performance.md). The tool edits the file through `toml_edit`, so
+//! comments, order and layout of hand edits survive — a principal with a `[principals.NAME]`
+//! header of its own by editing that part of the text alone — and re-reads the result with
+//! the same reader before it is kept; every edit goes through [`store::Store`] (a lock, a re-read under it, an atomic
 //! replace that keeps the file's owner and mode), and the file is refused when others may
 //! write it (they could reinstate a principal or add a master). Any error in it — syntax,
 //! an unknown field, a wrong type — names the file, line and column, and no verification
@@ -30,8 +34,8 @@
 //! Where each part lives: the model, in this file ([`Policy`], [`PrincipalState`]); `grace`
 //! ([`Grace`], and the moments a grace period ends at); `keyring` ([`KeyringEntry`], and
 //! loading the previous masters); `location` (where the file is: [`named_path`],
-//! [`path_beside`]); `load` (reading the file: [`Policy::load`]); `parse` (its TOML into the
-//! model: [`Policy::parse`]); `edit` (changes that keep the layout: [`Policy::set_state`]
+//! [`path_beside`]); `load` (reading the file: [`Policy::load`]); `tree` (its TOML as a
+//! compact tree); `parse` (the schema: the tree into the model, [`Policy::parse`]); `edit` (changes that keep the layout: [`Policy::set_state`]
 //! …); `error` ([`PolicyError`]); [`store`] (the one way the file changes); [`actions`]
 //! (the admin action log).
 
@@ -44,11 +48,11 @@ mod load;
 mod location;
 mod parse;
 pub mod store;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use toml_edit::DocumentMut;
+use std::sync::Arc;
 
 pub use error::PolicyError;
 pub use grace::{Grace, parse_moment};
@@ -81,14 +85,24 @@ pub struct PrincipalState {
     pub algorithms: Option<AlgorithmSet>,
 }
 
-/// A parsed policy, and the document it came from for edits that keep its layout.
+/// A parsed policy, and the text it came from for edits that keep its layout.
 #[derive(Debug, Clone)]
 pub struct Policy {
     path: Option<PathBuf>,
-    doc: DocumentMut,
+    // Shared, not copied, by a clone (an edit keeps the policy before it, for the action
+    // log's undo): an edit replaces both whole, never changes them in place.
+    text: Arc<String>,
     algorithm: Algorithm,
-    principals: BTreeMap<Principal, PrincipalState>,
+    principals: Arc<BTreeMap<Principal, Entry>>,
     keyring: Vec<KeyringEntry>,
+}
+
+/// A principal the policy names: its state, and the part of the text that is its own
+/// (`[principals.NAME]` and its fields), when it has one.
+#[derive(Debug, Clone)]
+struct Entry {
+    state: PrincipalState,
+    section: Option<std::ops::Range<usize>>,
 }
 
 impl Default for Policy {
@@ -103,9 +117,9 @@ impl Policy {
     pub fn none() -> Self {
         Self {
             path: None,
-            doc: TEMPLATE.parse().unwrap_or_default(),
+            text: Arc::new(TEMPLATE.to_owned()),
             algorithm: Algorithm::default(),
-            principals: BTreeMap::new(),
+            principals: Arc::default(),
             keyring: Vec::new(),
         }
     }
@@ -130,7 +144,7 @@ impl Policy {
     /// What the policy says of `principal` (the default when it does not name it).
     #[must_use]
     pub fn state(&self, principal: &Principal) -> PrincipalState {
-        self.principals.get(principal).cloned().unwrap_or_default()
+        self.state_ref(principal).cloned().unwrap_or_default()
     }
 
     /// The farm's default algorithm: what `mint` mints, and what a principal with no
@@ -159,8 +173,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn accepted_algorithms(&self, principal: &Principal) -> AlgorithmSet {
-        self.principals
-            .get(principal)
+        self.state_ref(principal)
             .and_then(|state| state.algorithms)
             .unwrap_or(AlgorithmSet::only(self.algorithm))
     }
@@ -170,38 +183,36 @@ impl Policy {
     pub fn all_algorithms(&self) -> AlgorithmSet {
         self.principals
             .values()
-            .filter_map(|state| state.algorithms)
+            .filter_map(|entry| entry.state.algorithms)
             .fold(AlgorithmSet::only(self.algorithm), AlgorithmSet::union)
     }
 
     /// What the policy says of `principal`, without a copy; `None` means the defaults.
     #[must_use]
     pub fn state_ref(&self, principal: &Principal) -> Option<&PrincipalState> {
-        self.principals.get(principal)
+        self.principals.get(principal).map(|entry| &entry.state)
     }
 
     /// Every principal the policy names, in order.
     pub fn principals(&self) -> impl Iterator<Item = (&Principal, &PrincipalState)> {
-        self.principals.iter()
+        self.principals.iter().map(|(p, entry)| (p, &entry.state))
     }
 
     /// The document as text, as [`store::Lock::write`] writes it.
     #[must_use]
     pub fn to_text(&self) -> String {
-        self.doc.to_string()
+        self.text.as_ref().clone()
+    }
+
+    /// The document's text, without a copy.
+    #[must_use]
+    pub fn as_text(&self) -> &str {
+        &self.text
     }
 
     pub(crate) fn shown_path(&self) -> String {
         self.path
             .as_deref()
             .map_or_else(|| "policy".to_owned(), |p| p.display().to_string())
-    }
-
-    /// Rebuilds the model from the edited document, so the two never disagree and every
-    /// edit passes the same checks as a loaded file.
-    pub(crate) fn reparse(&mut self) -> Result<(), PolicyError> {
-        let text = self.doc.to_string();
-        *self = Self::parse(&text, self.path.as_deref())?;
-        Ok(())
     }
 }

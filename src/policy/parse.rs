@@ -1,13 +1,15 @@
-//! Reading the policy's TOML into its model: every field checked, every error placed.
+//! The policy's schema: the TOML tree ([`super::tree`]) given its meaning, every field
+//! checked, every error placed. The one reader of the file: verification, listing and every
+//! edit (which re-reads the text it is about to write) go through it.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
-
-use toml_edit::{Item, TableLike, Value};
+use std::sync::Arc;
 
 use super::grace::timestamp_of;
-use super::{Grace, KeyringEntry, Policy, PolicyError, PrincipalState};
+use super::tree::{Kind, NodeId, Tree};
+use super::{Entry, Grace, KeyringEntry, Policy, PolicyError, PrincipalState};
 use crate::key::{Algorithm, AlgorithmSet};
 use crate::master::MasterSource;
 use crate::principal::Principal;
@@ -19,44 +21,49 @@ impl Policy {
     /// # Errors
     /// [`PolicyError::Syntax`] or [`PolicyError::Invalid`], with the line and column.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, PolicyError> {
+        Self::parse_owned(text.to_owned(), path)
+    }
+
+    /// [`Policy::parse`] of text the policy then keeps (no copy).
+    pub(super) fn parse_owned(text: String, path: Option<&Path>) -> Result<Self, PolicyError> {
         let shown = path.map_or_else(|| "policy".to_owned(), |p| p.display().to_string());
         let ctx = Ctx {
-            raw: text,
+            raw: &text,
             path: &shown,
             dir: path.and_then(Path::parent).unwrap_or(Path::new("")),
         };
-        // The parser's own message quotes the offending line; that line may hold something
-        // pasted by mistake (a key), so only its position and the parser's words are kept.
-        let parsed = toml_edit::Document::parse(text).map_err(|e| PolicyError::Syntax {
+        // The parser's own words and the place; never the offending line, which may hold
+        // something pasted by mistake (a key).
+        let tree = Tree::parse(&text).map_err(|e| PolicyError::Syntax {
             path: shown.clone(),
-            at: ctx.position(e.span()),
-            message: e.message().trim_end().to_owned(),
+            at: ctx.position(Some(e.span)),
+            message: e.message,
         })?;
         let mut principals = BTreeMap::new();
         let mut keyring = Vec::new();
         let mut algorithm = Algorithm::default();
-        for (key, item) in parsed.iter() {
-            match key {
-                "algorithm" => algorithm = ctx.algorithm(item, "`algorithm`")?,
-                "principals" => principals = ctx.principals(item)?,
-                "keyring" => keyring = ctx.keyring(item)?,
+        for item in tree.children(Tree::root()) {
+            match &*tree.key(item) {
+                "algorithm" => algorithm = ctx.algorithm(&tree, item, "`algorithm`")?,
+                "principals" => principals = ctx.principals(&tree, item)?,
+                "keyring" => keyring = ctx.keyring(&tree, item)?,
                 other => {
-                    let at = parsed.key(other).and_then(toml_edit::Key::span);
                     return Err(ctx.invalid(
-                        at,
+                        Some(tree.key_span(item)),
                         format!(
                             "unknown field {}: expected `algorithm`, `keyring` or `principals`",
-                            crate::text::escape_for_terminal(other, 64)
+                            escape_for_terminal(other, 64)
                         ),
                     ));
                 }
             }
         }
+        drop(tree);
         Ok(Self {
             path: path.map(Path::to_owned),
-            doc: parsed.into_mut(),
+            text: Arc::new(text),
             algorithm,
-            principals,
+            principals: Arc::new(principals),
             keyring,
         })
     }
@@ -72,6 +79,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn position(&self, span: Option<Range<usize>>) -> (usize, usize) {
         let offset = span.map_or(0, |s| s.start).min(self.raw.len());
+        let offset = (0..=offset)
+            .rev()
+            .find(|&i| self.raw.is_char_boundary(i))
+            .unwrap_or(0);
         let before = &self.raw[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
@@ -86,71 +97,90 @@ impl Ctx<'_> {
         }
     }
 
-    fn table<'i>(&self, item: &'i Item, what: &str) -> Result<&'i dyn TableLike, PolicyError> {
-        item.as_table_like()
-            .ok_or_else(|| self.invalid(item.span(), format!("{what} must be a table")))
-    }
-
-    fn principals(&self, item: &Item) -> Result<BTreeMap<Principal, PrincipalState>, PolicyError> {
-        let table = self.table(item, "`principals`")?;
-        let mut out = BTreeMap::new();
-        for (name, entry) in table.iter() {
-            let key_span = table.get_key_value(name).and_then(|(k, _)| k.span());
-            let principal =
-                Principal::new(name).map_err(|e| self.invalid(key_span, e.to_string()))?;
-            let fields = self.table(entry, &format!("`principals.{name}`"))?;
-            out.insert(principal, self.state(name, fields)?);
+    fn table(&self, tree: &Tree<'_>, item: NodeId, what: &str) -> Result<(), PolicyError> {
+        match tree.kind(item) {
+            Kind::Table => Ok(()),
+            _ => Err(self.invalid(
+                Some(tree.value_span(item)),
+                format!("{what} must be a table"),
+            )),
         }
-        Ok(out)
     }
 
-    fn state(&self, name: &str, fields: &dyn TableLike) -> Result<PrincipalState, PolicyError> {
+    fn principals(
+        &self,
+        tree: &Tree<'_>,
+        item: NodeId,
+    ) -> Result<BTreeMap<Principal, Entry>, PolicyError> {
+        self.table(tree, item, "`principals`")?;
+        // Collected, then built at once (the tree already refused a name given twice):
+        // cheaper than inserting 100,000 names one by one.
+        let mut out = Vec::new();
+        for entry in tree.children(item) {
+            let name = tree.key(entry);
+            let principal = Principal::new(&name)
+                .map_err(|e| self.invalid(Some(tree.key_span(entry)), e.to_string()))?;
+            self.table(tree, entry, &format!("`principals.{name}`"))?;
+            let state = self.state(tree, &name, entry)?;
+            let section = tree.section(entry);
+            out.push((principal, Entry { state, section }));
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn state(
+        &self,
+        tree: &Tree<'_>,
+        name: &str,
+        fields: NodeId,
+    ) -> Result<PrincipalState, PolicyError> {
         let mut state = PrincipalState::default();
-        for (field, item) in fields.iter() {
+        for item in tree.children(fields) {
+            let field = tree.key(item);
             let wrong = |expected: &str| {
                 self.invalid(
-                    item.span(),
+                    Some(tree.value_span(item)),
                     format!("`principals.{name}.{field}` must be {expected}"),
                 )
             };
-            match field {
+            match &*field {
                 "generation" => {
-                    state.generation = item
-                        .as_integer()
+                    state.generation = tree
+                        .integer(item)
                         .and_then(|n| u64::try_from(n).ok())
                         .ok_or_else(|| wrong("a whole number from 0 up"))?;
                 }
                 "keep_previous" => {
-                    state.keep_previous = match item.as_value() {
-                        Some(Value::Boolean(b)) if *b.value() => Grace::Open,
-                        Some(Value::Boolean(_)) => Grace::None,
-                        Some(Value::Datetime(dt)) => {
-                            Grace::Until(timestamp_of(dt.value()).ok_or_else(|| {
-                                wrong("true, false, a date or a date and time with an offset")
-                            })?)
+                    let dates = "true, false, a date or a date and time with an offset";
+                    state.keep_previous = match (tree.boolean(item), tree.datetime(item)) {
+                        (Some(true), _) => Grace::Open,
+                        (Some(false), _) => Grace::None,
+                        (None, Some(dt)) => {
+                            Grace::Until(timestamp_of(&dt).ok_or_else(|| wrong(dates))?)
                         }
-                        _ => {
-                            return Err(wrong(
-                                "true, false, a date or a date and time with an offset",
-                            ));
-                        }
+                        (None, None) => return Err(wrong(dates)),
                     };
                 }
                 "revoked" => {
-                    state.revoked = item.as_bool().ok_or_else(|| wrong("true or false"))?;
+                    state.revoked = tree.boolean(item).ok_or_else(|| wrong("true or false"))?;
                 }
                 "minted_under" => {
-                    state.minted_under =
-                        Some(item.as_str().ok_or_else(|| wrong("a string"))?.to_owned());
+                    state.minted_under = Some(
+                        tree.string(item)
+                            .ok_or_else(|| wrong("a string"))?
+                            .into_owned(),
+                    );
                 }
                 "algorithms" => {
-                    state.algorithms =
-                        Some(self.algorithms(item, &format!("`principals.{name}.algorithms`"))?);
+                    state.algorithms = Some(self.algorithms(
+                        tree,
+                        item,
+                        &format!("`principals.{name}.algorithms`"),
+                    )?);
                 }
                 other => {
-                    let at = fields.get_key_value(other).and_then(|(k, _)| k.span());
                     return Err(self.invalid(
-                        at,
+                        Some(tree.key_span(item)),
                         format!(
                             "unknown field {} in `principals.{name}`: expected \
                              generation, keep_previous, revoked, minted_under or algorithms",
@@ -163,57 +193,45 @@ impl Ctx<'_> {
         Ok(state)
     }
 
-    fn keyring(&self, item: &Item) -> Result<Vec<KeyringEntry>, PolicyError> {
-        let table = self.table(item, "`keyring`")?;
-        let mut out = Vec::new();
-        for (field, value) in table.iter() {
+    fn keyring(&self, tree: &Tree<'_>, item: NodeId) -> Result<Vec<KeyringEntry>, PolicyError> {
+        self.table(tree, item, "`keyring`")?;
+        let mut out: Vec<KeyringEntry> = Vec::new();
+        for value in tree.children(item) {
+            let field = tree.key(value);
             if field != "previous" {
-                let at = table.get_key_value(field).and_then(|(k, _)| k.span());
                 return Err(self.invalid(
-                    at,
+                    Some(tree.key_span(value)),
                     format!(
                         "unknown field {} in `keyring`: expected `previous`",
-                        escape_for_terminal(field, 64)
+                        escape_for_terminal(&field, 64)
                     ),
                 ));
             }
-            let entries: Vec<(&dyn TableLike, Option<Range<usize>>)> =
-                if let Some(tables) = value.as_array_of_tables() {
-                    tables
-                        .iter()
-                        .map(|t| (t as &dyn TableLike, t.span()))
-                        .collect()
-                } else if let Some(array) = value.as_array() {
-                    array
-                        .iter()
-                        .map(|v| {
-                            v.as_inline_table()
-                                .map(|t| (t as &dyn TableLike, v.span()))
-                                .ok_or_else(|| {
-                                    self.invalid(
-                                        v.span(),
-                                        "each `keyring.previous` entry must be \
-                                         { file = \"...\" } or { command = \"...\" }"
-                                            .into(),
-                                    )
-                                })
-                        })
-                        .collect::<Result<_, _>>()?
-                } else {
-                    return Err(
-                        self.invalid(value.span(), "`keyring.previous` must be an array".into())
-                    );
-                };
-            for (entry, span) in entries {
-                let entry = self.keyring_entry(entry, span.clone())?;
+            let entries = match tree.kind(value) {
+                Kind::ArrayOfTables | Kind::Array => tree.children(value),
+                _ => {
+                    return Err(self.invalid(
+                        Some(tree.value_span(value)),
+                        "`keyring.previous` must be an array".into(),
+                    ));
+                }
+            };
+            for entry in entries {
+                if tree.kind(entry) != Kind::Table {
+                    return Err(self.invalid(
+                        Some(tree.value_span(entry)),
+                        "each `keyring.previous` entry must be \
+                         { file = \"...\" } or { command = \"...\" }"
+                            .into(),
+                    ));
+                }
+                let span = tree.value_span(entry);
+                let entry = self.keyring_entry(tree, entry, span.clone())?;
                 // `master retire` removes the entries of one master; a second copy would
                 // keep its keys verifying.
-                if let Some(first) = out
-                    .iter()
-                    .find(|e: &&KeyringEntry| e.source == entry.source)
-                {
+                if let Some(first) = out.iter().find(|e| e.source == entry.source) {
                     return Err(self.invalid(
-                        span,
+                        Some(span),
                         format!(
                             "the keyring names this master twice (first on line {}): remove one entry",
                             first.at.0
@@ -228,75 +246,86 @@ impl Ctx<'_> {
 
     fn keyring_entry(
         &self,
-        entry: &dyn TableLike,
-        span: Option<Range<usize>>,
+        tree: &Tree<'_>,
+        entry: NodeId,
+        span: Range<usize>,
     ) -> Result<KeyringEntry, PolicyError> {
         let expected = "each `keyring.previous` entry must be { file = \"...\" } or \
                         { command = \"...\" }, with `algorithms = [...]` if its keys are of \
                         some algorithms only";
         let mut algorithms = None;
         let mut named = Vec::new();
-        for (field, value) in entry.iter() {
+        for value in tree.children(entry) {
+            let field = tree.key(value);
             if field == "algorithms" {
-                algorithms = Some(self.algorithms(value, "a keyring entry's `algorithms`")?);
+                algorithms =
+                    Some(self.algorithms(tree, value, "a keyring entry's `algorithms`")?);
             } else {
                 named.push((field, value));
             }
         }
-        let [(field, value)] = named[..] else {
-            return Err(self.invalid(span, expected.into()));
+        let [(ref field, value)] = named[..] else {
+            return Err(self.invalid(Some(span), expected.into()));
         };
-        let text = value
-            .as_str()
+        let text = tree
+            .string(value)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| self.invalid(value.span().or(span.clone()), expected.into()))?;
-        let source = match field {
-            "file" => MasterSource::File(self.dir.join(text)),
-            "command" => MasterSource::Command(text.into()),
-            _ => return Err(self.invalid(span, expected.into())),
+            .ok_or_else(|| self.invalid(Some(tree.value_span(value)), expected.into()))?;
+        let source = match &**field {
+            "file" => MasterSource::File(self.dir.join(&*text)),
+            "command" => MasterSource::Command(text.into_owned().into()),
+            _ => return Err(self.invalid(Some(span), expected.into())),
         };
         Ok(KeyringEntry {
             source,
             algorithms,
-            at: self.position(span.or(value.span())),
+            at: self.position(Some(span)),
         })
     }
 
     /// An algorithm's name.
-    fn algorithm(&self, item: &Item, what: &str) -> Result<Algorithm, PolicyError> {
-        item.as_str()
+    fn algorithm(
+        &self,
+        tree: &Tree<'_>,
+        item: NodeId,
+        what: &str,
+    ) -> Result<Algorithm, PolicyError> {
+        tree.string(item)
             .and_then(|name| name.parse().ok())
             .ok_or_else(|| {
                 self.invalid(
-                    item.span(),
+                    Some(tree.value_span(item)),
                     format!("{what} must be \"hmac-sha256\" or \"hmac-md5\""),
                 )
             })
     }
 
     /// A non-empty array of algorithm names, none twice.
-    fn algorithms(&self, item: &Item, what: &str) -> Result<AlgorithmSet, PolicyError> {
+    fn algorithms(
+        &self,
+        tree: &Tree<'_>,
+        item: NodeId,
+        what: &str,
+    ) -> Result<AlgorithmSet, PolicyError> {
         let wrong = |span| {
             self.invalid(
-                span,
+                Some(span),
                 format!(
                     "{what} must be a non-empty array of \"hmac-sha256\" and \"hmac-md5\", each at most once"
                 ),
             )
         };
-        let array = item
-            .as_value()
-            .and_then(Value::as_array)
-            .filter(|array| !array.is_empty())
-            .ok_or_else(|| wrong(item.span()))?;
+        if tree.kind(item) != Kind::Array || tree.children(item).next().is_none() {
+            return Err(wrong(tree.value_span(item)));
+        }
         let mut set = AlgorithmSet::default();
-        for value in array {
-            let alg: Algorithm = value
-                .as_str()
+        for value in tree.children(item) {
+            let alg: Algorithm = tree
+                .string(value)
                 .and_then(|name| name.parse().ok())
-                .ok_or_else(|| wrong(value.span()))?;
+                .ok_or_else(|| wrong(tree.value_span(value)))?;
             if set.contains(alg) {
-                return Err(wrong(value.span()));
+                return Err(wrong(tree.value_span(value)));
             }
             set.insert(alg);
         }

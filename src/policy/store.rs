@@ -195,7 +195,7 @@ impl Lock<'_> {
         let keep = self.check_writable()?;
         secret_file::write_secret_file_as(
             self.store.path(),
-            policy.to_text().as_bytes(),
+            policy.as_text().as_bytes(),
             Existing::Replace,
             keep,
         )?;
@@ -239,7 +239,7 @@ impl Lock<'_> {
     /// # Errors
     /// [`PolicyError::Write`].
     pub fn create(&self, policy: &Policy) -> Result<(), PolicyError> {
-        let text = policy.to_text();
+        let text = policy.as_text();
         debug_assert!(
             !text.is_empty(),
             "a policy gobuildkey writes is never empty"

@@ -332,15 +332,28 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
 
-    let mut lines = vec![match policy.path() {
-        Some(path) => format!("policy: {}", path.display()),
-        None => "policy: none".to_owned(),
-    }];
-    lines.push(format!("default algorithm: {}", policy.default_algorithm()));
-    lines.push("masters:".into());
-    lines.push(format!("  primary   {primary_fp}  {primary}"));
+    // A fleet's policy lists 100,000 principals: only what the output needs is built, the
+    // listing as one string (docs/performance.md, "A policy of 100,000 principals").
+    let json = output::mode() == output::Mode::Json;
+    let mut human = String::new();
+    let mut line = |text: std::fmt::Arguments<'_>| {
+        if !json {
+            use std::fmt::Write as _;
+            let _ = writeln!(human, "{text}");
+        }
+    };
+    match policy.path() {
+        Some(path) => line(format_args!("policy: {}", path.display())),
+        None => line(format_args!("policy: none")),
+    }
+    line(format_args!(
+        "default algorithm: {}",
+        policy.default_algorithm()
+    ));
+    line(format_args!("masters:"));
+    line(format_args!("  primary   {primary_fp}  {primary}"));
     for (entry, master) in &keyring {
-        lines.push(format!(
+        line(format_args!(
             "  previous  {}  {} (line {}){}",
             master.fingerprint(),
             entry.source,
@@ -350,36 +363,39 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
                 .map_or_else(String::new, |set| format!(", {set} keys only"))
         ));
     }
-    lines.push("principals:".into());
-    lines.push(format!(
+    line(format_args!("principals:"));
+    line(format_args!(
         "  {:<32} {:>10}  {:<32} {:<8} {:<24} minted under",
         "name", "generation", "grace", "revoked", "algorithms"
     ));
     let mut principals = Vec::new();
     for (p, state) in policy.principals() {
-        let minted = match state.minted_under.as_ref() {
-            None => "-".to_owned(),
-            Some(fp) if *fp == primary_fp => format!("{fp} (primary)"),
-            Some(fp) => format!("{fp} (re-mint)"),
-        };
         let algorithms = policy.accepted_algorithms(p);
-        lines.push(format!(
-            "  {:<32} {:>10}  {:<32} {:<8} {:<24} {minted}",
+        if json {
+            principals.push(json::PolicyPrincipal {
+                name: p.as_str(),
+                generation: state.generation,
+                keep_previous: json::KeepPrevious(state.keep_previous),
+                revoked: state.revoked,
+                minted_under: state.minted_under.as_deref(),
+                algorithms: names(algorithms),
+                stale: !state.revoked && stale(state.minted_under.as_ref()),
+            });
+            continue;
+        }
+        let (minted, whose) = match state.minted_under.as_deref() {
+            None => ("-", ""),
+            Some(fp) if *fp == primary_fp => (fp, " (primary)"),
+            Some(fp) => (fp, " (re-mint)"),
+        };
+        line(format_args!(
+            "  {:<32} {:>10}  {:<32} {:<8} {:<24} {minted}{whose}",
             p.as_str(),
             state.generation,
             state.keep_previous.to_string(),
             if state.revoked { "yes" } else { "no" },
             algorithms.to_string(),
         ));
-        principals.push(json::PolicyPrincipal {
-            name: p.as_str(),
-            generation: state.generation,
-            keep_previous: json::KeepPrevious(state.keep_previous),
-            revoked: state.revoked,
-            minted_under: state.minted_under.as_deref(),
-            algorithms: names(algorithms),
-            stale: !state.revoked && stale(state.minted_under.as_ref()),
-        });
     }
     let previous = keyring
         .iter()
@@ -392,7 +408,7 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         .collect();
     output::report(
         "policy",
-        &lines.join("\n"),
+        &human,
         &json::Policy {
             policy: policy.path(),
             algorithm: policy.default_algorithm().name(),
