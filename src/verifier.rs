@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable};
 
-use crate::derive::{Deriver, decode_key};
+use crate::derive::{Deriver, well_formed};
 use crate::fingerprint::Fingerprint;
 use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::master::{MasterSecret, MasterSource};
@@ -382,11 +382,11 @@ impl Verifier {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
-        // The length tells the algorithm: the text decodes as a key of at most one.
+        // The length tells the algorithm: the text is a key of at most one.
         let text = presented.text();
-        let Some((alg, tag)) = Algorithm::ALL
+        let Some((alg, key)) = Algorithm::ALL
             .iter()
-            .find_map(|&alg| decode_key(text, alg).map(|tag| (alg, tag)))
+            .find_map(|&alg| well_formed(text, alg).map(|key| (alg, key)))
         else {
             return Decision::invalid(Reason::Malformed);
         };
@@ -412,7 +412,7 @@ impl Verifier {
                 continue;
             };
             for g in std::iter::once(current).chain(previous) {
-                let hit = deriver.tag_matches(principal, g, &tag);
+                let hit = deriver.key_matches(principal, g, &key);
                 found |= hit;
                 master_index.conditional_assign(&index, hit);
                 generation.conditional_assign(&g, hit);
