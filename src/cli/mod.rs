@@ -52,8 +52,13 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// The commands.
+/// The commands. Each one's arguments are built only when it is the one that runs
+/// (`defer`), not for every process: start-up cost (docs/performance.md, "Start-up"). So the
+/// argument structs and nested command enums carry no doc comment (`//`): built late, it
+/// would replace the command's `about` written on its variant
+/// (`deferred_commands_keep_their_about` checks).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a new master secret (admins)
     ///
@@ -344,7 +349,7 @@ Examples:
     Probe(ProbeArgs),
 }
 
-/// `gobuildkey completions`.
+// `gobuildkey completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell
@@ -352,7 +357,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// `gobuildkey man`.
+// `gobuildkey man`.
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The command whose page to print (e.g. `verify`, `master rotate`); none: the tool's
@@ -524,6 +529,35 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let matches = command().try_get_matches_from(args)?;
         Cli::from_arg_matches(&matches)
+    }
+
+    /// Building a deferred command must not change what its parent's help says of it (an
+    /// argument struct's doc comment would replace the variant's), nor its own --help.
+    #[test]
+    fn deferred_commands_keep_their_about() {
+        fn walk(unbuilt: &clap::Command, built: &clap::Command, path: &str) {
+            for sub in unbuilt.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let done = built
+                    .find_subcommand(sub.get_name())
+                    .unwrap_or_else(|| panic!("{path} missing once built"));
+                assert_eq!(
+                    sub.get_about().map(ToString::to_string),
+                    done.get_about().map(ToString::to_string),
+                    "{path}"
+                );
+                assert_eq!(
+                    sub.get_long_about().map(ToString::to_string),
+                    done.get_long_about().map(ToString::to_string),
+                    "{path}"
+                );
+                walk(sub, done, &path);
+            }
+        }
+        let unbuilt = command();
+        let mut built = command();
+        built.build();
+        walk(&unbuilt, &built, "gobuildkey");
     }
 
     #[test]
