@@ -368,14 +368,21 @@ pub struct ManArgs {
 /// The whole command-line definition, with the exit-status, environment and files tables
 /// (the man pages render the same tables).
 pub fn command() -> clap::Command {
+    // Pieces, not `format!`: every process builds this text (docs/performance.md,
+    // "Start-up").
     let mut after = Exit::help_table();
+    after.reserve(3072);
     after.push_str("\nEnvironment:\n");
     for (name, meaning) in ENVIRONMENT {
-        after.push_str(&format!("  {name}\n      {meaning}\n"));
+        for piece in ["  ", name, "\n      ", meaning, "\n"] {
+            after.push_str(piece);
+        }
     }
     after.push_str("\nFiles:\n");
     for (path, meaning) in files() {
-        after.push_str(&format!("  {path}\n      {meaning}\n"));
+        for piece in ["  ", &path, "\n      ", meaning, "\n"] {
+            after.push_str(piece);
+        }
     }
     Cli::command().after_help(after)
 }
@@ -421,28 +428,33 @@ pub const ENVIRONMENT: [(&str, &str); 9] = [
 /// The files gobuildkey uses by default, and what they hold: `--help` and the man pages
 /// (FILES) show this one table.
 pub fn files() -> Vec<(String, &'static str)> {
-    let keys = std::path::Path::new(master::DEFAULT_PATH_IN_HOME)
-        .parent()
-        .map_or_else(String::new, |dir| dir.display().to_string());
+    // `concat`, not `format!`: `--help` shows this table, so every process builds it.
+    let keys = master::DEFAULT_PATH_IN_HOME
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir);
     let policy = gobuildkey::policy::DEFAULT_FILE_NAME;
     vec![
         (
-            format!("~/{}", master::DEFAULT_PATH_IN_HOME),
+            ["~/", master::DEFAULT_PATH_IN_HOME].concat(),
             "the master secret (mode 0600), where Go's genbuilderkey keeps it",
         ),
         (
-            format!("~/{keys}/{policy}"),
+            ["~/", keys, "/", policy].concat(),
             "the policy: generations, grace periods, revocations, algorithms, previous masters",
         ),
         (
-            format!(
-                "~/{keys}/{policy}{}",
-                gobuildkey::policy::store::LOCK_SUFFIX
-            ),
+            [
+                "~/",
+                keys,
+                "/",
+                policy,
+                gobuildkey::policy::store::LOCK_SUFFIX,
+            ]
+            .concat(),
             "the lock every change of the policy takes (it holds the last holder's pid)",
         ),
         (
-            format!("~/{keys}/{}", gobuildkey::policy::actions::FILE_NAME),
+            ["~/", keys, "/", gobuildkey::policy::actions::FILE_NAME].concat(),
             "the admin action log: one JSON line per change of the policy or the master",
         ),
         (
@@ -450,7 +462,7 @@ pub fn files() -> Vec<(String, &'static str)> {
             "the key the builder agent reads for host type HOST",
         ),
         (
-            format!("~/{}", gobuildkey::paths::LEGACY_FILE_NAME),
+            ["~/", gobuildkey::paths::LEGACY_FILE_NAME].concat(),
             "the key only buildlets built before 2019 read",
         ),
     ]
