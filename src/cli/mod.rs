@@ -387,6 +387,40 @@ pub fn command() -> clap::Command {
     Cli::command().after_help(after)
 }
 
+/// The whole definition, every command built, for completions and man pages.
+///
+/// When clap builds the top level it copies the commands under its `help` command (names,
+/// abouts, subcommands) before it builds the deferred commands, so `help policy init`,
+/// which only building `policy` adds, would be missing from the completions. So every
+/// command is built apart first: without a `help` of its own for clap's copy (as the copy
+/// was before commands were deferred), then as it is, in place of the copied one.
+pub fn built_command() -> clap::Command {
+    let built = |own_help: bool| {
+        let mut top = command();
+        if !own_help {
+            top = top.mut_subcommands(|sub| sub.disable_help_subcommand(true));
+        }
+        top.build();
+        // Not clap's `help`: the one `whole` makes holds the whole tree.
+        top.get_subcommands()
+            .filter(|sub| sub.get_name() != "help")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // In place, in their order.
+    let put = |whole: clap::Command, mut built: Vec<clap::Command>| {
+        whole.mut_subcommands(|sub| {
+            match built.iter().position(|b| b.get_name() == sub.get_name()) {
+                Some(at) => built.swap_remove(at),
+                None => sub,
+            }
+        })
+    };
+    let mut whole = put(command(), built(false));
+    whole.build();
+    put(whole, built(true))
+}
+
 /// The environment variables gobuildkey reads, and what for: `--help` and the man pages
 /// (ENVIRONMENT) show this one table.
 pub const ENVIRONMENT: [(&str, &str); 9] = [
@@ -570,6 +604,55 @@ mod tests {
         let mut built = command();
         built.build();
         walk(&unbuilt, &built, "gobuildkey");
+    }
+
+    /// Completions and man pages see every command, under `help` too (`help policy init`),
+    /// with the options they had before commands were deferred.
+    #[test]
+    fn the_built_definition_is_whole() {
+        fn names(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let mut args: Vec<String> = sub
+                    .get_arguments()
+                    .map(|a| a.get_id().to_string())
+                    .collect();
+                args.sort();
+                out.push(format!("{path}: {}", args.join(",")));
+                names(sub, &path, out);
+            }
+        }
+        let whole = built_command();
+        let mut listed = Vec::new();
+        names(&whole, "gobuildkey", &mut listed);
+        for expected in [
+            "gobuildkey help policy init: ",
+            "gobuildkey help master rotate: ",
+            "gobuildkey policy init: ",
+            "gobuildkey master help: ",
+        ] {
+            assert!(
+                listed.iter().any(|l| l.starts_with(expected)),
+                "{expected} missing"
+            );
+        }
+        // clap's copy under `help` holds the commands, not their own `help`.
+        assert!(
+            !listed
+                .iter()
+                .any(|l| l.starts_with("gobuildkey help master help")),
+            "{listed:#?}"
+        );
+        let init = whole
+            .find_subcommand("policy")
+            .and_then(|p| p.find_subcommand("init"))
+            .expect("policy init");
+        for global in ["json", "quiet", "help", "version"] {
+            assert!(
+                init.get_arguments().any(|a| a.get_id() == global),
+                "policy init lacks --{global}"
+            );
+        }
     }
 
     #[test]
