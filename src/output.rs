@@ -47,7 +47,12 @@ pub fn out_line(text: &str) {
 
 /// Writes `text` and a newline to standard error; nothing more can be done if that fails.
 pub fn err_line(text: &str) {
-    let _ = writeln!(io::stderr().lock(), "{text}");
+    // One write: standard error is unbuffered, and `writeln!` would write the text and the
+    // newline apart, two system calls between which another process's line could land.
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// Sets the mode; the first call wins.

@@ -14,8 +14,9 @@ use gobuildkey::principal::Principal;
 use super::options::*;
 use super::parsers::*;
 
-/// `gobuildkey master ...`.
+// `gobuildkey master ...`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum MasterCommand {
     /// Replace the primary master; keep accepting the old one until it is retired
     ///
@@ -50,7 +51,7 @@ Example:
     Retire(MasterRetireArgs),
 }
 
-/// Commands that need only the master and policy options, and change them.
+// Commands that need only the master and policy options, and change them.
 #[derive(Debug, Args)]
 pub struct MasterOnlyArgs {
     #[command(flatten)]
@@ -60,7 +61,7 @@ pub struct MasterOnlyArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey master add`.
+// `gobuildkey master add`.
 #[derive(Debug, Args)]
 pub struct MasterAddArgs {
     /// The previous master's file
@@ -87,7 +88,7 @@ pub struct MasterAddArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey master retire`.
+// `gobuildkey master retire`.
 #[derive(Debug, Args)]
 pub struct MasterRetireArgs {
     /// The previous master's fingerprint, as `gobuildkey policy` shows it
@@ -101,7 +102,7 @@ pub struct MasterRetireArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey end-grace`.
+// `gobuildkey end-grace`.
 #[derive(Debug, Args)]
 pub struct EndGraceArgs {
     #[command(flatten)]
@@ -113,7 +114,7 @@ pub struct EndGraceArgs {
     pub alg: Option<Algorithm>,
 }
 
-/// `gobuildkey revoke`.
+// `gobuildkey revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     #[command(flatten)]
@@ -124,7 +125,7 @@ pub struct RevokeArgs {
     pub allow_unknown: bool,
 }
 
-/// `gobuildkey rotate`.
+// `gobuildkey rotate`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The principal whose key is replaced
@@ -164,7 +165,7 @@ pub struct RotateArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey policy`.
+// `gobuildkey policy`.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Only the principals to re-mint under the primary master, one per line
@@ -178,8 +179,9 @@ pub struct PolicyArgs {
     pub action: Option<PolicyCommand>,
 }
 
-/// `gobuildkey policy ...`.
+// `gobuildkey policy ...`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PolicyCommand {
     /// Create the policy file for a master made another way (admins)
     ///
@@ -199,7 +201,7 @@ Examples:
     Init(PolicyInitArgs),
 }
 
-/// `gobuildkey policy init`.
+// `gobuildkey policy init`.
 #[derive(Debug, Args)]
 pub struct PolicyInitArgs {
     /// Rebuild the policy by replaying the action log beside it
@@ -218,7 +220,7 @@ pub struct PolicyInitArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey import`.
+// `gobuildkey import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The principals to record
@@ -240,7 +242,7 @@ pub struct ImportArgs {
     pub edit: EditArgs,
 }
 
-/// `gobuildkey log`.
+// `gobuildkey log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only the actions on this principal
@@ -255,7 +257,7 @@ pub struct LogArgs {
     pub master: MasterArgs,
 }
 
-/// `gobuildkey init`.
+// `gobuildkey init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Where to write the master [default: ~/keys/gobuilder-master.key]
@@ -292,7 +294,7 @@ impl InitArgs {
     }
 }
 
-/// `gobuildkey mint`.
+// `gobuildkey mint`.
 #[derive(Debug, Args)]
 pub struct MintArgs {
     /// The host type (host-linux-arm-aws), person (user-NAME) or builder name

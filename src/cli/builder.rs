@@ -10,7 +10,7 @@ use gobuildkey::principal::Principal;
 use super::options::*;
 use super::parsers::*;
 
-/// `gobuildkey probe`.
+// `gobuildkey probe`.
 #[cfg(all(feature = "probe", unix))]
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -64,7 +64,7 @@ fn probe_path_parser(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// `gobuildkey install`.
+// `gobuildkey install`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// The host type the key is for
@@ -92,7 +92,7 @@ pub struct InstallArgs {
     pub user: Option<String>,
 }
 
-/// `gobuildkey path`.
+// `gobuildkey path`.
 #[derive(Debug, Args)]
 pub struct PathArgs {
     /// The host type the agent runs as
@@ -109,7 +109,7 @@ pub struct PathArgs {
     pub coordinator: Option<String>,
 }
 
-/// `gobuildkey check`.
+// `gobuildkey check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The host type the agent runs as
@@ -129,7 +129,7 @@ pub struct CheckArgs {
     pub master: MasterArgs,
 }
 
-/// `gobuildkey fingerprint`.
+// `gobuildkey fingerprint`.
 #[derive(Debug, Args)]
 pub struct FingerprintArgs {
     /// Read the key from FILE instead of standard input

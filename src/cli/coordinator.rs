@@ -10,7 +10,7 @@ use gobuildkey::principal::{Kind, Principal};
 use super::options::*;
 use super::parsers::*;
 
-/// `gobuildkey serve`.
+// `gobuildkey serve`.
 #[cfg(all(feature = "serve", unix))]
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -113,7 +113,7 @@ fn header_name_parser(text: &str) -> Result<String, String> {
         })
 }
 
-/// `gobuildkey verify`.
+// `gobuildkey verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The principal the key should belong to

@@ -52,8 +52,13 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// The commands.
+/// The commands. Each one's arguments are built only when it is the one that runs
+/// (`defer`), not for every process: start-up cost (docs/performance.md, "Start-up"). So the
+/// argument structs and nested command enums carry no doc comment (`//`): built late, it
+/// would replace the command's `about` written on its variant
+/// (`deferred_commands_keep_their_about` checks).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create a new master secret (admins)
     ///
@@ -344,7 +349,7 @@ Examples:
     Probe(ProbeArgs),
 }
 
-/// `gobuildkey completions`.
+// `gobuildkey completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell
@@ -352,7 +357,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// `gobuildkey man`.
+// `gobuildkey man`.
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// The command whose page to print (e.g. `verify`, `master rotate`); none: the tool's
@@ -363,16 +368,57 @@ pub struct ManArgs {
 /// The whole command-line definition, with the exit-status, environment and files tables
 /// (the man pages render the same tables).
 pub fn command() -> clap::Command {
+    // Pieces, not `format!`: every process builds this text (docs/performance.md,
+    // "Start-up").
     let mut after = Exit::help_table();
+    after.reserve(3072);
     after.push_str("\nEnvironment:\n");
     for (name, meaning) in ENVIRONMENT {
-        after.push_str(&format!("  {name}\n      {meaning}\n"));
+        for piece in ["  ", name, "\n      ", meaning, "\n"] {
+            after.push_str(piece);
+        }
     }
     after.push_str("\nFiles:\n");
     for (path, meaning) in files() {
-        after.push_str(&format!("  {path}\n      {meaning}\n"));
+        for piece in ["  ", &path, "\n      ", meaning, "\n"] {
+            after.push_str(piece);
+        }
     }
     Cli::command().after_help(after)
+}
+
+/// The whole definition, every command built, for completions and man pages.
+///
+/// When clap builds the top level it copies the commands under its `help` command (names,
+/// abouts, subcommands) before it builds the deferred commands, so `help policy init`,
+/// which only building `policy` adds, would be missing from the completions. So every
+/// command is built apart first: without a `help` of its own for clap's copy (as the copy
+/// was before commands were deferred), then as it is, in place of the copied one.
+pub fn built_command() -> clap::Command {
+    let built = |own_help: bool| {
+        let mut top = command();
+        if !own_help {
+            top = top.mut_subcommands(|sub| sub.disable_help_subcommand(true));
+        }
+        top.build();
+        // Not clap's `help`: the one `whole` makes holds the whole tree.
+        top.get_subcommands()
+            .filter(|sub| sub.get_name() != "help")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // In place, in their order.
+    let put = |whole: clap::Command, mut built: Vec<clap::Command>| {
+        whole.mut_subcommands(|sub| {
+            match built.iter().position(|b| b.get_name() == sub.get_name()) {
+                Some(at) => built.swap_remove(at),
+                None => sub,
+            }
+        })
+    };
+    let mut whole = put(command(), built(false));
+    whole.build();
+    put(whole, built(true))
 }
 
 /// The environment variables gobuildkey reads, and what for: `--help` and the man pages
@@ -416,28 +462,33 @@ pub const ENVIRONMENT: [(&str, &str); 9] = [
 /// The files gobuildkey uses by default, and what they hold: `--help` and the man pages
 /// (FILES) show this one table.
 pub fn files() -> Vec<(String, &'static str)> {
-    let keys = std::path::Path::new(master::DEFAULT_PATH_IN_HOME)
-        .parent()
-        .map_or_else(String::new, |dir| dir.display().to_string());
+    // `concat`, not `format!`: `--help` shows this table, so every process builds it.
+    let keys = master::DEFAULT_PATH_IN_HOME
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir);
     let policy = gobuildkey::policy::DEFAULT_FILE_NAME;
     vec![
         (
-            format!("~/{}", master::DEFAULT_PATH_IN_HOME),
+            ["~/", master::DEFAULT_PATH_IN_HOME].concat(),
             "the master secret (mode 0600), where Go's genbuilderkey keeps it",
         ),
         (
-            format!("~/{keys}/{policy}"),
+            ["~/", keys, "/", policy].concat(),
             "the policy: generations, grace periods, revocations, algorithms, previous masters",
         ),
         (
-            format!(
-                "~/{keys}/{policy}{}",
-                gobuildkey::policy::store::LOCK_SUFFIX
-            ),
+            [
+                "~/",
+                keys,
+                "/",
+                policy,
+                gobuildkey::policy::store::LOCK_SUFFIX,
+            ]
+            .concat(),
             "the lock every change of the policy takes (it holds the last holder's pid)",
         ),
         (
-            format!("~/{keys}/{}", gobuildkey::policy::actions::FILE_NAME),
+            ["~/", keys, "/", gobuildkey::policy::actions::FILE_NAME].concat(),
             "the admin action log: one JSON line per change of the policy or the master",
         ),
         (
@@ -445,7 +496,7 @@ pub fn files() -> Vec<(String, &'static str)> {
             "the key the builder agent reads for host type HOST",
         ),
         (
-            format!("~/{}", gobuildkey::paths::LEGACY_FILE_NAME),
+            ["~/", gobuildkey::paths::LEGACY_FILE_NAME].concat(),
             "the key only buildlets built before 2019 read",
         ),
     ]
@@ -524,6 +575,84 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         let matches = command().try_get_matches_from(args)?;
         Cli::from_arg_matches(&matches)
+    }
+
+    /// Building a deferred command must not change what its parent's help says of it (an
+    /// argument struct's doc comment would replace the variant's), nor its own --help.
+    #[test]
+    fn deferred_commands_keep_their_about() {
+        fn walk(unbuilt: &clap::Command, built: &clap::Command, path: &str) {
+            for sub in unbuilt.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let done = built
+                    .find_subcommand(sub.get_name())
+                    .unwrap_or_else(|| panic!("{path} missing once built"));
+                assert_eq!(
+                    sub.get_about().map(ToString::to_string),
+                    done.get_about().map(ToString::to_string),
+                    "{path}"
+                );
+                assert_eq!(
+                    sub.get_long_about().map(ToString::to_string),
+                    done.get_long_about().map(ToString::to_string),
+                    "{path}"
+                );
+                walk(sub, done, &path);
+            }
+        }
+        let unbuilt = command();
+        let mut built = command();
+        built.build();
+        walk(&unbuilt, &built, "gobuildkey");
+    }
+
+    /// Completions and man pages see every command, under `help` too (`help policy init`),
+    /// with the options they had before commands were deferred.
+    #[test]
+    fn the_built_definition_is_whole() {
+        fn names(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let mut args: Vec<String> = sub
+                    .get_arguments()
+                    .map(|a| a.get_id().to_string())
+                    .collect();
+                args.sort();
+                out.push(format!("{path}: {}", args.join(",")));
+                names(sub, &path, out);
+            }
+        }
+        let whole = built_command();
+        let mut listed = Vec::new();
+        names(&whole, "gobuildkey", &mut listed);
+        for expected in [
+            "gobuildkey help policy init: ",
+            "gobuildkey help master rotate: ",
+            "gobuildkey policy init: ",
+            "gobuildkey master help: ",
+        ] {
+            assert!(
+                listed.iter().any(|l| l.starts_with(expected)),
+                "{expected} missing"
+            );
+        }
+        // clap's copy under `help` holds the commands, not their own `help`.
+        assert!(
+            !listed
+                .iter()
+                .any(|l| l.starts_with("gobuildkey help master help")),
+            "{listed:#?}"
+        );
+        let init = whole
+            .find_subcommand("policy")
+            .and_then(|p| p.find_subcommand("init"))
+            .expect("policy init");
+        for global in ["json", "quiet", "help", "version"] {
+            assert!(
+                init.get_arguments().any(|a| a.get_id() == global),
+                "policy init lacks --{global}"
+            );
+        }
     }
 
     #[test]

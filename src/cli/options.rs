@@ -14,7 +14,7 @@ use gobuildkey::principal::Principal;
 
 use super::parsers::*;
 
-/// What every command that changes the policy or the master takes.
+// What every command that changes the policy or the master takes.
 #[derive(Debug, Clone, Args)]
 pub struct EditArgs {
     /// Print what would change, and change nothing
@@ -30,7 +30,7 @@ pub struct EditArgs {
     pub lock_timeout: u64,
 }
 
-/// Where `mint` and `rotate` put the key.
+// Where `mint` and `rotate` put the key.
 #[derive(Debug, Clone, Args)]
 pub struct KeyOutputArgs {
     /// Write the key to FILE (created 0600, atomically) instead of standard output
@@ -42,7 +42,7 @@ pub struct KeyOutputArgs {
     pub force: bool,
 }
 
-/// Commands that change one principal's state in the policy.
+// Commands that change one principal's state in the policy.
 #[derive(Debug, Args)]
 pub struct PrincipalArgs {
     /// The principal
@@ -56,11 +56,11 @@ pub struct PrincipalArgs {
     pub edit: EditArgs,
 }
 
-/// Where the master comes from, for the commands that read it.
-///
-/// The environment is read by [`MasterArgs::source`], not by clap, so that a flag beats
-/// both variables: with clap's `env`, `GOBUILDKEY_MASTER_KEY_FILE` in the environment
-/// would conflict with an explicit `--master-key-command`.
+// Where the master comes from, for the commands that read it.
+//
+// The environment is read by [`MasterArgs::source`], not by clap, so that a flag beats
+// both variables: with clap's `env`, `GOBUILDKEY_MASTER_KEY_FILE` in the environment
+// would conflict with an explicit `--master-key-command`.
 #[derive(Debug, Clone, Args)]
 pub struct MasterArgs {
     /// The master key file [default: ~/keys/gobuilder-master.key]

@@ -10,7 +10,7 @@ use crate::exit::{Exit, Refused};
 
 /// Prints the completion script of a shell.
 pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
-    let mut command = cli::command();
+    let mut command = cli::built_command();
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut command, "gobuildkey", &mut out);
     io::stdout()
@@ -66,9 +66,7 @@ fn render_page(page: clap::Command, out: &mut Vec<u8>) -> io::Result<()> {
 
 /// Prints the man page of the tool or of one command (`man verify`, `man master rotate`).
 pub fn man(args: &ManArgs) -> Result<Exit> {
-    let mut command = cli::command();
-    command.build();
-    let mut page = command.clone();
+    let mut page = cli::built_command();
     let mut name = String::from("gobuildkey");
     for word in &args.command {
         page = page.find_subcommand(word).cloned().ok_or_else(|| {
