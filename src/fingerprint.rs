@@ -21,6 +21,16 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; Fingerprint::LEN]);
 
+/// Chosen between two fingerprints in constant time (the verifier's "which master matched",
+/// picked without reading memory by the answer).
+impl subtle::ConditionallySelectable for Fingerprint {
+    fn conditional_select(a: &Self, b: &Self, choice: subtle::Choice) -> Self {
+        Self(std::array::from_fn(|i| {
+            u8::conditional_select(&a.0[i], &b.0[i], choice)
+        }))
+    }
+}
+
 impl Fingerprint {
     /// How many hex digits of the hash a fingerprint shows.
     pub const HEX_DIGITS: usize = 16;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use subtle::{Choice, ConditionallySelectable};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::derive::{Deriver, well_formed};
 use crate::fingerprint::Fingerprint;
@@ -425,10 +425,15 @@ impl Verifier {
         if !bool::from(found) {
             return Decision::invalid(Reason::Mismatch);
         }
-        let master = usize::try_from(master_index)
-            .ok()
-            .and_then(|i| self.masters.get(i))
-            .map(|m| m.fingerprint);
+        // Which master matched, picked from all of them in constant time: reading
+        // `masters[master_index]` would touch memory by the answer, and measurably did
+        // (docs/security.md, "Timing").
+        let mut master = self.masters.first().map(|m| m.fingerprint);
+        if let Some(chosen) = master.as_mut() {
+            for (index, m) in (0u64..).zip(&self.masters) {
+                chosen.conditional_assign(&m.fingerprint, index.ct_eq(&master_index));
+            }
+        }
         Decision {
             verdict: Verdict::Valid,
             master,
