@@ -69,6 +69,14 @@ pub fn man(args: &ManArgs) -> Result<Exit> {
     let mut page = cli::built_command();
     let mut name = String::from("gobuildkey");
     for word in &args.command {
+        if word == "help" {
+            // clap's own `help` command has no page (clap_mangen panicked on it).
+            return Err(Refused::new(
+                Exit::Usage,
+                format!("`{name} help` has no man page: `gobuildkey man` is gobuildkey's own"),
+            )
+            .into());
+        }
         page = page.find_subcommand(word).cloned().ok_or_else(|| {
             Refused::new(
                 Exit::Usage,
