@@ -87,6 +87,13 @@ impl<'i> Tree<'i> {
     /// Reads `text`; the first error, syntax errors before those of TOML's table rules (as
     /// `toml_edit` reports them).
     pub(super) fn parse(text: &'i str) -> Result<Self, SyntaxError> {
+        // Spans are kept in 32 bits; a policy is far smaller (`load::MAX_LEN`).
+        if text.len() >= (NONE - 1) as usize {
+            return Err(SyntaxError {
+                span: 0..0,
+                message: "the text is too long for a policy".into(),
+            });
+        }
         let source = Source::new(text);
         let mut builder = Builder::new(source);
         let mut syntax = FirstError(None);
