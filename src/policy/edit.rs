@@ -149,7 +149,12 @@ impl Policy {
 
     /// Keeps `text` as the policy once the one reader accepts it: the model never
     /// disagrees with the text, and every edit passes the checks a loaded file does.
-    fn replace_text(&mut self, text: String) -> Result<(), PolicyError> {
+    fn replace_text(&mut self, mut text: String) -> Result<(), PolicyError> {
+        if text.is_empty() {
+            // The last table removed (a file of one principal, reinstated): an empty file
+            // is what `load` refuses as a truncated one, so the empty policy is written out.
+            text.push_str("[principals]\n");
+        }
         let path = self.path.take();
         let parsed = Self::parse_owned(text, path.as_deref());
         self.path = path;
@@ -344,6 +349,28 @@ generation = 1 # rotated
             !out.contains("revoked =") && !out.contains("host-a"),
             "{out}"
         );
+    }
+
+    /// Removing the only principal of a hand-written file leaves a policy `load` reads
+    /// again, not an empty file (which it refuses as truncated).
+    #[test]
+    fn the_last_principal_removed_leaves_a_policy() {
+        for text in [
+            "[principals.host-a]\nrevoked = true\n",
+            "[principals.host-a]\nrevoked = true",
+            "principals.host-a.revoked = true\n",
+        ] {
+            let mut policy = Policy::parse(text, None).unwrap();
+            policy
+                .set_state(&p("host-a"), &PrincipalState::default())
+                .unwrap();
+            assert!(!policy.as_text().is_empty(), "{text:?}");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.toml");
+            std::fs::write(&path, policy.as_text()).unwrap();
+            let again = Policy::load(&path).unwrap();
+            assert_eq!(again.principals().count(), 0);
+        }
     }
 
     #[test]

@@ -525,6 +525,12 @@ impl<'i> Builder<'i> {
                                 return Err(ParseError::new("duplicate key")
                                     .with_unexpected(err_span(part.span)));
                             }
+                            if walk == Walk::Dotted {
+                                // As `toml_edit`: a table a header only implied
+                                // (`[a.b.c]` then `[a]`, `b.d = 1`) may be extended by a
+                                // dotted key, and is a dotted key's table from then on.
+                                self.tree.nodes[child as usize].flags |= DOTTED;
+                            }
                             child
                         }
                         kind => return Err(cannot(type_name(kind, node.flags))),
@@ -545,7 +551,7 @@ impl<'i> Builder<'i> {
         let Some(last) = keys.pop() else {
             return Err(ParseError::new("expected a key"));
         };
-        if keys.len() + 1 >= DEPTH_LIMIT as usize {
+        if keys.len() >= DEPTH_LIMIT as usize {
             return Err(ParseError::new("recursion limit").with_unexpected(err_span(last.span)));
         }
         let parent = self.descend(table, &keys, walk)?;
@@ -606,7 +612,7 @@ impl<'i> Builder<'i> {
         let Some(last) = keys.pop() else {
             return Ok(());
         };
-        if keys.len() + 1 >= DEPTH_LIMIT as usize {
+        if keys.len() >= DEPTH_LIMIT as usize {
             return Err(ParseError::new("recursion limit").with_unexpected(err_span(last.span)));
         }
         let header = (open, span32(span).1);
@@ -842,6 +848,9 @@ pub(super) mod tests {
             ("a = [1]\n[[a]]\n", false),
             ("[a]\n[[a]]\n", false),
             ("[x.y]\n[x]\ny.z = 1\n", false),
+            ("[a.b.c]\n[a]\nb.d = 1\n", true),
+            ("[a.b.c]\n[a]\nb.d = 1\n[a.b]\n", false),
+            ("[[a.b.c]]\n[a]\nb.d = 1\n", true),
             ("a = 1\n\"a\" = 2\n", false),
             ("b = 99999999999999999999\n", false),
             ("b = 1979-05-27T07:32:00Z\n", true),
@@ -855,6 +864,32 @@ pub(super) mod tests {
                 "{text:?}: {}",
                 error_of(text)
             );
+        }
+    }
+
+    /// A key of 80 parts is `toml_edit`'s longest (its limit counts the parts before the
+    /// last); headers, dotted keys and keys in inline tables alike.
+    #[test]
+    fn keys_are_as_long_as_toml_edit_allows() {
+        let path = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}"))
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        for n in [79, 80, 81] {
+            for text in [
+                format!("{} = 1\n", path(n)),
+                format!("[{}]\n", path(n)),
+                format!("a = {{ {} = 1 }}\n", path(n)),
+            ] {
+                assert_eq!(
+                    Tree::parse(&text).is_ok(),
+                    text.parse::<toml_edit::DocumentMut>().is_ok(),
+                    "{n} parts: {text}"
+                );
+                assert_eq!(Tree::parse(&text).is_ok(), n <= 80, "{n} parts");
+            }
         }
     }
 
