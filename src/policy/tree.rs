@@ -23,6 +23,12 @@ const DEPTH_LIMIT: u32 = 80;
 /// Tokens read before the parser runs over them (cut only between top-level lines).
 const TOKENS_PER_CHUNK: usize = 4096;
 
+/// The most nodes (keys, tables, values) a policy may have: over a million principals'
+/// worth, about 400 MB of tree; and the most tokens one line or value may have. A 64 MiB
+/// file of one-character array items would otherwise cost gigabytes.
+const MAX_NODES: usize = 8_000_000;
+const MAX_TOKENS_PER_LINE: usize = 1 << 20;
+
 /// A table with at least this many entries finds them by hash; smaller ones by a scan.
 const INDEXED_FROM: u32 = 8;
 
@@ -110,6 +116,12 @@ impl<'i> Tree<'i> {
                 }
                 let line_ends = token.kind() == TokenKind::Newline && depth <= 0;
                 tokens.push(token);
+                if tokens.len() > MAX_TOKENS_PER_LINE {
+                    return Err(SyntaxError {
+                        span: token.span().start()..token.span().end(),
+                        message: "a value or line longer than a policy ever needs".into(),
+                    });
+                }
                 if line_ends && tokens.len() >= TOKENS_PER_CHUNK {
                     toml_parser::parser::parse_document(&tokens, &mut guard, &mut syntax);
                     tokens.clear();
@@ -447,6 +459,13 @@ impl<'i> Builder<'i> {
         flags: u8,
         value: (u32, u32),
     ) -> u32 {
+        if self.tree.nodes.len() == MAX_NODES {
+            // Every caller stops once an error is recorded: the tree grows no further.
+            self.fail(
+                ParseError::new("more entries than a policy ever needs")
+                    .with_unexpected(err_span(value)),
+            );
+        }
         let id = u32::try_from(self.tree.nodes.len()).unwrap_or(NONE);
         self.tree.nodes.push(Node {
             kind,
@@ -891,6 +910,18 @@ pub(super) mod tests {
                 assert_eq!(Tree::parse(&text).is_ok(), n <= 80, "{n} parts");
             }
         }
+    }
+
+    #[test]
+    fn a_file_of_tiny_values_is_refused_before_it_costs_gigabytes() {
+        let long_line = format!("a = [{}]\n", "1,".repeat(MAX_TOKENS_PER_LINE));
+        let e = Tree::parse(&long_line).unwrap_err();
+        assert!(e.message.contains("longer than"), "{}", e.message);
+        let many: String = (0..MAX_NODES / 1000 + 1)
+            .map(|i| format!("k{i} = [{}]\n", "1,".repeat(999)))
+            .collect();
+        let e = Tree::parse(&many).unwrap_err();
+        assert!(e.message.contains("more entries"), "{}", e.message);
     }
 
     #[test]
