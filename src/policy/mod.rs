@@ -23,21 +23,21 @@
 //! The file is read by one reader, a compact tree over `toml_parser`'s events (`tree`)
 //! given its meaning by one schema (`parse`), cheap enough for a fleet's policy (100,000
 //! principals, docs/performance.md). The tool edits the file through `toml_edit`, so
-//! comments, order and layout of hand edits survive — a principal with a `[principals.NAME]`
-//! header of its own by editing that part of the text alone — and re-reads the result with
-//! the same reader before it is kept; every edit goes through [`store::Store`] (a lock, a re-read under it, an atomic
-//! replace that keeps the file's owner and mode), and the file is refused when others may
-//! write it (they could reinstate a principal or add a master). Any error in it — syntax,
-//! an unknown field, a wrong type — names the file, line and column, and no verification
-//! happens (fail closed).
+//! comments, order and layout of hand edits survive — a principal with a
+//! `[principals.NAME]` header of its own by editing that part of the text alone — and
+//! re-reads the result with the same reader before it is kept. Every edit goes through
+//! [`store::Store`] (a lock, a re-read under it, an atomic replace that keeps the file's
+//! owner and mode), and the file is refused when others may write it (they could reinstate
+//! a principal or add a master). Any error in it — syntax, an unknown field, a wrong type —
+//! names the file, line and column, and no verification happens (fail closed).
 //!
 //! Where each part lives: the model, in this file ([`Policy`], [`PrincipalState`]); `grace`
 //! ([`Grace`], and the moments a grace period ends at); `keyring` ([`KeyringEntry`], and
 //! loading the previous masters); `location` (where the file is: [`named_path`],
 //! [`path_beside`]); `load` (reading the file: [`Policy::load`]); `tree` (its TOML as a
-//! compact tree); `parse` (the schema: the tree into the model, [`Policy::parse`]); `edit` (changes that keep the layout: [`Policy::set_state`]
-//! …); `error` ([`PolicyError`]); [`store`] (the one way the file changes); [`actions`]
-//! (the admin action log).
+//! compact tree); `parse` (the schema: the tree into the model, [`Policy::parse`]); `edit`
+//! (changes that keep the layout: [`Policy::set_state`] …); `error` ([`PolicyError`]);
+//! [`store`] (the one way the file changes); [`actions`] (the admin action log).
 
 pub mod actions;
 mod edit;
@@ -204,7 +204,17 @@ impl Policy {
         self.text.as_ref().clone()
     }
 
-    /// The document's text, without a copy.
+    /// The document's text, without a copy: what was read, or what the last edit made.
+    ///
+    /// ```
+    /// use gobuildkey::policy::{Policy, PrincipalState};
+    ///
+    /// let mut policy = Policy::parse("# ours\n[principals.host-a]\nrevoked = true\n", None)?;
+    /// let revoked = PrincipalState { revoked: true, generation: 1, ..Default::default() };
+    /// policy.set_state(&"host-a".parse()?, &revoked)?;
+    /// assert_eq!(policy.as_text(), "# ours\n[principals.host-a]\nrevoked = true\ngeneration = 1\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn as_text(&self) -> &str {
         &self.text
