@@ -1208,4 +1208,349 @@ pub(super) mod tests {
             "{accepted} of 1000 accepted"
         );
     }
+
+    fn compare(text: &str) -> Result<(), String> {
+        let ours = Tree::parse(text);
+        let theirs = text.parse::<toml_edit::DocumentMut>();
+        match (&ours, &theirs) {
+            (Ok(tree), Ok(doc)) => {
+                let a = plain(tree, Tree::root());
+                let b = plain_item(doc.as_item());
+                if a == b {
+                    Ok(())
+                } else {
+                    Err(format!("values differ {text:?}\n ours {a}\n them {b}"))
+                }
+            }
+            (Err(_), Err(_)) => Ok(()),
+            _ => Err(format!(
+                "{text:?}: reader {:?}, toml_edit {:?}",
+                ours.as_ref().err(),
+                theirs.as_ref().err().map(toml_edit::TomlError::message)
+            )),
+        }
+    }
+
+    /// Files picked by hand (a red-team pass, 2026-11-30): each read as `toml_edit` reads it.
+    #[test]
+    fn hand_picked_files_read_as_toml_edit_reads_them() {
+        let path80 = (0..80)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let path81 = (0..81)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let path79 = (0..79)
+            .map(|i| format!("k{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let cases: Vec<String> = vec![
+            "[a.b.c]\n[a]\nb.d = 1\n".into(),
+            "[a.b.c]\n[a]\nb.d = 1\n[a.b]\n".into(),
+            format!("{path79} = 1\n"),
+            format!("{path80} = 1\n"),
+            format!("{path81} = 1\n"),
+            format!("[{path79}]\n"),
+            format!("[{path80}]\n"),
+            format!("[{path81}]\n"),
+            format!("a = {{ {path80} = 1 }}\n"),
+            "\u{feff}a = 1\n".into(),
+            "a = 1\r\nb = 2\r\n".into(),
+            "a = 1\rb = 2\n".into(),
+            "a = 1 # \u{7f}\n".into(),
+            "a = 1 # \u{1}\n".into(),
+            "a = 1 # \t\n".into(),
+            "a = {\n b = 1,\n}\n".into(),
+            "a = { b = 1, }\n".into(),
+            "a = \"\\e\"\n".into(),
+            "a = \"\\x41\"\n".into(),
+            "\"a\" = 1\na = 2\n".into(),
+            "\"\\u0061\" = 1\na = 2\n".into(),
+            "[principals]\n\"host-a\".revoked = true\n[principals.host-a]\n".into(),
+            "principals.host-a.revoked = true\n[principals]\n".into(),
+            "principals.host-a.revoked = true\n[principals.host-a]\n".into(),
+            "principals.host-a.revoked = true\n[principals.host-b]\n".into(),
+            "[[keyring.previous]]\nfile='a'\n[keyring]\n".into(),
+            "[keyring]\n[[keyring.previous]]\nfile='a'\n".into(),
+            "[[keyring.previous]]\nfile='a'\n[keyring.previous.x]\n".into(),
+            "[[a]]\n[a.b]\n[a]\n".into(),
+            "[[a]]\nb.c = 1\n[a.b]\n".into(),
+            "[[a]]\n[a.b]\n[[a]]\n[a.b]\n".into(),
+            "[a]\nb.c = 1\n[a.b.d]\n".into(),
+            "a.b = 1\n[a]\n".into(),
+            "[a.b]\n[a]\n[a.b]\n".into(),
+            "a = []\n[[a]]\n".into(),
+            "[[a.b]]\n[a]\nb = 1\n".into(),
+            "[[a.b]]\n[a]\n".into(),
+            "[a]\n[[a.b]]\n[a.b.c]\n[[a.b]]\n".into(),
+            "a = 0x_1\n".into(),
+            "a = 1__2\n".into(),
+            "a = 00\n".into(),
+            "a = +0x1\n".into(),
+            "a = 1979-05-27 07:32:00Z\n".into(),
+            "a = 1979-05-27T07:32Z\n".into(),
+            "a = 07:32\n".into(),
+            "a = -nan\n".into(),
+            "a = 1e1000\n".into(),
+            "a = 1.0e-400\n".into(),
+            "a=\"\"\"\n\\\n  x\"\"\"\n".into(),
+            "a = '''x''''\n".into(),
+            "a.\"b\" = 1\na.b.c = 2\n".into(),
+            "a = 1\n\u{0}".into(),
+            "a = 1".into(),
+            "[a]".into(),
+            "[a]\r".into(),
+            "[ a . b ]\n".into(),
+            "[a]\n[ \"a\" ]\n".into(),
+            "['a']\n[\"a\"]\n".into(),
+            "a = { b = 1 }\n[a]\n".into(),
+            "a = [{ b = 1 }]\n[[a]]\n".into(),
+            "a = [{ b = 1 }]\n[a.c]\n".into(),
+            "[[a]]\n[[a.b]]\n[a.b.c]\n".into(),
+        ];
+        let mut bad = Vec::new();
+        for c in &cases {
+            if let Err(e) = compare(c) {
+                bad.push(e);
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len() as u64) as usize]
+        }
+    }
+
+    fn gen_key(r: &mut Rng) -> String {
+        if r.below(4) == 0 {
+            return odd_key(r);
+        }
+        r.pick(&[
+            "a",
+            "b",
+            "\"a\"",
+            "'b'",
+            "\"\\u0061\"",
+            "principals",
+            "host-a",
+            "\"host-a\"",
+            "keyring",
+            "previous",
+            "c",
+            "\"\"",
+            "1",
+            "a.b",
+            "\"a.b\"",
+        ])
+        .to_owned()
+    }
+    fn odd_value(r: &mut Rng) -> String {
+        r.pick(&[
+            r#"2026-12-01"#,
+            r#"+1"#,
+            r#"0x1f"#,
+            r#"1_000"#,
+            r#"-0"#,
+            r#"nan"#,
+            r#"-inf"#,
+            r#"1e5"#,
+            r#"1.5"#,
+            r#"-0.0"#,
+            r#"0.0e0"#,
+            r#"1979-05-27T00:32:00.999999-07:00"#,
+            r#"07:32:00"#,
+            r#"1979-05-27T07:32:00"#,
+            r#"0o7"#,
+            r#"0b1"#,
+            r#""\u00e9""#,
+            r#""\\""#,
+            r#""\U0001F600""#,
+            r#"'\'"#,
+            r#""\x41""#,
+            r#""\e""#,
+            r#""é""#,
+            r#"9223372036854775807"#,
+            r#"-9223372036854775808"#,
+            r#"1979-05-27 07:32:00Z"#,
+            r#"1979-05-27t07:32:00z"#,
+            r#"1e-400"#,
+            r#"0.1e+1_0"#,
+            "\"\"\"\\\n  x\"\"\"",
+            r#"'''a''''"#,
+            r#""""a"""""#,
+            r#"07:32"#,
+            r#"1979-05-27T07:32Z"#,
+            r#"0x"#,
+            r#"1."#,
+        ])
+        .to_owned()
+    }
+    fn odd_key(r: &mut Rng) -> String {
+        r.pick(&[
+            r#""é""#,
+            r#"é"#,
+            r#""\u00e9""#,
+            r#"'a b'"#,
+            r#""a b""#,
+            r#"0"#,
+            r#"-"#,
+            r#"_"#,
+            r#"true"#,
+            r#"inf"#,
+            r#"1979-05-27"#,
+            r#""\x61""#,
+            r#"1.2"#,
+        ])
+        .to_owned()
+    }
+    fn gen_path(r: &mut Rng, max: u64) -> String {
+        let n = 1 + r.below(max);
+        (0..n)
+            .map(|_| gen_key(r))
+            .collect::<Vec<_>>()
+            .join(r.pick(&[".", " . ", "."]))
+    }
+    fn gen_value(r: &mut Rng, depth: u32, nl: &str) -> String {
+        let k = if depth > 3 { r.below(6) } else { r.below(10) };
+        match k {
+            0 => "1".into(),
+            1 => "true".into(),
+            2 => "\"s\"".into(),
+            3 => "'x'".into(),
+            4 => odd_value(r),
+            5 => "\"\"\"m\nl\"\"\"".into(),
+            6 | 7 => {
+                let n = r.below(3);
+                let sep = if r.below(3) == 0 {
+                    format!(",{nl}")
+                } else {
+                    ", ".into()
+                };
+                let items: Vec<String> = (0..n)
+                    .map(|_| format!("{} = {}", gen_path(r, 2), gen_value(r, depth + 1, nl)))
+                    .collect();
+                let trail = if r.below(4) == 0 { "," } else { "" };
+                let open = if r.below(4) == 0 {
+                    format!("{{{nl}")
+                } else {
+                    "{ ".into()
+                };
+                format!("{open}{}{trail} }}", items.join(&sep))
+            }
+            _ => {
+                let n = r.below(3);
+                let sep = if r.below(3) == 0 {
+                    format!(",{nl}")
+                } else {
+                    ", ".into()
+                };
+                let items: Vec<String> = (0..n).map(|_| gen_value(r, depth + 1, nl)).collect();
+                let c = if r.below(5) == 0 {
+                    format!(" # c{nl}")
+                } else {
+                    String::new()
+                };
+                format!("[{c}{}]", items.join(&sep))
+            }
+        }
+    }
+    fn gen_doc(r: &mut Rng) -> String {
+        let nl = if r.below(4) == 0 { "\r\n" } else { "\n" };
+        let mut out = String::new();
+        if r.below(10) == 0 {
+            out.push('\u{feff}');
+        }
+        if r.below(3) == 0 {
+            let n = 600 + r.below(300);
+            for i in 0..n {
+                out.push_str(&format!("f{i} = {i}{nl}"));
+            }
+        }
+        let lines = 1 + r.below(8);
+        for _ in 0..lines {
+            match r.below(6) {
+                0 => out.push_str(&format!("[{}]", gen_path(r, 3))),
+                1 => out.push_str(&format!("[[{}]]", gen_path(r, 3))),
+                2 => out.push_str(&format!(
+                    "# comment{}",
+                    r.pick(&["", "\u{7f}", "\t", "\u{1}", "é"])
+                )),
+                _ => out.push_str(&format!("{} = {}", gen_path(r, 3), gen_value(r, 0, nl))),
+            }
+            if r.below(6) == 0 {
+                out.push_str(" # trailing");
+            }
+            out.push_str(nl);
+        }
+        // Damage sometimes.
+        if r.below(4) == 0 && !out.is_empty() {
+            let mut chars: Vec<char> = out.chars().collect();
+            let i = r.below(chars.len() as u64) as usize;
+            match r.below(3) {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(
+                    i,
+                    ['[', ']', '{', '}', '\n', '\r', ',', '"', '.', '='][r.below(10) as usize],
+                ),
+                _ => chars.insert(i, '\n'),
+            }
+            out = chars.into_iter().collect();
+        }
+        out
+    }
+
+    /// General TOML, not only a policy's shapes (odd keys and values, inline tables over
+    /// lines, CRLF, a BOM, hundreds of filler lines so that chunks are cut everywhere,
+    /// damaged copies): the reader and `toml_edit` agree. `TREE_FUZZ_SEED` and
+    /// `TREE_FUZZ_CASES` run it longer (150,000 cases passed on 2026-11-30).
+    #[test]
+    fn any_toml_reads_as_toml_edit_reads_it() {
+        let seed: u64 = std::env::var("TREE_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let iters: u64 = std::env::var("TREE_FUZZ_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1500);
+        let mut r = Rng(seed);
+        let mut bad = Vec::new();
+        for _ in 0..iters {
+            let doc = gen_doc(&mut r);
+            let result = std::panic::catch_unwind(|| compare(&doc));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bad.push(
+                    e.chars()
+                        .rev()
+                        .take(600)
+                        .collect::<String>()
+                        .chars()
+                        .rev()
+                        .collect::<String>(),
+                ),
+                Err(_) => bad.push(format!("PANIC {doc:?}")),
+            }
+            if bad.len() > 15 {
+                break;
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n----\n"));
+    }
 }
