@@ -445,10 +445,9 @@ impl<'i> Builder<'i> {
         if node.count >= INDEXED_FROM {
             return self.tree.index.get(&(parent, Cow::Borrowed(key))).copied();
         }
-        self.tree.children(parent).find(|&child| {
-            let c = self.tree.node(child);
-            decode_key(self.tree.source, c.key, c.key_encoding) == key
-        })
+        self.tree
+            .children(parent)
+            .find(|&child| self.tree.key(child) == key)
     }
 
     fn add(

@@ -258,7 +258,7 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
         output::note(&format!(
             "dry run: nothing was written; {} would hold:\n{}",
             path.display(),
-            policy.to_text()
+            policy.as_text()
         ));
     } else {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
