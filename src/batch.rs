@@ -14,21 +14,21 @@
 //! while input streams in. Every answer comes from [`Verifier::verify_at`], the one verify
 //! function.
 //!
-//! [`run`] is a pipeline, so that reading, verifying and writing overlap: the calling
-//! thread reads the input and splits it into batches of lines, worker threads (one per
-//! core) verify whole batches, and a writer thread writes their answers in input order,
-//! auditing each batch's lines first. Batches go to the workers in turn and the writer
-//! takes them back in the same turn, which keeps the order. A fixed number of batch
-//! buffers circulates — the reader waits for one the writer has finished with — so memory
-//! stays bounded whatever the input's rate, and a slow reader of the answers slows the
-//! reading of the input instead of growing anything.
+//! [`run`] overlaps reading, verifying and writing with one thread per core and no thread
+//! in between: each thread in turn reads a batch of lines (under the input's lock), verifies
+//! it while the others read or verify theirs, and writes its answers once the batches
+//! before it are written (batches are numbered as read; a condition variable passes the
+//! turn), auditing the batch's lines first. Each thread reuses one batch buffer, so memory
+//! stays bounded whatever the input's rate, and a slow reader of the answers holds up the
+//! threads, hence the reading, instead of growing anything. A thread that panics (a bug)
+//! gives up its turn, so the others end and the panic is raised again rather than the run
+//! hanging.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{self, Scope, ScopedJoinHandle};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
 
 use jiff::Timestamp;
 use zeroize::Zeroizing;
@@ -126,12 +126,14 @@ fn answer(verdict: Verdict) -> &'static str {
 /// that.
 fn split_line(line: &[u8]) -> Option<(&str, &[u8])> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let sep = line.iter().position(|b| matches!(b, b' ' | b'\t'))?;
+    let sep = memchr::memchr2(b' ', b'\t', line)?;
     let principal = std::str::from_utf8(&line[..sep]).ok()?;
     let key = &line[sep + 1..];
     // The key itself may not contain a separator; `verify` trims the rest.
     let key_trimmed = crate::text::trim_space(key);
-    if key_trimmed.is_empty() || key_trimmed.iter().any(|b| matches!(b, b' ' | b'\t')) {
+    // Found with SIMD (a byte loop here was 8 % of a batch's time); a key with a separator
+    // in it is malformed, never anybody's key, so where it is tells nothing.
+    if key_trimmed.is_empty() || memchr::memchr2(b' ', b'\t', key_trimmed).is_some() {
         return None;
     }
     Some((principal, key_trimmed))
@@ -151,15 +153,16 @@ pub struct Stats {
 /// whatever a reload ([`crate::reload`]) put in place; `audit` is locked for each batch's
 /// lines, so that it can be reopened (SIGHUP) in between.
 ///
-/// Reading (on the calling thread), verifying (a worker thread per core, at most 8) and
-/// writing (one writer thread) overlap, a few batches in flight at most; answers keep the
-/// input's order. When writing or auditing fails, the run ends at the next line read or at
-/// the input's end (a read that waits for input is not interrupted), with that error.
+/// One thread per core (at most 8) takes turns: each reads a batch of lines (one at a time),
+/// verifies it while the others read or verify theirs, and writes its answers when the
+/// batches before it are written, so answers keep the input's order. When writing or
+/// auditing fails, the run ends with that error: at once, or, if a thread is waiting for
+/// input, at the next line read or at the input's end (a read is not interrupted).
 ///
 /// # Errors
 /// Reading, writing or auditing failed.
-pub fn run<R: Read>(
-    current: impl Fn() -> Arc<Verifier>,
+pub fn run<R: Read + Send>(
+    current: impl Fn() -> Arc<Verifier> + Sync,
     input: &mut BufReader<R>,
     output: &mut (impl Write + Send),
     audit: Option<&Mutex<AuditLog>>,
@@ -170,38 +173,118 @@ pub fn run<R: Read>(
     run_with(current, input, output, audit, workers)
 }
 
-/// [`run`] with `workers` worker threads.
-fn run_with<R: Read>(
-    current: impl Fn() -> Arc<Verifier>,
+/// [`run`] with `workers` threads.
+fn run_with<R: Read + Send>(
+    current: impl Fn() -> Arc<Verifier> + Sync,
     input: &mut BufReader<R>,
     output: &mut (impl Write + Send),
     audit: Option<&Mutex<AuditLog>>,
     workers: usize,
 ) -> io::Result<Stats> {
-    let workers = workers.max(1);
-    // One batch being read, one being written, and for each worker one being verified and
-    // one waiting: the channels never hold more than that, so they never block a sender.
-    let in_flight = 2 * workers + 2;
-    let pipeline = Pipeline {
+    let shared = Shared {
+        current,
         auditing: audit.is_some(),
-        in_flight,
+        input: Mutex::new(Reading {
+            input,
+            next: 0,
+            ended: false,
+            error: None,
+        }),
+        output: Mutex::new(Writing {
+            output,
+            audit,
+            turn: 0,
+            abandoned: false,
+            stats: Stats::default(),
+            error: None,
+        }),
+        turn: Condvar::new(),
         failed: AtomicBool::new(false),
     };
-    thread::scope(|scope| pipeline.run(scope, &current, input, output, audit, workers))
+    thread::scope(|scope| {
+        let threads = (0..workers.max(1))
+            .map(|_| {
+                thread::Builder::new()
+                    .name("gobuildkey-batch".into())
+                    .spawn_scoped(scope, || shared.work())
+            })
+            .collect::<io::Result<Vec<_>>>();
+        let threads = match threads {
+            Ok(threads) => threads,
+            Err(err) => {
+                // The threads started so far stop at their next batch.
+                shared.failed.store(true, Ordering::Relaxed);
+                return Err(err);
+            }
+        };
+        // A panic in a thread is a bug; re-raise it rather than answer wrongly.
+        let mut panicked = None;
+        for thread in threads {
+            if let Err(panic) = thread.join() {
+                panicked.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = panicked {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(())
+    })?;
+    let reading = shared
+        .input
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let writing = shared
+        .output
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    // The first failure: answers stop at a failed write, reads at a failed read.
+    if let Some(err) = writing.error {
+        return Err(err);
+    }
+    if let Some(err) = reading.error {
+        return Err(err);
+    }
+    writing.output.flush()?;
+    Ok(writing.stats)
 }
 
-/// What the pipeline's threads share.
-struct Pipeline {
+/// What the threads of a run share.
+struct Shared<'a, F, R, W> {
+    /// The verifier in place now.
+    current: F,
     /// Whether decisions are kept for the audit.
     auditing: bool,
-    /// How many batch buffers exist at most.
-    in_flight: usize,
-    /// Set by the writer when writing or auditing failed: the reader stops.
+    /// The input, read by one thread at a time.
+    input: Mutex<Reading<'a, R>>,
+    /// The output, written in the batches' order.
+    output: Mutex<Writing<'a, W>>,
+    /// Signalled when a batch's answers are written (or a thread gave up its turn).
+    turn: Condvar,
+    /// Set when writing or auditing failed: no more input is read.
     failed: AtomicBool,
 }
 
-/// A batch's lines and, once verified, their answers. Its buffers go round the pipeline
-/// and are reused.
+/// The reading side: the input, and the number the next batch read gets.
+struct Reading<'a, R> {
+    input: &'a mut BufReader<R>,
+    next: u64,
+    /// The input ended, or reading it failed.
+    ended: bool,
+    error: Option<io::Error>,
+}
+
+/// The writing side: the output, and the number of the batch whose answers come next.
+struct Writing<'a, W> {
+    output: &'a mut W,
+    audit: Option<&'a Mutex<AuditLog>>,
+    turn: u64,
+    /// A thread panicked before its turn: nobody waits for turns any more.
+    abandoned: bool,
+    stats: Stats,
+    error: Option<io::Error>,
+}
+
+/// A batch's lines and, once verified, their answers. Each thread has one and reuses it.
 struct Batch {
     /// The lines' bytes, without their `\n`s (keys pass through it: wiped on drop).
     data: Zeroizing<Vec<u8>>,
@@ -264,157 +347,127 @@ impl Batch {
     }
 }
 
-/// A batch to verify, with the verifier `current` gave at its start.
-type Job = (Batch, Arc<Verifier>);
-
-impl Pipeline {
-    /// Starts the writer and the workers, reads on this thread, and ends them all.
-    fn run<'scope, R: Read, W: Write + Send>(
-        &'scope self,
-        scope: &'scope Scope<'scope, '_>,
-        current: &impl Fn() -> Arc<Verifier>,
-        input: &mut BufReader<R>,
-        output: &'scope mut W,
-        audit: Option<&'scope Mutex<AuditLog>>,
-        workers: usize,
-    ) -> io::Result<Stats> {
-        // Worker k takes the batches numbered k, k + workers, …, in order, and hands them to
-        // the writer on its own channel, which the writer reads in the same turn.
-        let (to_workers, jobs): (Vec<_>, Vec<_>) =
-            (0..workers).map(|_| sync_channel(self.in_flight)).unzip();
-        let (to_writer, verified): (Vec<_>, Vec<_>) =
-            (0..workers).map(|_| sync_channel(self.in_flight)).unzip();
-        // The writer gives the batches it has written back to the reader.
-        let (recycle, free) = sync_channel(self.in_flight);
-
-        let writer = thread::Builder::new()
-            .name("gobuildkey-batch-writer".into())
-            .spawn_scoped(scope, move || {
-                self.write(output, audit, &verified, &recycle)
-            })?;
-        let mut verifiers = Vec::with_capacity(workers);
-        for (jobs, done) in jobs.into_iter().zip(to_writer) {
-            verifiers.push(
-                thread::Builder::new()
-                    .name("gobuildkey-batch-verify".into())
-                    .spawn_scoped(scope, move || self.verify(&jobs, &done))?,
-            );
-        }
-
-        // Ends by dropping `to_workers`: the workers finish what they have, then the writer.
-        let read = self.read(current, input, to_workers, &free);
-        let mut panicked = None;
-        for verifier in verifiers {
-            if let Err(panic) = verifier.join() {
-                panicked.get_or_insert(panic);
-            }
-        }
-        let written = join(writer);
-        // A panic in a thread is a bug; re-raise it rather than answer wrongly.
-        if let Some(panic) = panicked {
-            std::panic::resume_unwind(panic);
-        }
-        read?;
-        written
-    }
-
-    /// The reader: fills free batches with the input's lines and hands them to the workers
-    /// in turn, until the input ends, reading fails, or the writer has stopped.
-    fn read<R: Read>(
-        &self,
-        current: &impl Fn() -> Arc<Verifier>,
-        input: &mut BufReader<R>,
-        to_workers: Vec<SyncSender<Job>>,
-        free: &Receiver<Batch>,
-    ) -> io::Result<()> {
-        let mut made = 0;
-        for to_worker in to_workers.iter().cycle() {
-            if self.failed.load(Ordering::Relaxed) {
-                break;
-            }
-            // A written batch if there is one; a new one while there are few; else wait for
-            // the writer to finish one (the bound on memory, and the backpressure).
-            let mut batch = match free.try_recv() {
-                Ok(batch) => batch,
-                Err(TryRecvError::Empty) if made < self.in_flight => {
-                    made += 1;
-                    Batch::new(self.auditing)
-                }
-                Err(TryRecvError::Empty) => match free.recv() {
-                    Ok(batch) => batch,
-                    Err(_) => break,
-                },
-                Err(TryRecvError::Disconnected) => break,
-            };
-            batch.data.clear();
-            batch.lines.clear();
-            batch.flush = gather(input, &mut batch)?;
-            debug_assert_eq!(batch.data.capacity(), BATCH_CAPACITY);
-            if batch.lines.is_empty() {
-                break;
-            }
-            batch.now = Timestamp::now();
-            if to_worker.send((batch, current())).is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// A worker: verifies each batch it is given, reusing one principal buffer throughout.
-    fn verify(&self, jobs: &Receiver<Job>, done: &SyncSender<Batch>) {
+impl<F, R, W> Shared<'_, F, R, W>
+where
+    F: Fn() -> Arc<Verifier>,
+    R: Read,
+    W: Write,
+{
+    /// One thread's loop: read a batch, verify it, write its answers in turn; until the
+    /// input ends, or reading, writing or auditing fails.
+    fn work(&self) {
+        let mut batch = Batch::new(self.auditing);
         let mut scratch = None;
-        for (mut batch, verifier) in jobs {
+        while let Some((number, verifier)) = self.read(&mut batch) {
+            // Gives up the turn if verifying panics, so that no other thread waits for it.
+            let turn = Turn {
+                shared: self,
+                done: false,
+            };
             batch.verify(&verifier, &mut scratch, self.auditing);
             drop(verifier);
-            if done.send(batch).is_err() {
-                break;
-            }
+            self.write(number, &batch);
+            turn.done();
         }
     }
 
-    /// The writer: audits and writes each batch's answers in input order, flushing those
-    /// the input is waiting for, until the workers are done. A failure stops the reader.
-    fn write(
-        &self,
-        output: &mut impl Write,
-        audit: Option<&Mutex<AuditLog>>,
-        verified: &[Receiver<Batch>],
-        recycle: &SyncSender<Batch>,
-    ) -> io::Result<Stats> {
-        let written = write_in_order(output, audit, verified, recycle);
-        if written.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
+    /// Fills `batch` with the next lines; their number in the input's order and the
+    /// verifier in place, or `None` when there is nothing more to answer.
+    fn read(&self, batch: &mut Batch) -> Option<(u64, Arc<Verifier>)> {
+        let mut reading = self.input.lock().unwrap_or_else(PoisonError::into_inner);
+        if reading.ended || self.failed.load(Ordering::Relaxed) {
+            return None;
         }
-        written
+        batch.data.clear();
+        batch.lines.clear();
+        match gather(reading.input, batch) {
+            Ok(flush) => batch.flush = flush,
+            Err(err) => {
+                reading.ended = true;
+                reading.error = Some(err);
+                return None;
+            }
+        }
+        debug_assert_eq!(batch.data.capacity(), BATCH_CAPACITY);
+        if batch.lines.is_empty() {
+            reading.ended = true;
+            return None;
+        }
+        batch.now = Timestamp::now();
+        // The verifier first: a batch gets its number (a turn others wait for) only once
+        // nothing before its verification can fail.
+        let verifier = (self.current)();
+        let number = reading.next;
+        reading.next += 1;
+        Some((number, verifier))
+    }
+
+    /// Audits and writes the answers of batch `number` once every batch before it is
+    /// written, flushing them when the input is waiting for them. A failure is kept (the
+    /// run's error) and stops the reading.
+    fn write(&self, number: u64, batch: &Batch) {
+        let mut writing = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+        while writing.turn != number && !writing.abandoned {
+            writing = self
+                .turn
+                .wait(writing)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if writing.error.is_none() && !writing.abandoned {
+            let written = writing.write(batch);
+            if let Err(err) = written {
+                writing.error = Some(err);
+                self.failed.store(true, Ordering::Relaxed);
+            }
+        }
+        writing.turn += 1;
+        drop(writing);
+        self.turn.notify_all();
     }
 }
 
-fn write_in_order(
-    output: &mut impl Write,
-    audit: Option<&Mutex<AuditLog>>,
-    verified: &[Receiver<Batch>],
-    recycle: &SyncSender<Batch>,
-) -> io::Result<Stats> {
-    let mut stats = Stats::default();
-    for verified in verified.iter().cycle() {
-        // Disconnected: the reader is done and this worker has nothing more.
-        let Ok(batch) = verified.recv() else { break };
-        if let Some(log) = audit {
-            audit_batch(log, &batch)?;
+impl<W: Write> Writing<'_, W> {
+    fn write(&mut self, batch: &Batch) -> io::Result<()> {
+        if let Some(log) = self.audit {
+            audit_batch(log, batch)?;
         }
-        output.write_all(&batch.answers)?;
-        stats.lines += batch.lines.len() as u64;
-        stats.ok += batch.ok;
+        self.output.write_all(&batch.answers)?;
+        self.stats.lines += batch.lines.len() as u64;
+        self.stats.ok += batch.ok;
         if batch.flush {
-            output.flush()?;
+            self.output.flush()?;
         }
-        // Back to the reader, to be filled again; there is always room. Once the reader is
-        // gone, dropped (and wiped).
-        let _ = recycle.try_send(batch);
+        Ok(())
     }
-    output.flush()?;
-    Ok(stats)
+}
+
+/// A batch's turn to be written, held while it is verified: dropped without [`Turn::done`]
+/// (verifying panicked), it tells the waiting threads not to wait any more.
+struct Turn<'s, 'a, F, R, W> {
+    shared: &'s Shared<'a, F, R, W>,
+    done: bool,
+}
+
+impl<F, R, W> Turn<'_, '_, F, R, W> {
+    fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl<F, R, W> Drop for Turn<'_, '_, F, R, W> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.failed.store(true, Ordering::Relaxed);
+            let mut writing = self
+                .shared
+                .output
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            writing.abandoned = true;
+            drop(writing);
+            self.shared.turn.notify_all();
+        }
+    }
 }
 
 /// Records a batch's verifications, in order, under the audit lock: a reopen (SIGHUP)
@@ -433,13 +486,6 @@ fn audit_batch(log: &Mutex<AuditLog>, batch: &Batch) -> io::Result<()> {
     Ok(())
 }
 
-/// A thread's result; its panic re-raised.
-fn join<T>(thread: ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// Reads the next lines into `batch`: the first waits for input if need be, the others are
 /// read only while a whole line is buffered, so that no read waits for input while lines
 /// read before are unanswered. Stops at [`MAX_BATCH`] lines or [`MAX_BATCH_BYTES`] bytes.
@@ -456,6 +502,16 @@ fn gather<R: Read>(input: &mut BufReader<R>, batch: &mut Batch) -> io::Result<bo
             }
         }
         let start = batch.data.len();
+        // A line wholly in the input's buffer is taken from it directly; anything else
+        // (a line across a refill, an overlong line, the input's end) the slow way.
+        let buffered = input.buffer();
+        if let Some(end) = memchr::memchr(b'\n', &buffered[..buffered.len().min(MAX_LINE + 1)]) {
+            batch.data.extend_from_slice(&buffered[..end]);
+            input.consume(end + 1);
+            whole = whole.saturating_sub(end + 1);
+            batch.lines.push((start, batch.data.len(), false));
+            continue;
+        }
         let Some((overlong, taken)) = read_line_bounded(input, &mut batch.data, MAX_LINE)? else {
             return Ok(true);
         };
@@ -623,7 +679,7 @@ mod tests {
     /// Starts `run` on a thread, reading `input` and answering through a [`Flushed`]
     /// output: the answers as they are flushed, and the run's end.
     fn start(
-        current: impl Fn() -> Arc<Verifier> + Send + 'static,
+        current: impl Fn() -> Arc<Verifier> + Send + Sync + 'static,
         input: Gate,
     ) -> (
         mpsc::Receiver<Vec<u8>>,
@@ -1005,7 +1061,7 @@ mod tests {
     }
 
     /// A coordinator's answers can no longer be written while it is quiet: the run ends at
-    /// its next line or at the input's end.
+    /// once, or at its next line or at the input's end if a thread was waiting for it.
     #[test]
     fn a_closed_output_ends_a_quiet_run_at_the_next_input() {
         let (v, key) = setup();
@@ -1033,9 +1089,8 @@ mod tests {
                 .recv_timeout(PATIENCE)
                 .expect("the answer was not flushed");
             if more {
-                questions
-                    .send(format!("host-a {key}\n").into_bytes())
-                    .unwrap();
+                // The run may have ended already, if no thread was waiting for input.
+                let _ = questions.send(format!("host-a {key}\n").into_bytes());
             }
             drop(questions);
             let err = running.join().unwrap().unwrap_err();
@@ -1130,6 +1185,47 @@ mod tests {
             .collect();
         assert_eq!(principals, expected);
         assert!(!text.contains(&key));
+    }
+
+    /// A panic on any thread (a bug) ends the run with that panic, whatever the number of
+    /// threads and wherever it comes: the other threads do not wait for its turn forever.
+    #[test]
+    fn a_panic_ends_the_run_instead_of_hanging_it() {
+        struct Panicking(usize);
+        impl Write for Panicking {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0 += 1;
+                assert!(self.0 < 3, "a bug in the writer");
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let input = format!("host-a {key}\n").repeat(20_000);
+        for (in_current, workers) in [(true, 1), (true, 3), (false, 1), (false, 3)] {
+            let (v, input) = (Arc::clone(&v), input.clone());
+            let (finished, ended) = mpsc::channel();
+            thread::spawn(move || {
+                let calls = AtomicUsize::new(0);
+                let current = || {
+                    let call = calls.fetch_add(1, Ordering::Relaxed);
+                    // Once: the other threads go on.
+                    assert!(!in_current || call != 2, "a bug in the reload");
+                    Arc::clone(&v)
+                };
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // Small reads: many batches.
+                    let mut input = BufReader::with_capacity(4096, input.as_bytes());
+                    run_with(current, &mut input, &mut Panicking(0), None, workers)
+                }));
+                finished.send(run.is_err()).unwrap();
+            });
+            let panicked = ended.recv_timeout(PATIENCE).expect("the run hung");
+            assert!(panicked, "{in_current} {workers}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::key::{Algorithm, BuildKey};
 use crate::master::MasterSecret;
@@ -160,13 +160,13 @@ impl Keyed {
     fn matches(&self, message: &[&[u8]], key: &WellFormed<'_>) -> Choice {
         // The MAC is written as hex (base16ct: constant time) and the texts compared, rather
         // than the presented key decoded: a third of the cost (docs/performance.md).
-        let mut hex = Zeroizing::new([0u8; 2 * MAX_MAC_LEN]);
+        let mut hex = Wiped([0u8; 2 * MAX_MAC_LEN]);
         let ours = match self {
             Self::Sha256(state) => {
-                base16ct::lower::encode(mac_of(state, message).finalize().as_bytes(), &mut hex[..])
+                base16ct::lower::encode(mac_of(state, message).finalize().as_bytes(), &mut hex.0)
             }
             Self::Md5(state) => {
-                base16ct::lower::encode(mac_of(state, message).finalize().as_bytes(), &mut hex[..])
+                base16ct::lower::encode(mac_of(state, message).finalize().as_bytes(), &mut hex.0)
             }
         };
         ours.map_or(Choice::from(0), |ours| ct_eq_words(ours, key.0))
@@ -179,6 +179,17 @@ impl Keyed {
             Self::Sha256(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
             Self::Md5(state) => Tag::from(&mac_of(state, message).finalize().as_bytes()[..]),
         }
+    }
+}
+
+/// A buffer on the stack, wiped on drop as one slice (`zeroize` on `[u8]`: a fill and an
+/// optimisation barrier) rather than as `Zeroizing<[u8; N]>` wipes an array, a volatile
+/// write a byte: on every verification that was more than a hex encoding costs.
+struct Wiped<const N: usize>([u8; N]);
+
+impl<const N: usize> Drop for Wiped<N> {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
     }
 }
 

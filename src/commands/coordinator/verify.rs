@@ -132,14 +132,14 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
 
 /// Answers standard input's lines on standard output until it ends, then says how many.
 fn answer_stdin(
-    current: impl Fn() -> std::sync::Arc<gobuildkey::verifier::Verifier>,
+    current: impl Fn() -> std::sync::Arc<gobuildkey::verifier::Verifier> + Sync,
     audit: Option<&std::sync::Mutex<AuditLog>>,
 ) -> Result<Exit> {
     let stats = batch::run(
         current,
-        // A large buffer makes reads few and batches full while input streams in.
-        &mut io::BufReader::with_capacity(1 << 20, io::stdin().lock()),
-        // Not locked here: answers are written by the pipeline's writer thread.
+        // A large buffer makes reads few and batches full while input streams in. Neither
+        // stream is locked here: the pipeline's threads take turns reading and writing.
+        &mut io::BufReader::with_capacity(1 << 20, io::stdin()),
         &mut io::BufWriter::with_capacity(64 * 1024, io::stdout()),
         audit,
     )?;
