@@ -48,7 +48,8 @@
 //! master secret and where it comes from), [`derive`](mod@derive) (the keyed HMAC state:
 //! the one derivation for mint and verify), [`policy`] (generations, grace, revocation,
 //! the keyring), [`verifier`] (the one verification path, its verdicts and reasons),
-//! [`audit`] (one JSON line per verification), [`batch`] (the `verify --batch` protocol),
+//! [`explain`] (what a key that does not verify is, for the admin), [`audit`] (one JSON line
+//! per verification), [`batch`] (the `verify --batch` protocol),
 //! [`service`] (what `gobuildkey serve` answers), `reload` (reloading the masters and the
 //! policy while in use, on SIGHUP and on file change), [`paths`] (where the builder agent
 //! looks for its key). The command-line tool (`src/main.rs` and what it declares) uses the
@@ -60,6 +61,7 @@
 pub mod audit;
 pub mod batch;
 pub mod derive;
+pub mod explain;
 pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;

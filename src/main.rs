@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Reinstate(args) => commands::admin::policy::reinstate(args),
         Command::Policy(args) => commands::admin::policy::show(args),
         Command::Import(args) => commands::admin::import::run(args),
+        Command::Explain(args) => commands::admin::explain::run(args),
         Command::Log(args) => commands::admin::log::run(args),
         Command::Master(MasterCommand::Rotate(args)) => commands::admin::master::rotate(args),
         Command::Master(MasterCommand::Add(args)) => commands::admin::master::add(args),

@@ -300,6 +300,12 @@ impl Verifier {
         self.masters.iter().map(|m| &m.fingerprint)
     }
 
+    /// The keyed states of every master whose keys are accepted in `alg`, primary first:
+    /// for [`crate::explain`], which looks for what else a key is.
+    pub(crate) fn derivers(&self, alg: Algorithm) -> impl Iterator<Item = &Deriver> {
+        self.masters.iter().filter_map(move |m| m.deriver(alg))
+    }
+
     /// The policy in force.
     #[must_use]
     pub fn policy(&self) -> &Policy {

@@ -242,6 +242,21 @@ pub struct ImportArgs {
     pub edit: EditArgs,
 }
 
+// `gobuildkey explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The principal the key was presented as
+    #[arg(value_name = "PRINCIPAL", value_parser = PrincipalParser)]
+    pub principal: Principal,
+
+    /// Read the key from FILE instead of standard input
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
 // `gobuildkey log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {

@@ -265,6 +265,27 @@ Examples:
   gobuildkey import --alg hmac-md5 --from host-types.txt")]
     Import(ImportArgs),
 
+    /// Say what a key that does not verify is (admins)
+    ///
+    /// For the admin a builder owner sends a refused key to: reads the key from --key-file
+    /// or standard input (never the command line) and says what it is, as far as the
+    /// masters, the policy and the action log know — the principal's valid key; its key in
+    /// another algorithm than the policy accepts; an earlier generation (and when it was
+    /// replaced); another principal's key; a key with uppercase letters or whitespace
+    /// inside, and what it is once repaired; a key minted under a master since retired
+    /// (recognised by the key fingerprints the action log records); not a key at all; or
+    /// nothing the farm knows. Needs the master: verify, --batch and serve never say more
+    /// than a reason, so that nobody else can learn whose key they hold. Never shows the
+    /// key.
+    #[command(after_help = "\
+Exit status: 0 the key is valid; 1 it is not (whatever it is); 66 no master; see `gobuildkey
+--help` for the others.
+
+Examples:
+  gobuildkey explain host-linux-arm-aws < refused.key
+  gobuildkey explain --key-file refused.key --json host-linux-arm-aws")]
+    Explain(ExplainArgs),
+
     /// Show the admin action log: who changed what, when and why (admins)
     ///
     /// Every change of the policy or the master (init, mint of a new principal, rotate,

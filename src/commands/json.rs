@@ -93,6 +93,51 @@ pub struct Verify<'a> {
     pub generation: Option<u64>,
 }
 
+/// `explain`: what a key is; the fields that do not apply to the finding are left out.
+#[derive(Debug, Default, Serialize)]
+pub struct Explain<'a> {
+    /// The principal the key was presented as.
+    pub principal: &'a str,
+    /// Whether it verifies as written.
+    pub valid: bool,
+    /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `retired-master`,
+    /// `malformed`, `unknown`, `refused`: of the key as written, or as repaired when
+    /// `fixes` is not empty.
+    pub finding: &'static str,
+    /// How the key had to be repaired first: `joined` (whitespace inside removed),
+    /// `lowercased`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<&'static str>,
+    /// The key's generation (`valid`, `generation`, `other-principal`, `retired-master`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// The principal's current generation (`generation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_generation: Option<u64>,
+    /// Whose key it is (`other-principal`, `retired-master`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_principal: Option<String>,
+    /// The fingerprint of the master (`valid`, `retired-master`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master: Option<String>,
+    /// When the generation was replaced (`generation`) or the key minted
+    /// (`retired-master`), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// The key's algorithm (`algorithm`, `unknown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<&'static str>,
+    /// What the policy accepts for the principal (`algorithm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
+    /// Whether the key is the revoked principal's current key (`revoked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub its_key: Option<bool>,
+    /// The verifier's reason (`refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
 /// `fingerprint`.
 #[derive(Debug, Serialize)]
 pub struct Fingerprint<'a> {
@@ -521,6 +566,26 @@ mod tests {
                 },
             ),
             sample(&["mint"], "mint", &minted(path, fp, ())),
+            // Every field at once, which no finding has: the table lists them all.
+            sample(
+                &["explain"],
+                "explain",
+                &Explain {
+                    principal: "host-a",
+                    valid: false,
+                    finding: "generation",
+                    fixes: vec!["lowercased"],
+                    generation: Some(0),
+                    current_generation: Some(1),
+                    other_principal: Some("host-b".to_owned()),
+                    master: Some(fp.to_owned()),
+                    time: Some("2026-11-30T00:00:00Z".to_owned()),
+                    algorithm: Some("hmac-sha256"),
+                    accepted: Some("hmac-sha256".to_owned()),
+                    its_key: Some(false),
+                    reason: Some("invalid"),
+                },
+            ),
             sample(
                 &["rotate"],
                 "rotate",

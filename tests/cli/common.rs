@@ -50,7 +50,7 @@ pub fn unprivileged_binary() -> &'static Path {
 
 /// Every command and subcommand, for the tests that go through all of them; [`commands`]
 /// leaves out those this build does not have.
-const COMMANDS: [&[&str]; 22] = [
+const COMMANDS: [&[&str]; 23] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -65,6 +65,7 @@ const COMMANDS: [&[&str]; 22] = [
     &["policy"],
     &["policy", "init"],
     &["import"],
+    &["explain"],
     &["log"],
     &["master", "rotate"],
     &["master", "add"],

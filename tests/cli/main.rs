@@ -14,6 +14,7 @@ mod crash;
 mod doc_examples;
 mod docs;
 mod dry_run;
+mod explain;
 mod fingerprint;
 #[cfg(all(feature = "serve", feature = "probe"))]
 mod go_coordinator;

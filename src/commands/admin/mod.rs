@@ -2,6 +2,7 @@
 //! `policy`, `import`, `log`, `master rotate|add|retire`; and what they share: the one safe
 //! way to edit the policy (lock, re-read, log, replace), and printing or writing a minted key.
 
+pub mod explain;
 pub mod import;
 pub mod init;
 pub mod log;

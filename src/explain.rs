@@ -1,0 +1,632 @@
+//! What a key that does not verify is, for the admin who holds the masters (`gobuildkey
+//! explain`): a typo, the key of another principal, an earlier generation, the other
+//! algorithm, a key minted under a master since retired — or nothing the farm knows.
+//!
+//! This is an admin's tool, never an answer to whoever presented the key: `verify`, the
+//! batch and `serve` say only the [`Reason`], so that nobody without the masters learns
+//! from them whose key they hold. The verdict itself comes from [`Verifier::verify_at`],
+//! the one verify function; what is added here is the search for what else the key is,
+//! through the one derivation (each comparison in constant time, as in verification).
+//!
+//! The search covers every principal the policy names or the action log mentions, at every
+//! generation from 0 to its current one, under every master of the keyring, in every
+//! algorithm that master's keys are accepted in; then the fingerprints of the keys the
+//! action log records as minted — which is how a key of a retired master is recognised:
+//! retired masters are not kept to compute keys with.
+//!
+//! ```
+//! use gobuildkey::derive::Deriver;
+//! use gobuildkey::explain::{Explanation, History, explain};
+//! use gobuildkey::key::Algorithm;
+//! use gobuildkey::master::MasterSecret;
+//! use gobuildkey::policy::{Policy, PrincipalState};
+//! use gobuildkey::verifier::Verifier;
+//!
+//! let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+//! let (a, b) = ("host-a".parse()?, "host-b".parse()?);
+//! let mut policy = Policy::none();
+//! // host-b is in the policy, as a principal minted for is.
+//! let minted = PrincipalState { minted_under: Some(master.fingerprint().to_string()), ..Default::default() };
+//! policy.set_state(&b, &minted)?;
+//! let verifier = Verifier::new(&master, Algorithm::HmacSha256).with_policy(policy);
+//! let now = jiff::Timestamp::now();
+//!
+//! // host-b's key, presented as host-a's.
+//! let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&b);
+//! let found = explain(&verifier, &History::default(), &a, key.expose_secret().as_bytes(), now);
+//! assert_eq!(found, Explanation::OtherPrincipal { principal: b, generation: 0, current: true });
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::derive::well_formed;
+use crate::fingerprint::Fingerprint;
+use crate::key::{Algorithm, AlgorithmSet};
+use crate::policy::actions::Action;
+use crate::principal::Principal;
+use crate::text::trim_space;
+use crate::verifier::{Reason, Verdict, Verifier};
+
+/// What the action log tells about keys: the principals it mentions, when each generation
+/// began, and the fingerprints of the keys it records as minted.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Each principal the log mentions, with the highest generation it records for it.
+    principals: BTreeMap<Principal, u64>,
+    /// Each key the log records as minted, oldest first.
+    minted: Vec<Minted>,
+}
+
+/// A key the action log records as minted: its fingerprint, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Minted {
+    /// The principal it was minted for.
+    pub principal: String,
+    /// Its generation.
+    pub generation: u64,
+    /// The fingerprint of the master it was minted under.
+    pub master: String,
+    /// The key's fingerprint.
+    pub key: String,
+    /// When (RFC 3339).
+    pub time: String,
+    /// The user who minted it.
+    pub user: String,
+    /// The command that minted it: `mint`, `rotate` …
+    pub command: String,
+}
+
+impl History {
+    /// What `actions` (the action log, oldest first) tell.
+    ///
+    /// ```
+    /// use gobuildkey::explain::History;
+    ///
+    /// assert!(History::from_actions(&[]).minted().is_empty());
+    /// ```
+    #[must_use]
+    pub fn from_actions(actions: &[Action]) -> Self {
+        let mut history = Self::default();
+        for action in actions {
+            let Some(name) = &action.principal else {
+                continue;
+            };
+            let generation = action.generation.unwrap_or(0);
+            if let Ok(principal) = Principal::new(name) {
+                let highest = history.principals.entry(principal).or_insert(generation);
+                *highest = (*highest).max(generation);
+            }
+            if let (Some(key), Some(master)) = (&action.key, &action.master) {
+                history.minted.push(Minted {
+                    principal: name.clone(),
+                    generation,
+                    master: master.clone(),
+                    key: key.clone(),
+                    time: action.time.clone(),
+                    user: action.user.clone(),
+                    command: action.command.clone(),
+                });
+            }
+        }
+        history
+    }
+
+    /// The keys the log records as minted, oldest first.
+    #[must_use]
+    pub fn minted(&self) -> &[Minted] {
+        &self.minted
+    }
+
+    /// When the log first records a key of `principal` at `generation`.
+    fn began(&self, principal: &Principal, generation: u64) -> Option<String> {
+        self.minted
+            .iter()
+            .find(|m| m.principal == principal.as_str() && m.generation == generation)
+            .map(|m| m.time.clone())
+    }
+}
+
+/// How a presented key's text was repaired before it became a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    /// It had uppercase letters: keys are lowercase hex.
+    Lowercased,
+    /// It had whitespace inside (a key broken over lines, spaces between groups).
+    Joined,
+}
+
+impl Fix {
+    /// A one-word name for scripts: `lowercased`, `joined`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lowercased => "lowercased",
+            Self::Joined => "joined",
+        }
+    }
+}
+
+/// What a presented key is, as far as the farm knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Explanation {
+    /// It verifies: the principal's key at `generation` under the master `master`.
+    Valid {
+        /// The master's fingerprint.
+        master: Fingerprint,
+        /// The generation.
+        generation: u64,
+    },
+    /// The principal is revoked, so nothing verifies; `its_key` tells whether this was its
+    /// current key.
+    Revoked {
+        /// Whether the key is the principal's current key.
+        its_key: bool,
+    },
+    /// Not a key as written, but one once repaired (`fixes`, in order); `then` is what the
+    /// repaired key is.
+    Repaired {
+        /// What was repaired.
+        fixes: Vec<Fix>,
+        /// What the repaired key is.
+        then: Box<Explanation>,
+    },
+    /// The principal's current key, in an algorithm the policy does not accept for it.
+    Algorithm {
+        /// The key's algorithm.
+        algorithm: Algorithm,
+        /// What the policy accepts for the principal.
+        accepted: AlgorithmSet,
+    },
+    /// The principal's key of another generation than those that verify.
+    Generation {
+        /// The key's generation.
+        generation: u64,
+        /// The principal's current generation.
+        current: u64,
+        /// When the action log first records a key of the generation after it (when this
+        /// one was replaced), if it does.
+        replaced: Option<String>,
+    },
+    /// The key of another principal.
+    OtherPrincipal {
+        /// Whose key it is.
+        principal: Principal,
+        /// Its generation.
+        generation: u64,
+        /// Whether that is the other principal's current generation.
+        current: bool,
+    },
+    /// A key the action log records as minted, under a master no longer in the keyring.
+    Retired(Minted),
+    /// Not in the form of any key, even repaired.
+    Malformed {
+        /// Its length in bytes, after trimming.
+        length: usize,
+    },
+    /// A well-formed key of nothing the farm knows.
+    Unknown {
+        /// The algorithm its length says.
+        algorithm: Algorithm,
+    },
+    /// Well formed and the principal's, but refused for another reason (a master whose
+    /// keys are accepted only in other algorithms, say).
+    Refused(Reason),
+}
+
+/// What `presented` is, when presented as the key of `principal` at `now`: see the module's
+/// documentation.
+#[must_use]
+pub fn explain(
+    verifier: &Verifier,
+    history: &History,
+    principal: &Principal,
+    presented: &[u8],
+    now: Timestamp,
+) -> Explanation {
+    let decision = verifier.verify_at(principal, presented, now);
+    if let (Verdict::Valid, Some(master), Some(generation)) =
+        (decision.verdict, decision.master, decision.generation)
+    {
+        return Explanation::Valid { master, generation };
+    }
+    let text = trim_space(presented);
+    let Some((algorithm, found)) = identify(verifier, history, principal, text) else {
+        return repair(verifier, history, principal, text, now);
+    };
+    let state = verifier.policy().state(principal);
+    if decision.verdict == Verdict::Invalid(Reason::Revoked) {
+        let its_key = found
+            .as_ref()
+            .is_some_and(|(p, g)| p == principal && *g == state.generation);
+        return Explanation::Revoked { its_key };
+    }
+    match found {
+        Some((p, generation)) if &p == principal => {
+            let accepted = verifier.accepted_algorithms(principal);
+            if !accepted.contains(algorithm) {
+                Explanation::Algorithm {
+                    algorithm,
+                    accepted,
+                }
+            } else if generation != state.generation {
+                Explanation::Generation {
+                    generation,
+                    current: state.generation,
+                    replaced: history.began(principal, generation + 1),
+                }
+            } else {
+                match decision.verdict {
+                    Verdict::Invalid(reason) => Explanation::Refused(reason),
+                    Verdict::Valid => Explanation::Refused(Reason::Mismatch),
+                }
+            }
+        }
+        Some((other, generation)) => {
+            let current = verifier.policy().state(&other).generation == generation;
+            Explanation::OtherPrincipal {
+                principal: other,
+                generation,
+                current,
+            }
+        }
+        None => {
+            let fingerprint = Fingerprint::of(text);
+            match history
+                .minted
+                .iter()
+                .rev()
+                .find(|m| m.key == fingerprint.as_str())
+            {
+                Some(minted) if verifier.masters().all(|m| m.as_str() != minted.master) => {
+                    Explanation::Retired(minted.clone())
+                }
+                _ => Explanation::Unknown { algorithm },
+            }
+        }
+    }
+}
+
+/// `text`'s algorithm, if it is a well-formed key, and whose key it is at which generation,
+/// if the farm knows: the principal asked about, then those of the policy and of the log,
+/// each at every generation up to its current one (or the highest the log records), under
+/// every master that computes keys of that algorithm. The search stops at the first match:
+/// this runs for an admin, never for the presenter, so its time tells nobody anything.
+fn identify(
+    verifier: &Verifier,
+    history: &History,
+    principal: &Principal,
+    text: &[u8],
+) -> Option<(Algorithm, Option<(Principal, u64)>)> {
+    let (algorithm, key) = Algorithm::ALL
+        .iter()
+        .find_map(|&alg| well_formed(text, alg).map(|key| (alg, key)))?;
+    // The principal asked about first: a key is most often its own.
+    let own = verifier.policy().state(principal).generation;
+    let others = verifier
+        .policy()
+        .principals()
+        .map(|(p, state)| (p, state.generation));
+    let mut candidates: Vec<(&Principal, u64)> = Vec::new();
+    let mut seen: BTreeMap<&Principal, usize> = BTreeMap::new();
+    for (p, generation) in std::iter::once((principal, own))
+        .chain(others)
+        .chain(history.principals.iter().map(|(p, &g)| (p, g)))
+    {
+        match seen.get(p) {
+            Some(&at) => candidates[at].1 = candidates[at].1.max(generation),
+            None => {
+                seen.insert(p, candidates.len());
+                candidates.push((p, generation));
+            }
+        }
+    }
+    let found = candidates.into_iter().find_map(|(p, highest)| {
+        (0..=highest)
+            .find(|&g| {
+                verifier
+                    .derivers(algorithm)
+                    .any(|d| d.key_matches(p, g, &key).into())
+            })
+            .map(|g| (p.clone(), g))
+    });
+    Some((algorithm, found))
+}
+
+/// The explanation of `text` repaired (lowercased, whitespace inside removed), or
+/// [`Explanation::Malformed`] if no repair makes it a key.
+fn repair(
+    verifier: &Verifier,
+    history: &History,
+    principal: &Principal,
+    text: &[u8],
+    now: Timestamp,
+) -> Explanation {
+    let malformed = Explanation::Malformed { length: text.len() };
+    let Ok(written) = std::str::from_utf8(text) else {
+        return malformed;
+    };
+    let mut fixes = Vec::new();
+    let mut repaired = zeroize::Zeroizing::new(written.to_owned());
+    if repaired.chars().any(char::is_whitespace) {
+        repaired = zeroize::Zeroizing::new(repaired.split_whitespace().collect());
+        fixes.push(Fix::Joined);
+    }
+    if repaired.bytes().any(|b| b.is_ascii_uppercase()) {
+        repaired = zeroize::Zeroizing::new(repaired.to_ascii_lowercase());
+        fixes.push(Fix::Lowercased);
+    }
+    let is_key = Algorithm::ALL
+        .iter()
+        .any(|&alg| well_formed(repaired.as_bytes(), alg).is_some());
+    if fixes.is_empty() || !is_key {
+        return malformed;
+    }
+    let then = explain(verifier, history, principal, repaired.as_bytes(), now);
+    Explanation::Repaired {
+        fixes,
+        then: Box::new(then),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::derive::Deriver;
+    use crate::master::MasterSecret;
+    use crate::policy::{Grace, Policy, PrincipalState};
+
+    const SHA: Algorithm = Algorithm::HmacSha256;
+
+    fn p(name: &str) -> Principal {
+        name.parse().unwrap()
+    }
+
+    fn master(text: &[u8]) -> MasterSecret {
+        MasterSecret::from_text(text).unwrap()
+    }
+
+    fn key(master: &MasterSecret, alg: Algorithm, name: &str, generation: u64) -> String {
+        Deriver::new(master, alg)
+            .derive_generation(&p(name), generation)
+            .expose_secret()
+            .to_owned()
+    }
+
+    /// host-a at generation 2 (no grace), host-b, host-r revoked.
+    fn farm() -> (MasterSecret, Verifier) {
+        let m = master(b"an example master, 32 bytes long");
+        let mut policy = Policy::none();
+        let state = |generation, revoked| PrincipalState {
+            generation,
+            keep_previous: Grace::None,
+            revoked,
+            ..Default::default()
+        };
+        policy.set_state(&p("host-a"), &state(2, false)).unwrap();
+        // Named in the policy, as a principal ever minted for is.
+        let minted = PrincipalState {
+            minted_under: Some(m.fingerprint().as_str().to_owned()),
+            ..state(0, false)
+        };
+        policy.set_state(&p("host-b"), &minted).unwrap();
+        policy.set_state(&p("host-r"), &state(0, true)).unwrap();
+        let verifier = Verifier::new(&m, SHA).with_policy(policy);
+        (m, verifier)
+    }
+
+    fn run(verifier: &Verifier, history: &History, name: &str, key: &str) -> Explanation {
+        explain(
+            verifier,
+            history,
+            &p(name),
+            key.as_bytes(),
+            Timestamp::now(),
+        )
+    }
+
+    #[test]
+    fn a_valid_key_is_valid() {
+        let (m, v) = farm();
+        let found = run(
+            &v,
+            &History::default(),
+            "host-a",
+            &key(&m, SHA, "host-a", 2),
+        );
+        assert_eq!(
+            found,
+            Explanation::Valid {
+                master: m.fingerprint(),
+                generation: 2
+            }
+        );
+    }
+
+    #[test]
+    fn an_earlier_generation_says_when_it_was_replaced() {
+        let (m, v) = farm();
+        let mut rotate = Action::new("rotate");
+        rotate.principal = Some("host-a".into());
+        rotate.generation = Some(2);
+        rotate.key = Some("SHA256:0000000000000000".into());
+        rotate.master = Some(m.fingerprint().as_str().to_owned());
+        rotate.time = "2026-11-01T00:00:00Z".into();
+        let history = History::from_actions(&[rotate]);
+        let found = run(&v, &history, "host-a", &key(&m, SHA, "host-a", 1));
+        assert_eq!(
+            found,
+            Explanation::Generation {
+                generation: 1,
+                current: 2,
+                replaced: Some("2026-11-01T00:00:00Z".into())
+            }
+        );
+        let found = run(
+            &v,
+            &History::default(),
+            "host-a",
+            &key(&m, SHA, "host-a", 0),
+        );
+        assert!(matches!(
+            found,
+            Explanation::Generation {
+                generation: 0,
+                replaced: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn another_principals_key_is_named() {
+        let (m, v) = farm();
+        let found = run(
+            &v,
+            &History::default(),
+            "host-a",
+            &key(&m, SHA, "host-b", 0),
+        );
+        assert_eq!(
+            found,
+            Explanation::OtherPrincipal {
+                principal: p("host-b"),
+                generation: 0,
+                current: true
+            }
+        );
+        // An earlier generation of another principal.
+        let found = run(
+            &v,
+            &History::default(),
+            "host-b",
+            &key(&m, SHA, "host-a", 1),
+        );
+        assert_eq!(
+            found,
+            Explanation::OtherPrincipal {
+                principal: p("host-a"),
+                generation: 1,
+                current: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_principal_only_the_log_knows_is_searched_too() {
+        let (m, v) = farm();
+        let mut mint = Action::new("mint");
+        mint.principal = Some("host-gone".into());
+        mint.generation = Some(1);
+        let history = History::from_actions(&[mint]);
+        let found = run(&v, &history, "host-a", &key(&m, SHA, "host-gone", 1));
+        assert_eq!(
+            found,
+            Explanation::OtherPrincipal {
+                principal: p("host-gone"),
+                generation: 1,
+                current: false
+            }
+        );
+    }
+
+    #[test]
+    fn the_other_algorithm_is_named_with_what_the_policy_accepts() {
+        let (m, v) = farm();
+        let md5 = key(&m, Algorithm::HmacMd5, "host-b", 0);
+        let found = run(&v, &History::default(), "host-b", &md5);
+        assert_eq!(
+            found,
+            Explanation::Algorithm {
+                algorithm: Algorithm::HmacMd5,
+                accepted: AlgorithmSet::only(SHA)
+            }
+        );
+    }
+
+    #[test]
+    fn case_and_whitespace_are_repaired_and_then_explained() {
+        let (m, v) = farm();
+        let good = key(&m, SHA, "host-b", 0);
+        let shouted = good.to_ascii_uppercase();
+        let found = run(&v, &History::default(), "host-b", &shouted);
+        assert_eq!(
+            found,
+            Explanation::Repaired {
+                fixes: vec![Fix::Lowercased],
+                then: Box::new(Explanation::Valid {
+                    master: m.fingerprint(),
+                    generation: 0
+                })
+            }
+        );
+        let broken = format!("{}\n{} {}", &shouted[..20], &good[20..40], &good[40..]);
+        let found = run(&v, &History::default(), "host-a", &broken);
+        assert_eq!(
+            found,
+            Explanation::Repaired {
+                fixes: vec![Fix::Joined, Fix::Lowercased],
+                then: Box::new(Explanation::OtherPrincipal {
+                    principal: p("host-b"),
+                    generation: 0,
+                    current: true
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn what_is_no_key_is_malformed() {
+        let (_, v) = farm();
+        for text in ["", "xyz", "0123", &"g".repeat(64), "\u{ff}"] {
+            let found = run(&v, &History::default(), "host-a", text);
+            assert!(matches!(found, Explanation::Malformed { .. }), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_revoked_principal_is_said_to_be_revoked() {
+        let (m, v) = farm();
+        let own = run(
+            &v,
+            &History::default(),
+            "host-r",
+            &key(&m, SHA, "host-r", 0),
+        );
+        assert_eq!(own, Explanation::Revoked { its_key: true });
+        let other = run(
+            &v,
+            &History::default(),
+            "host-r",
+            &key(&m, SHA, "host-b", 0),
+        );
+        assert_eq!(other, Explanation::Revoked { its_key: false });
+    }
+
+    #[test]
+    fn a_retired_masters_key_is_found_by_its_fingerprint_in_the_log() {
+        let (_, v) = farm();
+        let retired = master(b"a master retired long ago, 32 by");
+        let old = key(&retired, SHA, "host-a", 0);
+        let mut mint = Action::new("mint");
+        mint.principal = Some("host-a".into());
+        mint.generation = Some(0);
+        mint.master = Some(retired.fingerprint().as_str().to_owned());
+        mint.key = Some(Fingerprint::of(old.as_bytes()).as_str().to_owned());
+        mint.time = "2025-01-01T00:00:00Z".into();
+        let history = History::from_actions(&[mint]);
+        let found = run(&v, &history, "host-a", &old);
+        let Explanation::Retired(minted) = found else {
+            panic!("{found:?}")
+        };
+        assert_eq!(minted.master, retired.fingerprint().as_str());
+        assert_eq!(minted.time, "2025-01-01T00:00:00Z");
+        // Without the log, nothing known.
+        let found = run(&v, &History::default(), "host-a", &old);
+        assert_eq!(found, Explanation::Unknown { algorithm: SHA });
+    }
+}
