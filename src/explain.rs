@@ -41,6 +41,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use zeroize::Zeroizing;
 
 use crate::derive::well_formed;
 use crate::fingerprint::Fingerprint;
@@ -335,8 +336,40 @@ fn identify(
     Some((algorithm, found))
 }
 
-/// The explanation of `text` repaired (lowercased, whitespace inside removed), or
-/// [`Explanation::Malformed`] if no repair makes it a key.
+/// The repairs that make `presented` (trimmed as a key file is) a well-formed key, in
+/// order, and the repaired key (wiped on drop); `None` when it is a key already or no
+/// repair makes it one. What `explain` and a builder's `check` both say of a damaged key.
+///
+/// ```
+/// use gobuildkey::explain::{Fix, repaired};
+///
+/// let key = "0123456789ABCDEF0123456789abcdef";
+/// let (fixes, fixed) = repaired(format!("{}\n{}", &key[..16], &key[16..]).as_bytes()).unwrap();
+/// assert_eq!(fixes, [Fix::Joined, Fix::Lowercased]);
+/// assert_eq!(fixed.as_str(), key.to_ascii_lowercase());
+/// assert!(repaired(b"not a key at all").is_none());
+/// ```
+#[must_use]
+pub fn repaired(presented: &[u8]) -> Option<(Vec<Fix>, Zeroizing<String>)> {
+    let written = std::str::from_utf8(trim_space(presented)).ok()?;
+    let mut fixes = Vec::new();
+    let mut repaired = Zeroizing::new(written.to_owned());
+    if repaired.chars().any(char::is_whitespace) {
+        repaired = Zeroizing::new(repaired.split_whitespace().collect());
+        fixes.push(Fix::Joined);
+    }
+    if repaired.bytes().any(|b| b.is_ascii_uppercase()) {
+        repaired = Zeroizing::new(repaired.to_ascii_lowercase());
+        fixes.push(Fix::Lowercased);
+    }
+    let is_key = Algorithm::ALL
+        .iter()
+        .any(|&alg| well_formed(repaired.as_bytes(), alg).is_some());
+    (!fixes.is_empty() && is_key).then_some((fixes, repaired))
+}
+
+/// The explanation of `text` repaired ([`repaired`]), or [`Explanation::Malformed`] if no
+/// repair makes it a key.
 fn repair(
     verifier: &Verifier,
     history: &History,
@@ -344,26 +377,9 @@ fn repair(
     text: &[u8],
     now: Timestamp,
 ) -> Explanation {
-    let malformed = Explanation::Malformed { length: text.len() };
-    let Ok(written) = std::str::from_utf8(text) else {
-        return malformed;
+    let Some((fixes, repaired)) = repaired(text) else {
+        return Explanation::Malformed { length: text.len() };
     };
-    let mut fixes = Vec::new();
-    let mut repaired = zeroize::Zeroizing::new(written.to_owned());
-    if repaired.chars().any(char::is_whitespace) {
-        repaired = zeroize::Zeroizing::new(repaired.split_whitespace().collect());
-        fixes.push(Fix::Joined);
-    }
-    if repaired.bytes().any(|b| b.is_ascii_uppercase()) {
-        repaired = zeroize::Zeroizing::new(repaired.to_ascii_lowercase());
-        fixes.push(Fix::Lowercased);
-    }
-    let is_key = Algorithm::ALL
-        .iter()
-        .any(|&alg| well_formed(repaired.as_bytes(), alg).is_some());
-    if fixes.is_empty() || !is_key {
-        return malformed;
-    }
     let then = explain(verifier, history, principal, repaired.as_bytes(), now);
     Explanation::Repaired {
         fixes,

@@ -120,6 +120,11 @@ pub struct CheckArgs {
     #[arg(long)]
     pub verify: bool,
 
+    /// Also say why this file, what its key's length means, and what only the admin can
+    /// tell (`gobuildkey explain`)
+    #[arg(long)]
+    pub explain: bool,
+
     /// The address the buildlet is started with (its -coordinator): warn when a stock
     /// buildlet would send the dev key with it instead of reading the key file
     #[arg(long, value_name = "ADDR")]

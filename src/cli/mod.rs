@@ -161,13 +161,17 @@ Examples:
     /// key's fingerprint: compare it with the one the admin saw when minting. With --verify
     /// (for whoever holds the master) the key is also verified against the master. With
     /// --coordinator ADDR it warns when a stock buildlet started with that address would
-    /// send the dev key instead of reading the file.
+    /// send the dev key instead of reading the file. --explain adds why the agent reads
+    /// that file and which it does not, what the key's length means (HMAC-MD5 keys are
+    /// those of Go's genbuilderkey), and, since only the master can say whose key it is,
+    /// what to ask the admin.
     #[command(after_help = "\
 Exit status: 0 the key is in place (and valid, with --verify); 1 a problem was found; with
 --verify, 66 no master; see `gobuildkey --help` for the others.
 
 Examples:
   gobuildkey check host-linux-arm-aws
+  gobuildkey check --explain host-linux-arm-aws   # why this file, and what the key is
   gobuildkey check --verify host-linux-arm-aws    # where the master is at hand")]
     Check(CheckArgs),
 

@@ -192,6 +192,8 @@ pub struct Check<'a> {
     pub problems: &'a [String],
     /// Warnings and notes.
     pub warnings: &'a [String],
+    /// What `--explain` adds, one sentence each (empty without it).
+    pub explanation: &'a [String],
 }
 
 /// `revoke` and `reinstate`.
@@ -644,6 +646,7 @@ mod tests {
                     verified: None,
                     problems: &strings,
                     warnings: &strings,
+                    explanation: &strings,
                 },
             ),
             sample(

@@ -385,3 +385,84 @@ fn verify_without_a_master_is_an_operational_error() {
     // Without --verify the master is not needed.
     env.cmd().args(["check", ARM]).assert().code(0);
 }
+
+#[test]
+fn explain_says_why_this_file_what_the_key_is_and_what_to_ask() {
+    let env = TestEnv::new();
+    put_key(&env, &format!("{ARM_KEY}\n"), 0o600);
+    write_file(&env.path(".gobuildkey"), "old\n", 0o600);
+    let out = env
+        .cmd()
+        .args(["check", "--explain", ARM])
+        .assert()
+        .success()
+        .stdout(contains("explain: rule: the per-host key file"))
+        .stdout(contains("explain: hidden:").and(contains(".gobuildkey (legacy)")))
+        .stdout(contains("an hmac-sha256 key"))
+        .stdout(contains(format!("gobuildkey explain {ARM}")));
+    assert_no_secret(&all_output(out.get_output()), ARM_KEY);
+    // Without --explain, none of it.
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .success()
+        .stdout(contains("explain:").not());
+
+    put_key(&env, &format!("{ARM_KEY_MD5}\n"), 0o600);
+    let json: serde_json::Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["--json", "check", "--explain", ARM])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let lines = json["explanation"].as_array().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("an hmac-md5 key")),
+        "{json}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &env.cmd()
+            .args(["--json", "check", ARM])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["explanation"], serde_json::json!([]));
+}
+
+#[test]
+fn a_key_damaged_in_a_copy_is_said_to_be() {
+    let env = TestEnv::new();
+    for (damaged, said) in [
+        (ARM_KEY.to_uppercase(), "uppercase letters"),
+        (
+            format!("{}\n{}", &ARM_KEY[..32], &ARM_KEY[32..]),
+            "whitespace inside",
+        ),
+        (
+            format!("{} {}", &ARM_KEY[..10], &ARM_KEY[10..].to_uppercase()),
+            "whitespace inside (broken over lines when copied?) and uppercase letters",
+        ),
+    ] {
+        put_key(&env, &format!("{damaged}\n"), 0o600);
+        let out = env
+            .cmd()
+            .args(["check", ARM])
+            .assert()
+            .code(1)
+            .stderr(contains(said).and(contains("without which it would be a key")));
+        assert_no_secret(&all_output(out.get_output()), ARM_KEY);
+    }
+    // Beyond repair: no such sentence.
+    put_key(&env, "0123 not a key\n", 0o600);
+    env.cmd()
+        .args(["check", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("without which").not());
+}

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use gobuildkey::key::Algorithm;
 use gobuildkey::paths::{self, AgentEnv};
 use gobuildkey::verifier::{Reason, Verdict};
 
@@ -61,6 +62,11 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
             problems.push(format!("{} does not verify: {why}", loc.path.display()));
         }
     }
+    let explained = if args.explain {
+        explanation(&loc, principal, key.as_ref(), args)
+    } else {
+        Vec::new()
+    };
     for warning in &warnings {
         output::note(warning);
     }
@@ -83,6 +89,18 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         }
         _ => String::new(),
     };
+    // With --explain, after the verdict (or the problems) and whatever it was.
+    let human = if explained.is_empty() {
+        human
+    } else {
+        let explained = explained.iter().map(|line| format!("explain: {line}"));
+        human
+            .lines()
+            .map(str::to_owned)
+            .chain(explained)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let fingerprint = key.as_ref().map(gobuildkey::key::BuildKey::fingerprint);
     output::report(
         "check",
@@ -97,6 +115,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
             verified,
             problems: &problems,
             warnings: &warnings,
+            explanation: &explained,
         },
     );
     Ok(if ok { Exit::Ok } else { Exit::Invalid })
@@ -106,4 +125,39 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
 /// reach (a folder on the way it may not enter).
 fn is_missing(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// What `--explain` adds, one line each: why this file ([`super::path::why_this_file`]),
+/// what the key's length means, and what only the admin can say.
+fn explanation(
+    loc: &paths::Location,
+    principal: &gobuildkey::principal::Principal,
+    key: Option<&gobuildkey::key::BuildKey>,
+    args: &CheckArgs,
+) -> Vec<String> {
+    let mut lines = super::path::why_this_file(loc, principal, args.coordinator.is_some());
+    if let Some(key) = key {
+        lines.push(match key.algorithm() {
+            Algorithm::HmacMd5 => format!(
+                "key: 32 hex digits, an hmac-md5 key, as Go's genbuilderkey makes them; a farm \
+                 that has moved to hmac-sha256 refuses it once the admin has ended hmac-md5 for \
+                 {principal} (ask for its hmac-sha256 key)"
+            ),
+            Algorithm::HmacSha256 => format!(
+                "key: 64 hex digits, an hmac-sha256 key, as gobuildkey mints by default; Go's own \
+                 coordinator accepts only hmac-md5 keys (genbuilderkey), so a farm run by Go's \
+                 coordinator refuses it (ask for the key of {principal} with --alg hmac-md5)"
+            ),
+        });
+    }
+    if !args.verify {
+        lines.push(format!(
+            "whose key this is, and of which generation, only the master can tell: if the \
+             coordinator refuses it, send the key file to the admin, who runs \
+             `gobuildkey explain {principal}` on it (compare fingerprints first: \
+             `gobuildkey check` shows this key's, `gobuildkey mint` showed the admin the one \
+             it minted)"
+        ));
+    }
+    lines
 }

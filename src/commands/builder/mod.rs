@@ -77,15 +77,39 @@ pub(crate) fn inspect_key_file(
     }
     let parsed = file
         .contents
+        .as_deref()
         .ok_or(KeyFormatError::TooLong)
-        .and_then(|contents| BuildKey::parse(&contents));
+        .and_then(|contents| BuildKey::parse(contents));
     match parsed {
         Ok(key) if problems.is_empty() => return Ok(key),
         Ok(_) => {}
         Err(KeyFormatError::Empty) => problems.push(format!("{shown} is empty: {reinstall}")),
-        Err(e) => problems.push(format!(
-            "{shown} does not hold a well-formed key ({e}): {reinstall}"
-        )),
+        Err(e) => {
+            // Damage a copy makes (a key broken over lines, shouted): say so, since the
+            // remedy is the same but the cause is found elsewhere.
+            let damage = file
+                .contents
+                .as_deref()
+                .and_then(|contents| gobuildkey::explain::repaired(contents))
+                .map_or_else(String::new, |(fixes, _)| {
+                    let what: Vec<&str> = fixes.iter().map(|fix| damage(*fix)).collect();
+                    format!(
+                        "; it has {}, without which it would be a key",
+                        what.join(" and ")
+                    )
+                });
+            problems.push(format!(
+                "{shown} does not hold a well-formed key ({e}{damage}): {reinstall}"
+            ));
+        }
     }
     Err(problems)
+}
+
+/// A repair of [`gobuildkey::explain::repaired`] as the damage it undoes, in words.
+pub(crate) fn damage(fix: gobuildkey::explain::Fix) -> &'static str {
+    match fix {
+        gobuildkey::explain::Fix::Joined => "whitespace inside (broken over lines when copied?)",
+        gobuildkey::explain::Fix::Lowercased => "uppercase letters (keys are lowercase hex)",
+    }
 }

@@ -22,31 +22,11 @@ pub fn run(args: &PathArgs) -> Result<Exit> {
     notes.extend(dev_mode_note(args.coordinator.as_deref()));
     notes.extend(unread_files_note(&loc, &args.principal));
     if args.explain {
-        lines.push(format!("rule: {}", loc.rule.describe()));
-        if !loc.exists {
-            lines.push(format!(
-                "missing: nothing is there yet; the agent will fail to start until the key is installed \
-                 (gobuildkey install {})",
-                args.principal
-            ));
-        }
-        for (path, rule) in &loc.shadowed {
-            lines.push(match rule {
-                Rule::Legacy => format!(
-                    "hidden: {} ({rule}) exists but is not read by buildlets built since 2019",
-                    path.display()
-                ),
-                _ => format!("hidden: {} ({rule}) exists but is not read", path.display()),
-            });
-        }
-        if args.coordinator.is_none() {
-            lines.push(format!(
-                "coordinator: a stock buildlet reads this file only when its -coordinator starts \
-                 with {}; its default ({}) does not (check yours with --coordinator ADDR)",
-                paths::PRODUCTION_COORDINATOR_PREFIX,
-                paths::DEFAULT_COORDINATOR
-            ));
-        }
+        lines.extend(why_this_file(
+            &loc,
+            &args.principal,
+            args.coordinator.is_some(),
+        ));
         lines.extend(notes.iter().map(|note| format!("note: {note}")));
     }
     let shadowed = loc
@@ -69,6 +49,41 @@ pub fn run(args: &PathArgs) -> Result<Exit> {
         },
     );
     Ok(Exit::Ok)
+}
+
+/// Why the agent reads the file it reads, one line each: the rule, whether it is there, the
+/// files it does not read, and (when no `--coordinator` was given) when a stock buildlet
+/// reads none. What `path --explain` and `check --explain` both show.
+pub(super) fn why_this_file(
+    loc: &Location,
+    principal: &Principal,
+    coordinator_given: bool,
+) -> Vec<String> {
+    let mut lines = vec![format!("rule: {}", loc.rule.describe())];
+    if !loc.exists {
+        lines.push(format!(
+            "missing: nothing is there yet; the agent will fail to start until the key is installed \
+             (gobuildkey install {principal})"
+        ));
+    }
+    for (path, rule) in &loc.shadowed {
+        lines.push(match rule {
+            Rule::Legacy => format!(
+                "hidden: {} ({rule}) exists but is not read by buildlets built since 2019",
+                path.display()
+            ),
+            _ => format!("hidden: {} ({rule}) exists but is not read", path.display()),
+        });
+    }
+    if !coordinator_given {
+        lines.push(format!(
+            "coordinator: a stock buildlet reads this file only when its -coordinator starts \
+             with {}; its default ({}) does not (check yours with --coordinator ADDR)",
+            paths::PRODUCTION_COORDINATOR_PREFIX,
+            paths::DEFAULT_COORDINATOR
+        ));
+    }
+    lines
 }
 
 /// When a stock buildlet started with `-coordinator coordinator` reads no key file and
