@@ -317,6 +317,7 @@ mod tests {
             verdict,
             master: None,
             generation: None,
+            machine: false,
         }
     }
 

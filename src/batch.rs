@@ -1,13 +1,16 @@
 //! The batch protocol of `gobuildkey verify --batch`: a coordinator keeps one process and
 //! asks it questions, one line each.
 //!
-//! Each input line is `PRINCIPAL KEY` (separated by spaces or tabs; a trailing `\r` is
-//! ignored; the key is trimmed as a key file is, by Go's `TrimSpace`:
-//! [`crate::text::trim_space`]). Each output line answers the input line of the same
-//! number: `ok`, or `deny REASON` with REASON one of `invalid`, `malformed`, `revoked`,
-//! `kind`. Lines longer than [`MAX_LINE`] bytes, empty lines and lines without a valid
-//! principal and a key are `deny malformed`; none of them stops the process or grows its
-//! memory.
+//! Each input line is `PRINCIPAL KEY`, or `PRINCIPAL KEY MACHINE` when the coordinator knows
+//! the machine the key came from (its `X-Go-Builder-Hostname`): fields separated by spaces
+//! or tabs, a trailing `\r` ignored, the key trimmed as a key file is, by Go's `TrimSpace`
+//! ([`crate::text::trim_space`]). With a machine, a key bound to that machine
+//! (`mint --machine`) verifies as well as the principal's shared key. Each output line
+//! answers the input line of the same number: `ok`, or `deny REASON` with REASON one of
+//! `invalid`, `malformed`, `revoked`, `kind`. Lines longer than [`MAX_LINE`] bytes, empty
+//! lines, lines without a valid principal and a key, with an invalid machine name
+//! ([`Machine::RULE`]) or with more fields are `deny malformed`; none of them stops the
+//! process or grows its memory.
 //!
 //! Answers are flushed whenever the input has no whole line buffered — so a coordinator
 //! that writes one line and waits gets its answer at once — and written in large blocks
@@ -34,6 +37,8 @@ use jiff::Timestamp;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditLog, Context};
+use crate::key::Presented;
+use crate::machine::Machine;
 use crate::principal::Principal;
 use crate::verifier::{Decision, Reason, Verdict, Verifier};
 
@@ -93,7 +98,7 @@ fn answer_into(
     scratch: &mut Option<Principal>,
 ) -> (&'static str, Option<Decision>) {
     let malformed = (answer(Verdict::Invalid(Reason::Malformed)), None);
-    let Some((name, key)) = split_line(line) else {
+    let Some((name, key, machine)) = split_line(line) else {
         return malformed;
     };
     let principal = match scratch {
@@ -108,7 +113,11 @@ fn answer_into(
             Err(_) => return malformed,
         },
     };
-    let decision = verifier.verify_at(principal, key, now);
+    let presented = Presented::from(key);
+    let decision = match &machine {
+        Some(machine) => verifier.verify_at(principal, presented.from_machine(machine), now),
+        None => verifier.verify_at(principal, presented, now),
+    };
     (answer(decision.verdict), Some(decision))
 }
 
@@ -122,21 +131,28 @@ fn answer(verdict: Verdict) -> &'static str {
     }
 }
 
-/// `PRINCIPAL KEY` → the principal's text and the key's text; `None` when the line is not
-/// that.
-fn split_line(line: &[u8]) -> Option<(&str, &[u8])> {
+/// `PRINCIPAL KEY [MACHINE]` → the principal's text, the key's text and the machine;
+/// `None` when the line is not that.
+fn split_line(line: &[u8]) -> Option<(&str, &[u8], Option<Machine>)> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let sep = memchr::memchr2(b' ', b'\t', line)?;
     let principal = std::str::from_utf8(&line[..sep]).ok()?;
-    let key = &line[sep + 1..];
-    // The key itself may not contain a separator; `verify` trims the rest.
-    let key_trimmed = crate::text::trim_space(key);
-    // Found with SIMD (a byte loop here was 8 % of a batch's time); a key with a separator
-    // in it is malformed, never anybody's key, so where it is tells nothing.
-    if key_trimmed.is_empty() || memchr::memchr2(b' ', b'\t', key_trimmed).is_some() {
+    // The key is trimmed as `verify` trims a key file; a separator inside it starts the
+    // machine's field. Found with SIMD (a byte loop here was 8 % of a batch's time).
+    let rest = crate::text::trim_space(&line[sep + 1..]);
+    let (key, machine) = match memchr::memchr2(b' ', b'\t', rest) {
+        None => (rest, None),
+        Some(end) => {
+            let field = crate::text::trim_space(&rest[end + 1..]);
+            // One field more at most, and a machine name is all a field can be.
+            let name = std::str::from_utf8(field).ok()?;
+            (&rest[..end], Some(Machine::new(name).ok()?))
+        }
+    };
+    if key.is_empty() {
         return None;
     }
-    Some((principal, key_trimmed))
+    Some((principal, key, machine))
 }
 
 /// Counts of a batch run.
@@ -477,7 +493,7 @@ fn audit_batch(log: &Mutex<AuditLog>, batch: &Batch) -> io::Result<()> {
     for (decision, &(start, end, _)) in batch.decisions.iter().zip(&batch.lines) {
         // A decision means the line parsed; parse it again for the record.
         if let Some(decision) = decision
-            && let Some((name, key)) = split_line(&batch.data[start..end])
+            && let Some((name, key, _)) = split_line(&batch.data[start..end])
             && let Ok(principal) = Principal::new(name)
         {
             log.record(decision, &Context::new(&principal, key, batch.now))?;
@@ -570,6 +586,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::derive::Deriver;
+    use crate::key::Algorithm;
+    use crate::master::MasterSecret;
     use crate::policy::{Policy, PrincipalState};
     use crate::principal::Kind;
 
@@ -745,12 +764,35 @@ mod tests {
     fn answers_each_line_in_order() {
         let (v, key) = setup();
         let input = format!(
-            "host-a {key}\nhost-b {key}\nhost-r {key}\n\nhost-a\nHOST-A {key}\nhost-a {key}\r\nhost-a\t{key}  \nhost-a {key} extra\nhost-a {}",
+            "host-a {key}\nhost-b {key}\nhost-r {key}\n\nhost-a\nHOST-A {key}\nhost-a {key}\r\nhost-a\t{key}  \nhost-a {key} extra more\nhost-a {}",
             &key[1..]
         );
         assert_eq!(
             run_on(&v, input.as_bytes()),
             "ok\ndeny invalid\ndeny revoked\ndeny malformed\ndeny malformed\ndeny malformed\nok\nok\ndeny malformed\ndeny malformed\n"
+        );
+    }
+
+    /// A third field is the machine the key came from: a key bound to it verifies from it
+    /// only; the principal's shared key verifies from any machine.
+    #[test]
+    fn a_third_field_is_the_machine() {
+        let (v, shared) = setup();
+        let master = MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
+        let bound = Deriver::new(&master, Algorithm::HmacSha256).derive_machine(
+            &"host-a".parse().unwrap(),
+            0,
+            &"builder-1".parse().unwrap(),
+        );
+        let bound = bound.expose_secret();
+        let input = format!(
+            "host-a {bound} builder-1\nhost-a\t{bound}\tBuilder-1 \r\nhost-a {bound} builder-2\n\
+             host-a {bound}\nhost-a {shared} builder-2\nhost-a {bound} b\u{fb}ilder-1\n\
+             host-a {bound} builder 1\nhost-a {bound} -builder\n"
+        );
+        assert_eq!(
+            run_on(&v, input.as_bytes()),
+            "ok\nok\ndeny invalid\ndeny invalid\nok\ndeny malformed\ndeny malformed\ndeny malformed\n"
         );
     }
 
@@ -862,7 +904,7 @@ mod tests {
                 10 => format!("host-a {wrong}").into(),
                 11 => format!("host-a {}", &key[1..]).into(),
                 12 => Vec::new(),
-                13 => format!("host-a {key} extra").into(),
+                13 => format!("host-a {key} extra more").into(),
                 14 => [&b"host-\xff "[..], key.as_bytes()].concat(),
                 _ if r % 400 == 15 => {
                     let mut line = format!("host-a {key}").into_bytes();

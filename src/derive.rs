@@ -4,6 +4,24 @@
 //! [`Deriver::derive`] (what `mint` prints) and the comparison that
 //! [`crate::verifier::Verifier::verify`] (what `verify` and every other verifier call) makes
 //! both compute the MAC through one private function, so they cannot drift apart.
+//!
+//! # Messages
+//!
+//! What is MACed for each kind of key, byte for byte (one private function builds them all):
+//!
+//! - A principal's key at generation 0 (Go's `genbuilderkey`): the principal's text.
+//! - At generation n ≥ 1: the principal's text, `#`, n in decimal (`host-a#2`).
+//! - Bound to a machine ([`Deriver::derive_machine`]): the byte 0x00, the byte `m`, the
+//!   principal's length (2 bytes, big endian) and text, the generation (8 bytes, big
+//!   endian), the machine name's length (2 bytes, big endian) and text (in lowercase), and
+//!   the machine's own generation (8 bytes, big endian; 0 until machines have generations of
+//!   their own).
+//!
+//! No two keys share a message: a principal's text starts with a letter or digit and has no
+//! `#`, so the first two kinds never meet (what follows `#` is a decimal without leading
+//! zeros); a tagged message starts with 0x00, which no principal does; and within a tag the
+//! fixed-width lengths split the message one way only. A later kind of key takes another tag
+//! byte after the 0x00.
 
 use std::fmt;
 
@@ -14,6 +32,7 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::key::{Algorithm, BuildKey};
+use crate::machine::Machine;
 use crate::master::MasterSecret;
 use crate::principal::Principal;
 
@@ -96,8 +115,41 @@ impl Deriver {
     /// ```
     #[must_use]
     pub fn derive_generation(&self, principal: &Principal, generation: u64) -> BuildKey {
+        self.derive_for(principal, generation, Bound::Shared)
+    }
+
+    /// The key of `principal` at `generation` bound to one machine: it verifies only when
+    /// presented from `machine` (`mint --machine`). Its MAC input is tagged so that it
+    /// equals no other key's (the module's documentation, "Messages").
+    ///
+    /// ```
+    /// # use gobuildkey::derive::Deriver;
+    /// # use gobuildkey::key::Algorithm;
+    /// # let master = gobuildkey::master::MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+    /// let host = "host-linux-arm-aws".parse()?;
+    /// let one = deriver.derive_machine(&host, 0, &"builder-1".parse()?);
+    /// let two = deriver.derive_machine(&host, 0, &"builder-2".parse()?);
+    /// assert_ne!(one.expose_secret(), two.expose_secret());
+    /// assert_ne!(one.expose_secret(), deriver.derive(&host).expose_secret());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn derive_machine(
+        &self,
+        principal: &Principal,
+        generation: u64,
+        machine: &Machine,
+    ) -> BuildKey {
+        self.derive_for(principal, generation, Bound::Machine(machine))
+    }
+
+    fn derive_for(&self, principal: &Principal, generation: u64, bound: Bound<'_>) -> BuildKey {
         BuildKey::from_mac(
-            with_message(principal, generation, |message| self.keyed.tag(message)).as_slice(),
+            with_message(principal, generation, bound, |message| {
+                self.keyed.tag(message)
+            })
+            .as_slice(),
             self.algorithm(),
         )
     }
@@ -111,7 +163,18 @@ impl Deriver {
         generation: u64,
         key: &WellFormed<'_>,
     ) -> Choice {
-        with_message(principal, generation, |message| {
+        self.key_matches_bound(principal, generation, Bound::Shared, key)
+    }
+
+    /// [`Deriver::key_matches`] for a key bound as `bound` says.
+    pub(crate) fn key_matches_bound(
+        &self,
+        principal: &Principal,
+        generation: u64,
+        bound: Bound<'_>,
+        key: &WellFormed<'_>,
+    ) -> Choice {
+        with_message(principal, generation, bound, |message| {
             self.keyed.matches(message, key)
         })
     }
@@ -130,18 +193,48 @@ fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
     M::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
 }
 
-/// What is MACed for a principal at a generation: its text for generation 0 (the keys of
-/// Go's farm), `PRINCIPAL#n` for generation n ≥ 1. `#` never occurs in a principal, so no
-/// two (principal, generation) pairs share a message. The one place that says so.
+/// What a key is bound to, besides its principal and generation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bound<'a> {
+    /// Nothing: the principal's key, shared by every machine of it (Go's scheme).
+    Shared,
+    /// One machine: the key verifies only when presented from it.
+    Machine(&'a Machine),
+}
+
+/// Builds the message (the module's documentation, "Messages") of `principal`'s key at
+/// `generation`, bound as `bound` says. The one place messages are made.
 ///
 /// `then` gets the message in pieces, which the MAC takes one after the other (the MAC of
 /// their concatenation), so that nothing is allocated for it.
-fn with_message<T>(principal: &Principal, generation: u64, then: impl FnOnce(&[&[u8]]) -> T) -> T {
+fn with_message<T>(
+    principal: &Principal,
+    generation: u64,
+    bound: Bound<'_>,
+    then: impl FnOnce(&[&[u8]]) -> T,
+) -> T {
     let text = principal.as_str().as_bytes();
-    match generation {
-        0 => then(&[text]),
-        n => then(&[text, b"#", itoa::Buffer::new().format(n).as_bytes()]),
+    match (bound, generation) {
+        (Bound::Shared, 0) => then(&[text]),
+        (Bound::Shared, n) => then(&[text, b"#", itoa::Buffer::new().format(n).as_bytes()]),
+        (Bound::Machine(machine), n) => {
+            let name = machine.as_str().as_bytes();
+            then(&[
+                &[0x00, b'm'],
+                &length(text),
+                text,
+                &n.to_be_bytes(),
+                &length(name),
+                name,
+                &0u64.to_be_bytes(),
+            ])
+        }
     }
+}
+
+/// A principal's or machine's length as two bytes, big endian (both are at most 253).
+fn length(text: &[u8]) -> [u8; 2] {
+    u16::try_from(text.len()).unwrap_or(u16::MAX).to_be_bytes()
 }
 
 /// The derivation: a copy of the keyed state, fed the message's pieces. Deriving and
@@ -285,14 +378,55 @@ mod tests {
         }
     }
 
+    fn message(principal: &Principal, generation: u64, bound: Bound<'_>) -> Vec<u8> {
+        with_message(principal, generation, bound, |pieces: &[&[u8]]| {
+            pieces.concat()
+        })
+    }
+
     #[test]
     fn generations_have_distinct_messages() {
         let host = p("host-x");
-        let message = |g| with_message(&host, g, |pieces| pieces.concat());
+        let message = |g| message(&host, g, Bound::Shared);
         assert_eq!(message(0), b"host-x");
         assert_eq!(message(1), b"host-x#1");
         assert_eq!(message(12), b"host-x#12");
         assert_eq!(message(u64::MAX), b"host-x#18446744073709551615");
+    }
+
+    /// The machine-bound message, byte for byte as the module's documentation gives it.
+    #[test]
+    fn a_machine_keys_message_is_as_documented() {
+        let machine: Machine = "Builder-1".parse().unwrap();
+        let mut expected = vec![0x00, b'm', 0, 6];
+        expected.extend_from_slice(b"host-x");
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 3]);
+        expected.extend_from_slice(&[0, 9]);
+        expected.extend_from_slice(b"builder-1");
+        expected.extend_from_slice(&[0; 8]);
+        assert_eq!(message(&p("host-x"), 3, Bound::Machine(&machine)), expected);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// No two keys share a message, whatever the principals, generations and machines
+        /// (names drawn from small alphabets, so that near misses are common).
+        #[test]
+        fn no_two_keys_share_a_message(
+            a in ("[a-z0-9][a-z0-9#.m_-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}")),
+            b in ("[a-z0-9][a-z0-9#.m_-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}")),
+        ) {
+            let key = |(name, generation, machine): &(String, u64, Option<String>)| {
+                let principal = Principal::new(name).ok()?;
+                let machine = machine.as_deref().map(|m| Machine::new(m).unwrap());
+                let bound = machine.as_ref().map_or(Bound::Shared, Bound::Machine);
+                Some((message(&principal, *generation, bound), (principal, *generation, machine)))
+            };
+            if let (Some((ma, ka)), Some((mb, kb))) = (key(&a), key(&b)) {
+                proptest::prop_assert_eq!(ma == mb, ka == kb, "{:?} {:?}", ka, kb);
+            }
+        }
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub fn policy_parsing(data: &[u8]) {
 }
 
 /// Batch-line handling: never panics; the answer is one of the protocol's; only the one
-/// right line is `ok`.
+/// right line is `ok`: `host-a`, the right key, and at most a valid machine name after it
+/// (the fixture's key is the shared one, valid from any machine).
 pub fn batch_line(data: &[u8]) {
     let fixture = fixture();
     let (answer, _) = crate::batch::answer_line(&fixture.verifier, data, Timestamp::UNIX_EPOCH);
@@ -133,14 +134,21 @@ pub fn batch_line(data: &[u8]) {
         "ok" | "deny invalid" | "deny malformed" | "deny revoked" | "deny kind"
     ));
     if answer == "ok" {
+        let separator = |b: &u8| matches!(b, b' ' | b'\t');
         let line = data.strip_suffix(b"\r").unwrap_or(data);
-        let (name, key) = line.split_at(
-            line.iter()
-                .position(|b| matches!(b, b' ' | b'\t'))
-                .unwrap_or(0),
-        );
+        let (name, rest) = line.split_at(line.iter().position(separator).unwrap_or(0));
         assert_eq!(name, b"host-a");
+        let rest = crate::text::trim_space(rest);
+        let (key, machine) = rest.split_at(rest.iter().position(separator).unwrap_or(rest.len()));
+        // Each field trimmed as a key file is (Go's `TrimSpace`), the key's too.
         assert_eq!(crate::text::trim_space(key), fixture.key.as_bytes());
+        if !machine.is_empty() {
+            let machine = std::str::from_utf8(crate::text::trim_space(machine));
+            assert!(
+                machine.is_ok_and(|name| crate::machine::Machine::new(name).is_ok()),
+                "{machine:?}"
+            );
+        }
     }
 }
 

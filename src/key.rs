@@ -8,6 +8,7 @@ use std::str::FromStr;
 use zeroize::Zeroizing;
 
 use crate::fingerprint::Fingerprint;
+use crate::machine::Machine;
 use crate::text::{Trim, trim_space};
 
 /// The MAC a key is computed with.
@@ -253,13 +254,53 @@ pub const MAX_KEY_INPUT: usize = 4096;
 pub struct Presented<'a> {
     raw: &'a [u8],
     trim: Trim,
+    machine: Option<&'a Machine>,
 }
 
 impl<'a> Presented<'a> {
     /// `raw`, to be trimmed by `trim`.
     #[must_use]
     pub fn new(raw: &'a [u8], trim: Trim) -> Self {
-        Self { raw, trim }
+        Self {
+            raw,
+            trim,
+            machine: None,
+        }
+    }
+
+    /// The same key, presented from `machine` (the agent's `X-Go-Builder-Hostname`): a key
+    /// bound to that machine ([`crate::derive::Deriver::derive_machine`]) verifies too, as
+    /// well as the principal's shared key.
+    ///
+    /// ```
+    /// use gobuildkey::derive::Deriver;
+    /// use gobuildkey::key::{Algorithm, Presented};
+    /// use gobuildkey::master::MasterSecret;
+    /// use gobuildkey::verifier::Verifier;
+    ///
+    /// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let (host, machine) = ("host-a".parse()?, "builder-1".parse()?);
+    /// let key = Deriver::new(&master, Algorithm::HmacSha256).derive_machine(&host, 0, &machine);
+    /// let verifier = Verifier::new(&master, Algorithm::HmacSha256);
+    /// let bytes = key.expose_secret().as_bytes();
+    ///
+    /// assert!(verifier.verify(&host, Presented::from(bytes).from_machine(&machine)).verdict.is_valid());
+    /// // Not from another machine, nor without saying which machine.
+    /// let other = "builder-2".parse()?;
+    /// assert!(!verifier.verify(&host, Presented::from(bytes).from_machine(&other)).verdict.is_valid());
+    /// assert!(!verifier.verify(&host, bytes).verdict.is_valid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn from_machine(mut self, machine: &'a Machine) -> Self {
+        self.machine = Some(machine);
+        self
+    }
+
+    /// The machine it was presented from, if that is known.
+    #[must_use]
+    pub fn machine(&self) -> Option<&'a Machine> {
+        self.machine
     }
 
     /// The value of an HTTP header: trimmed by [`Trim::Header`], as Go's coordinator gets it.
@@ -292,6 +333,7 @@ impl fmt::Debug for Presented<'_> {
         f.debug_struct("Presented")
             .field("len", &self.raw.len())
             .field("trim", &self.trim)
+            .field("machine", &self.machine)
             .finish()
     }
 }

@@ -40,7 +40,8 @@
 //!
 //! Modules, each using only those before it in this list: [`text`] (Go's trimming,
 //! untrusted text quoted for a terminal), [`fingerprint`] (the short, safe name of a
-//! secret), [`principal`] (the names keys are minted for: their rule and kind), [`key`]
+//! secret), [`principal`] (the names keys are minted for: their rule and kind), [`machine`]
+//! (the machines a key can be bound to), [`key`]
 //! (algorithms, build keys and their format, keys as presented, what looks like a key),
 //! [`process`] (hardening of the process that holds secrets: no core dumps),
 //! [`secret_file`] (safe reads and writes of files that hold secrets), [`trust`] (who may
@@ -66,6 +67,7 @@ pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod key;
+pub mod machine;
 pub mod master;
 pub mod paths;
 pub mod policy;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::derive::{Deriver, well_formed};
+use crate::derive::{Bound, Deriver, well_formed};
 use crate::fingerprint::Fingerprint;
 use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::master::{MasterSecret, MasterSource};
@@ -76,6 +76,9 @@ pub struct Decision {
     pub master: Option<Fingerprint>,
     /// The generation the key belongs to (valid keys only).
     pub generation: Option<u64>,
+    /// Whether the key is bound to the machine it was presented from, rather than the
+    /// principal's key shared by all its machines (valid keys only).
+    pub machine: bool,
 }
 
 impl Decision {
@@ -84,6 +87,7 @@ impl Decision {
             verdict: Verdict::Invalid(reason),
             master: None,
             generation: None,
+            machine: false,
         }
     }
 }
@@ -413,13 +417,20 @@ impl Verifier {
         let mut found = Choice::from(0);
         let mut master_index = 0u64;
         let mut generation = 0u64;
+        let mut bound = Choice::from(0);
         for (index, master) in (0u64..).zip(&self.masters) {
             let Some(deriver) = master.deriver(alg) else {
                 continue;
             };
             for g in std::iter::once(current).chain(previous) {
-                let hit = deriver.key_matches(principal, g, &key);
+                let shared = deriver.key_matches(principal, g, &key);
+                // From a known machine, its own key too: both computed, whichever matches.
+                let own = presented.machine().map_or(Choice::from(0), |machine| {
+                    deriver.key_matches_bound(principal, g, Bound::Machine(machine), &key)
+                });
+                let hit = shared | own;
                 found |= hit;
+                bound |= own;
                 master_index.conditional_assign(&index, hit);
                 generation.conditional_assign(&g, hit);
             }
@@ -444,6 +455,7 @@ impl Verifier {
             verdict: Verdict::Valid,
             master,
             generation: Some(generation),
+            machine: bound.into(),
         }
     }
 }
@@ -495,7 +507,76 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::machine::Machine;
     use crate::policy::{Grace, PrincipalState};
+
+    /// A key bound to a machine verifies from that machine only, at the principal's
+    /// generations, and is refused with the principal; the shared key still verifies from
+    /// any machine. The decision says which it was.
+    #[test]
+    fn machine_keys_verify_from_their_machine_only() {
+        let m = master("an example master, 32 bytes long");
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let (host, one, two): (Principal, Machine, Machine) = (
+            p("host-a"),
+            "builder-1".parse().unwrap(),
+            "Builder-2".parse().unwrap(),
+        );
+        let bound = d.derive_machine(&host, 0, &one);
+        let bound = bound.expose_secret().as_bytes();
+        let shared = d.derive(&host);
+        let shared = shared.expose_secret().as_bytes();
+        let v = Verifier::new(&m, Algorithm::HmacSha256);
+        let from = |key: &[u8], machine: &Machine| {
+            v.verify(&host, Presented::from(key).from_machine(machine))
+        };
+
+        let own = from(bound, &one);
+        assert!(own.verdict.is_valid() && own.machine, "{own:?}");
+        assert_eq!(
+            from(bound, &two).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        assert_eq!(
+            v.verify(&host, bound).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        assert_eq!(
+            v.verify(&p("host-b"), Presented::from(bound).from_machine(&one))
+                .verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        let any = from(shared, &two);
+        assert!(any.verdict.is_valid() && !any.machine, "{any:?}");
+
+        // Rotated: the machine key of generation 0 dies with the principal's.
+        let mut policy = Policy::none();
+        let rotated = PrincipalState {
+            generation: 1,
+            ..Default::default()
+        };
+        policy.set_state(&host, &rotated).unwrap();
+        let v = v.with_policy(policy.clone());
+        assert_eq!(
+            v.verify(&host, Presented::from(bound).from_machine(&one))
+                .verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        let g1 = d.derive_machine(&host, 1, &one);
+        let g1 = Presented::from(g1.expose_secret().as_bytes()).from_machine(&one);
+        assert_eq!(v.verify(&host, g1).generation, Some(1));
+        // Revoked: refused like every key of the principal.
+        let revoked = PrincipalState {
+            revoked: true,
+            ..rotated
+        };
+        policy.set_state(&host, &revoked).unwrap();
+        let v = v.with_policy(policy);
+        assert_eq!(
+            v.verify(&host, g1).verdict,
+            Verdict::Invalid(Reason::Revoked)
+        );
+    }
 
     fn master(text: &str) -> MasterSecret {
         MasterSecret::from_text(text.as_bytes()).unwrap()

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use gobuildkey::key::Algorithm;
+use gobuildkey::machine::Machine;
 use gobuildkey::master::{MasterError, MasterSource};
 use gobuildkey::policy::{self};
 use gobuildkey::principal::Principal;
@@ -320,6 +321,11 @@ pub struct MintArgs {
     /// policy then accepts keys of it for the principal [default: the policy's algorithm]
     #[arg(long, value_name = "ALG", value_parser = alg_parser())]
     pub alg: Option<Algorithm>,
+
+    /// Bind the key to one machine: it verifies only when presented from the host name NAME
+    /// (the agent's X-Go-Builder-Hostname; `verify --machine`, a batch line's third field)
+    #[arg(long, value_name = "NAME", value_parser = MachineParser)]
+    pub machine: Option<Machine>,
 
     #[command(flatten)]
     pub out: KeyOutputArgs,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use gobuildkey::key::Algorithm;
+use gobuildkey::machine::Machine;
 use gobuildkey::principal::{Kind, Principal};
 
 use super::options::*;
@@ -133,6 +134,11 @@ pub struct VerifyArgs {
     /// Read the key from FILE instead of standard input
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    /// The machine the key came from (the agent's X-Go-Builder-Hostname): a key bound to
+    /// it (`mint --machine`) verifies as well as the principal's shared key
+    #[arg(long, value_name = "NAME", value_parser = MachineParser, conflicts_with = "batch")]
+    pub machine: Option<Machine>,
 
     /// Refuse keys of any other MAC than ALG (it must be one the policy accepts for the
     /// principal) [default: the algorithms the policy records]

@@ -7,6 +7,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::ErrorKind;
 
 use gobuildkey::key::Algorithm;
+use gobuildkey::machine::{Machine, MachineError};
 use gobuildkey::principal::{Kind, Principal, PrincipalError};
 
 use super::*;
@@ -135,6 +136,30 @@ impl TypedValueParser for PrincipalParser {
         };
         parsed.map_err(|e| {
             // `Error::raw` keeps clap from echoing the raw value, which may hold escape codes.
+            let mut cmd = cmd.clone();
+            clap::Error::raw(ErrorKind::ValueValidation, e).format(&mut cmd)
+        })
+    }
+}
+
+/// A machine name ([`Machine::RULE`]), refused without echoing it (it may hold escape codes).
+#[derive(Clone, Debug)]
+pub(super) struct MachineParser;
+
+impl TypedValueParser for MachineParser {
+    type Value = Machine;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Machine, clap::Error> {
+        let parsed = match value.to_str() {
+            Some(text) => Machine::new(text),
+            None => Err(MachineError::new(&value.to_string_lossy())),
+        };
+        parsed.map_err(|e| {
             let mut cmd = cmd.clone();
             clap::Error::raw(ErrorKind::ValueValidation, e).format(&mut cmd)
         })

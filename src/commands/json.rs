@@ -52,6 +52,9 @@ pub struct Init<'a> {
 pub struct Mint<'a, R = ()> {
     /// The principal.
     pub principal: &'a str,
+    /// With `--machine` only: the machine the key is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<&'a str>,
     /// The key's generation.
     pub generation: u64,
     /// The key's algorithm.
@@ -91,6 +94,8 @@ pub struct Verify<'a> {
     pub master: Option<&'a str>,
     /// The key's generation (valid keys only).
     pub generation: Option<u64>,
+    /// The machine the key is bound to (valid machine keys only, `--machine`).
+    pub machine: Option<&'a str>,
 }
 
 /// `explain`: what a key is; the fields that do not apply to the finding are left out.
@@ -547,6 +552,8 @@ mod tests {
         fn minted<'a, R>(path: &'a Path, fp: &'a str, rotation: R) -> Mint<'a, R> {
             Mint {
                 principal: "host-a",
+                // `mint --machine` only: `rotate` has no machine keys (yet).
+                machine: (std::mem::size_of::<R>() == 0).then_some("builder-1"),
                 generation: 1,
                 algorithm: "hmac-sha256",
                 fingerprint: fp,
@@ -609,6 +616,7 @@ mod tests {
                     reason: None,
                     master: Some(fp),
                     generation: Some(0),
+                    machine: Some("builder-1"),
                 },
             ),
             sample(
@@ -1150,6 +1158,7 @@ mod tests {
     fn mint_and_rotate_objects() {
         let mint = Mint {
             principal: "host-a",
+            machine: None,
             generation: 0,
             algorithm: "hmac-sha256",
             fingerprint: "SHA256:dbbf3b9776cdffb3",
@@ -1163,6 +1172,7 @@ mod tests {
         );
         let rotate = Mint {
             principal: mint.principal,
+            machine: None,
             generation: mint.generation,
             algorithm: mint.algorithm,
             fingerprint: mint.fingerprint,

@@ -17,6 +17,7 @@ pub mod limiter;
 use jiff::Timestamp;
 
 use crate::key::Presented;
+use crate::machine::Machine;
 use crate::principal::Principal;
 use crate::text::Trim;
 use crate::verifier::{Decision, Verdict, Verifier};
@@ -140,7 +141,20 @@ pub fn answer_registration(
             return Answer::bad_request("missing X-Go-Builder-Hostname header\n");
         }
     }
-    answer(verifier, registration.host_types, registration.keys, now)
+    // The machine the key comes from, for keys bound to one (`mint --machine`): the first
+    // value, as Go's `Header.Get`; a name that breaks the machine rule binds nothing.
+    let machine = registration
+        .hostnames
+        .first()
+        .and_then(|value| std::str::from_utf8(Trim::Header.apply(value)).ok())
+        .and_then(|name| Machine::new(name).ok());
+    answer_from(
+        verifier,
+        registration.host_types,
+        registration.keys,
+        machine.as_ref(),
+        now,
+    )
 }
 
 /// Answers a registration from the values of its host-type and key headers: each slice
@@ -170,6 +184,19 @@ pub fn answer_registration(
 /// ```
 #[must_use]
 pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Timestamp) -> Answer {
+    answer_from(verifier, host_types, keys, None, now)
+}
+
+/// [`answer`], for a key presented from `machine` (the agent's `X-Go-Builder-Hostname`): a
+/// key bound to that machine verifies too ([`Presented::from_machine`]).
+#[must_use]
+pub fn answer_from(
+    verifier: &Verifier,
+    host_types: &[&[u8]],
+    keys: &[&[u8]],
+    machine: Option<&Machine>,
+    now: Timestamp,
+) -> Answer {
     let (host_type, key) = match (host_types, keys) {
         ([], _) => return Answer::bad_request("missing X-Go-Host-Type; old buildlet binary?\n"),
         ([_], []) => (host_types[0], &b""[..]),
@@ -188,7 +215,12 @@ pub fn answer(verifier: &Verifier, host_types: &[&[u8]], keys: &[&[u8]], now: Ti
     else {
         return Answer::bad_request("malformed X-Go-Host-Type header\n");
     };
-    let decision = verifier.verify_at(&principal, Presented::header(key), now);
+    let presented = Presented::header(key);
+    let presented = match machine {
+        Some(machine) => presented.from_machine(machine),
+        None => presented,
+    };
+    let decision = verifier.verify_at(&principal, presented, now);
     let (status, body) = match decision.verdict {
         Verdict::Valid => (200, "ok\n"),
         // Missing, malformed, wrong, revoked, of another kind: one answer, as Go's
@@ -212,6 +244,38 @@ mod tests {
     fn setup() -> (Verifier, String) {
         let (verifier, key) = crate::verifier::example();
         (verifier.only_kind(Kind::Host), key)
+    }
+
+    /// A key bound to a machine is accepted from the host name it was bound to only, in
+    /// either mode, whatever the case of the header; the shared key from any.
+    #[test]
+    fn a_machine_key_is_accepted_from_its_host_name_only() {
+        let (v, shared) = setup();
+        let master =
+            crate::master::MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
+        let bound = crate::derive::Deriver::new(&master, crate::key::Algorithm::HmacSha256)
+            .derive_machine(&"host-a".parse().unwrap(), 0, &"builder-1".parse().unwrap());
+        let now = Timestamp::now();
+        let ask = |hostname: &[u8], key: &str, checks| {
+            let registration = Registration {
+                revdial_versions: &[b"2"],
+                hostnames: &[hostname],
+                host_types: &[b"host-a"],
+                keys: &[key.as_bytes()],
+            };
+            answer_registration(&v, &registration, checks, now).status
+        };
+        for checks in [Checks::Coordinator, Checks::KeyOnly] {
+            assert_eq!(ask(b"builder-1", bound.expose_secret(), checks), 200);
+            assert_eq!(ask(b" Builder-1\t", bound.expose_secret(), checks), 200);
+            assert_eq!(ask(b"builder-2", bound.expose_secret(), checks), 403);
+            assert_eq!(ask(b"builder-1#2", bound.expose_secret(), checks), 403);
+            assert_eq!(ask(b"builder-2", &shared, checks), 200);
+        }
+        assert_eq!(
+            answer(&v, &[b"host-a"], &[bound.expose_secret().as_bytes()], now).status,
+            403
+        );
     }
 
     #[test]

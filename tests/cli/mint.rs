@@ -9,7 +9,7 @@ use predicates::str::contains;
 
 use crate::common::{
     ARM, ARM_KEY, ARM_KEY_MD5, EMPTY_POLICY, MASTER, TestEnv, all_output, assert_no_secret,
-    command_leaving_a_process, hung_command, is_gone, pid_in, vectors, write_file,
+    command_leaving_a_process, hung_command, is_gone, pid_in, stdout_of, vectors, write_file,
 };
 
 #[test]
@@ -555,4 +555,74 @@ fn a_key_printed_into_a_file_others_can_read_is_warned_about() {
         );
         assert_eq!(fs::read_to_string(&target).unwrap(), format!("{ARM_KEY}\n"));
     }
+}
+
+/// A machine key is HMAC-SHA256 of the message docs/design.md gives, byte for byte, as
+/// OpenSSL computes it from that message written out by hand; it verifies from its machine
+/// only, through `verify --machine` and a batch line's third field.
+#[test]
+fn a_machine_key_is_the_documented_message_and_verifies_from_its_machine_only() {
+    let env = TestEnv::new().with_master();
+    let key = stdout_of(env.cmd().args(["mint", "--machine", "Builder-1", ARM]));
+    let key = key.trim();
+    // 00 'm', len(ARM) = 18, ARM, generation 0, len("builder-1") = 9, "builder-1", 0.
+    let message = format!(
+        r"\000m\000\022{ARM}\000\000\000\000\000\000\000\000\000\011builder-1\000\000\000\000\000\000\000\000"
+    );
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            r#"printf "$2" | openssl dgst -sha256 -hmac "$1""#,
+            "sh",
+        ])
+        .args([MASTER, &message])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(text.trim().rsplit(' ').next().unwrap(), key);
+        }
+        _ => crate::common::missing_tool("openssl", "openssl", "the machine key's known answer"),
+    }
+    assert_ne!(key, ARM_KEY);
+
+    let verify = |machine: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.arg("verify");
+        if let Some(machine) = machine {
+            cmd.args(["--machine", machine]);
+        }
+        cmd.arg(ARM)
+            .write_stdin(key)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(verify(Some("builder-1")), Some(0));
+    assert_eq!(verify(Some("BUILDER-1")), Some(0));
+    assert_eq!(verify(Some("builder-2")), Some(1));
+    assert_eq!(verify(None), Some(1));
+    env.cmd()
+        .args(["verify", "--machine", "builder-1", ARM])
+        .write_stdin(key)
+        .assert()
+        .success()
+        .stdout(contains("bound to the machine builder-1"));
+    let answers = stdout_of(env.cmd().args(["verify", "--batch"]).write_stdin(format!(
+        "{ARM} {key} builder-1\n{ARM} {key} builder-2\n{ARM} {key}\n{ARM} {ARM_KEY} builder-2\n"
+    )));
+    assert_eq!(answers, "ok\ndeny invalid\ndeny invalid\nok\n");
+
+    // The principal rotated or revoked: its machine keys die with it.
+    stdout_of(env.cmd().args(["rotate", ARM]));
+    env.cmd().args(["end-grace", ARM]).assert().success();
+    assert_eq!(verify(Some("builder-1")), Some(1));
+    let rotated = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    env.cmd().args(["revoke", ARM]).assert().success();
+    env.cmd()
+        .args(["verify", "--machine", "builder-1", ARM])
+        .write_stdin(rotated)
+        .assert()
+        .code(1);
 }

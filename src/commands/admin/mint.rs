@@ -39,7 +39,8 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     super::write_key_file(&key, &args.out)?;
-    super::emit_key("mint", &key, &args.principal, generation, (), &args.out)?;
+    let whom = (&args.principal, args.machine.as_ref());
+    super::emit_key("mint", &key, whom, generation, (), &args.out)?;
     Ok(Exit::Ok)
 }
 
@@ -58,7 +59,11 @@ fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(Buil
         .into());
     }
     let alg = args.alg.unwrap_or(policy.default_algorithm());
-    let key = Deriver::new(master, alg).derive_generation(&args.principal, state.generation);
+    let deriver = Deriver::new(master, alg);
+    let key = match &args.machine {
+        Some(machine) => deriver.derive_machine(&args.principal, state.generation, machine),
+        None => deriver.derive_generation(&args.principal, state.generation),
+    };
     let generation = state.generation;
     let wanted = super::minted_state(policy, &args.principal, state, master, alg);
     let recorded = policy.state_ref(&args.principal) == Some(&wanted);

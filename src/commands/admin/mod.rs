@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 use gobuildkey::key::{Algorithm, AlgorithmSet, BuildKey};
+use gobuildkey::machine::Machine;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::actions::{Action, ActionLog};
 use gobuildkey::policy::store::Store;
@@ -153,8 +154,8 @@ fn record_minted(
     Ok(Some(action))
 }
 
-/// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal and every field
-/// take under 600 bytes.
+/// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal, a 253-character
+/// machine and every field take under 900 bytes.
 const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
 
 /// Prints a minted key: on standard output the key and a newline, nothing else (with
@@ -163,14 +164,20 @@ const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
 fn emit_key<R: serde::Serialize>(
     command: &str,
     key: &BuildKey,
-    principal: &Principal,
+    (principal_name, machine): (&Principal, Option<&Machine>),
     generation: u64,
     rotation: R,
     out: &KeyOutputArgs,
 ) -> Result<()> {
     let fingerprint = key.fingerprint();
+    // Whose key, in the sentences below.
+    let principal = match machine {
+        Some(machine) => format!("{principal_name} bound to the machine {machine}"),
+        None => principal_name.to_string(),
+    };
     let mut fields = json::Mint {
-        principal: principal.as_str(),
+        principal: principal_name.as_str(),
+        machine: machine.map(Machine::as_str),
         generation,
         algorithm: key.algorithm().name(),
         fingerprint: fingerprint.as_str(),
@@ -297,8 +304,10 @@ mod tests {
             .derive_generation(&principal, u64::MAX / 2);
         let fingerprint = key.fingerprint();
         let end = "2026-12-01T12:00:00Z".parse().unwrap();
+        let machine = "m".repeat(253);
         let fields = Mint {
             principal: principal.as_str(),
+            machine: Some(&machine),
             generation: u64::MAX / 2,
             algorithm: key.algorithm().name(),
             fingerprint: fingerprint.as_str(),

@@ -85,7 +85,7 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     if let Err(e) = super::emit_key(
         "rotate",
         &key,
-        &args.principal,
+        (&args.principal, None),
         generation,
         crate::commands::json::Rotation {
             keep_previous: crate::commands::json::KeepPrevious(state.keep_previous),

@@ -31,7 +31,13 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     // Input past the bound is not read to its end, and is no key.
     let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
     let now = jiff::Timestamp::now();
-    let decision = verifier.verify_at(principal, presented, now);
+    let decision = match &args.machine {
+        Some(machine) => {
+            let from = gobuildkey::key::Presented::from(presented).from_machine(machine);
+            verifier.verify_at(principal, from, now)
+        }
+        None => verifier.verify_at(principal, presented, now),
+    };
     if let Some(audit) = audit.as_mut() {
         audit.record(&decision, &Context::new(principal, presented, now))?;
     }
@@ -45,10 +51,22 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         },
         master: decision.master.as_ref().map(|fp| fp.as_str()),
         generation: decision.generation,
+        machine: args
+            .machine
+            .as_ref()
+            .filter(|_| decision.machine)
+            .map(gobuildkey::machine::Machine::as_str),
     };
     match decision.verdict {
         Verdict::Valid => {
-            output::report("verify", &format!("valid build key for {p}"), &fields);
+            let bound = fields
+                .machine
+                .map_or_else(String::new, |m| format!(", bound to the machine {m}"));
+            output::report(
+                "verify",
+                &format!("valid build key for {p}{bound}"),
+                &fields,
+            );
             Ok(Exit::Ok)
         }
         Verdict::Invalid(reason) => {
