@@ -34,18 +34,19 @@
 //! // host-b's key, presented as host-a's.
 //! let key = Deriver::new(&master, Algorithm::HmacSha256).derive(&b);
 //! let found = explain(&verifier, &History::default(), &a, key.expose_secret().as_bytes(), now);
-//! assert_eq!(found, Explanation::OtherPrincipal { principal: b, generation: 0, current: true });
+//! assert_eq!(found, Explanation::OtherPrincipal { principal: b, generation: 0, current: true, machine: None });
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use zeroize::Zeroizing;
 
-use crate::derive::well_formed;
+use crate::derive::{Bound, well_formed};
 use crate::fingerprint::Fingerprint;
-use crate::key::{Algorithm, AlgorithmSet};
+use crate::key::{Algorithm, AlgorithmSet, Presented};
+use crate::machine::Machine;
 use crate::policy::actions::Action;
 use crate::principal::Principal;
 use crate::text::trim_space;
@@ -57,6 +58,8 @@ use crate::verifier::{Reason, Verdict, Verifier};
 pub struct History {
     /// Each principal the log mentions, with the highest generation it records for it.
     principals: BTreeMap<Principal, u64>,
+    /// Each machine the log mentions.
+    machines: BTreeSet<Machine>,
     /// Each key the log records as minted, oldest first.
     minted: Vec<Minted>,
 }
@@ -96,6 +99,9 @@ impl History {
                 continue;
             };
             let generation = action.generation.unwrap_or(0);
+            if let Some(machine) = action.machine.as_deref().and_then(|m| Machine::new(m).ok()) {
+                history.machines.insert(machine);
+            }
             if let Ok(principal) = Principal::new(name) {
                 let highest = history.principals.entry(principal).or_insert(generation);
                 *highest = (*highest).max(generation);
@@ -199,6 +205,25 @@ pub enum Explanation {
         generation: u64,
         /// Whether that is the other principal's current generation.
         current: bool,
+        /// The machine it is bound to, if it is a machine key.
+        machine: Option<Machine>,
+    },
+    /// The principal's current key bound to another machine than it was presented from (or
+    /// presented without saying from which).
+    OtherMachine {
+        /// The machine it is bound to.
+        machine: Machine,
+    },
+    /// The principal's shared key, but the policy accepts only keys bound to a machine for
+    /// it (`policy machine-keys-only`).
+    SharedRefused,
+    /// Presented from a machine of the principal that is revoked (`revoke --machine`):
+    /// nothing from it verifies; `its_key` tells whether this was its key, or the shared one.
+    MachineRevoked {
+        /// The machine.
+        machine: Machine,
+        /// Whether the key is one of the principal's current keys.
+        its_key: bool,
     },
     /// A key the action log records as minted, under a master no longer in the keyring.
     Retired(Minted),
@@ -217,47 +242,69 @@ pub enum Explanation {
     Refused(Reason),
 }
 
-/// What `presented` is, when presented as the key of `principal` at `now`: see the module's
-/// documentation.
+/// What `presented` is, when presented as the key of `principal` at `now` (and, when it
+/// says so, from a machine: [`Presented::from_machine`]): see the module's documentation.
 #[must_use]
-pub fn explain(
+pub fn explain<'a>(
     verifier: &Verifier,
     history: &History,
     principal: &Principal,
-    presented: &[u8],
+    presented: impl Into<Presented<'a>>,
     now: Timestamp,
 ) -> Explanation {
+    let presented = presented.into();
     let decision = verifier.verify_at(principal, presented, now);
     if let (Verdict::Valid, Some(master), Some(generation)) =
         (decision.verdict, decision.master, decision.generation)
     {
         return Explanation::Valid { master, generation };
     }
-    let text = trim_space(presented);
-    let Some((algorithm, found)) = identify(verifier, history, principal, text) else {
-        return repair(verifier, history, principal, text, now);
+    let text = presented.text();
+    let Some((algorithm, found)) = identify(verifier, history, principal, presented) else {
+        return repair(verifier, history, principal, presented, now);
     };
     let state = verifier.policy().state(principal);
+    let is_current_own = |whose: &Whose| {
+        &whose.principal == principal
+            && whose.generation == state.generation
+            && (whose.machine.is_none() || whose.machine.as_ref() == presented.machine())
+    };
     if decision.verdict == Verdict::Invalid(Reason::Revoked) {
-        let its_key = found
-            .as_ref()
-            .is_some_and(|(p, g)| p == principal && *g == state.generation);
-        return Explanation::Revoked { its_key };
+        let its_key = found.as_ref().is_some_and(is_current_own);
+        return match presented.machine() {
+            Some(machine) if !state.revoked && state.revoked_machines.contains(machine) => {
+                Explanation::MachineRevoked {
+                    machine: machine.clone(),
+                    its_key,
+                }
+            }
+            _ => Explanation::Revoked { its_key },
+        };
     }
     match found {
-        Some((p, generation)) if &p == principal => {
+        Some(whose) if &whose.principal == principal => {
             let accepted = verifier.accepted_algorithms(principal);
             if !accepted.contains(algorithm) {
                 Explanation::Algorithm {
                     algorithm,
                     accepted,
                 }
-            } else if generation != state.generation {
+            } else if whose.generation != state.generation {
                 Explanation::Generation {
-                    generation,
+                    generation: whose.generation,
                     current: state.generation,
-                    replaced: history.began(principal, generation + 1),
+                    replaced: history.began(principal, whose.generation + 1),
                 }
+            } else if let Some(machine) = whose
+                .machine
+                .as_ref()
+                .filter(|&machine| Some(machine) != presented.machine())
+            {
+                Explanation::OtherMachine {
+                    machine: machine.clone(),
+                }
+            } else if whose.machine.is_none() && state.machine_keys_only {
+                Explanation::SharedRefused
             } else {
                 match decision.verdict {
                     Verdict::Invalid(reason) => Explanation::Refused(reason),
@@ -265,12 +312,13 @@ pub fn explain(
                 }
             }
         }
-        Some((other, generation)) => {
-            let current = verifier.policy().state(&other).generation == generation;
+        Some(whose) => {
+            let current = verifier.policy().state(&whose.principal).generation == whose.generation;
             Explanation::OtherPrincipal {
-                principal: other,
-                generation,
+                principal: whose.principal,
+                generation: whose.generation,
                 current,
+                machine: whose.machine,
             }
         }
         None => {
@@ -290,20 +338,29 @@ pub fn explain(
     }
 }
 
-/// `text`'s algorithm, if it is a well-formed key, and whose key it is at which generation,
-/// if the farm knows: the principal asked about, then those of the policy and of the log,
-/// each at every generation up to its current one (or the highest the log records), under
-/// every master that computes keys of that algorithm. The search stops at the first match:
-/// this runs for an admin, never for the presenter, so its time tells nobody anything.
+/// Whose key a key is: a principal's at a generation, shared or bound to a machine.
+struct Whose {
+    principal: Principal,
+    generation: u64,
+    machine: Option<Machine>,
+}
+
+/// The presented key's algorithm, if it is a well-formed key, and whose key it is, if the
+/// farm knows: the principal asked about, then those of the policy and of the log, each at
+/// every generation up to its current one (or the highest the log records), under every
+/// master that computes keys of that algorithm; shared keys first, then keys bound to the
+/// machines the farm knows (the one it was presented from, those the policy lists or
+/// revokes, those the log names). The search stops at the first match: this runs for an admin, never for
+/// the presenter, so its time tells nobody anything.
 fn identify(
     verifier: &Verifier,
     history: &History,
     principal: &Principal,
-    text: &[u8],
-) -> Option<(Algorithm, Option<(Principal, u64)>)> {
+    presented: Presented<'_>,
+) -> Option<(Algorithm, Option<Whose>)> {
     let (algorithm, key) = Algorithm::ALL
         .iter()
-        .find_map(|&alg| well_formed(text, alg).map(|key| (alg, key)))?;
+        .find_map(|&alg| well_formed(presented.text(), alg).map(|key| (alg, key)))?;
     // The principal asked about first: a key is most often its own.
     let own = verifier.policy().state(principal).generation;
     let others = verifier
@@ -324,16 +381,43 @@ fn identify(
             }
         }
     }
-    let found = candidates.into_iter().find_map(|(p, highest)| {
+    let matches = |p: &Principal, g: u64, bound: Bound<'_>| {
+        verifier
+            .derivers(algorithm)
+            .any(|d| d.key_matches_bound(p, g, bound, &key).into())
+    };
+    let shared = candidates.iter().find_map(|&(p, highest)| {
         (0..=highest)
-            .find(|&g| {
-                verifier
-                    .derivers(algorithm)
-                    .any(|d| d.key_matches(p, g, &key).into())
+            .find(|&g| matches(p, g, Bound::Shared))
+            .map(|generation| Whose {
+                principal: p.clone(),
+                generation,
+                machine: None,
             })
-            .map(|g| (p.clone(), g))
     });
-    Some((algorithm, found))
+    if shared.is_some() {
+        return Some((algorithm, shared));
+    }
+    let mut machines: BTreeSet<&Machine> = presented.machine().into_iter().collect();
+    machines.extend(history.machines.iter());
+    machines.extend(
+        verifier
+            .policy()
+            .principals()
+            .flat_map(|(_, state)| state.machines.iter().chain(&state.revoked_machines)),
+    );
+    let bound = candidates.iter().find_map(|&(p, highest)| {
+        machines.iter().find_map(|&machine| {
+            (0..=highest)
+                .find(|&g| matches(p, g, Bound::Machine(machine)))
+                .map(|generation| Whose {
+                    principal: p.clone(),
+                    generation,
+                    machine: Some(machine.clone()),
+                })
+        })
+    });
+    Some((algorithm, bound))
 }
 
 /// The repairs that make `presented` (trimmed as a key file is) a well-formed key, in
@@ -374,13 +458,19 @@ fn repair(
     verifier: &Verifier,
     history: &History,
     principal: &Principal,
-    text: &[u8],
+    presented: Presented<'_>,
     now: Timestamp,
 ) -> Explanation {
+    let text = presented.text();
     let Some((fixes, repaired)) = repaired(text) else {
         return Explanation::Malformed { length: text.len() };
     };
-    let then = explain(verifier, history, principal, repaired.as_bytes(), now);
+    let again = Presented::from(repaired.as_bytes());
+    let again = match presented.machine() {
+        Some(machine) => again.from_machine(machine),
+        None => again,
+    };
+    let then = explain(verifier, history, principal, again, now);
     Explanation::Repaired {
         fixes,
         then: Box::new(then),
@@ -512,7 +602,8 @@ mod tests {
             Explanation::OtherPrincipal {
                 principal: p("host-b"),
                 generation: 0,
-                current: true
+                current: true,
+                machine: None
             }
         );
         // An earlier generation of another principal.
@@ -527,7 +618,8 @@ mod tests {
             Explanation::OtherPrincipal {
                 principal: p("host-a"),
                 generation: 1,
-                current: false
+                current: false,
+                machine: None
             }
         );
     }
@@ -545,7 +637,8 @@ mod tests {
             Explanation::OtherPrincipal {
                 principal: p("host-gone"),
                 generation: 1,
-                current: false
+                current: false,
+                machine: None
             }
         );
     }
@@ -589,7 +682,8 @@ mod tests {
                 then: Box::new(Explanation::OtherPrincipal {
                     principal: p("host-b"),
                     generation: 0,
-                    current: true
+                    current: true,
+                    machine: None
                 })
             }
         );
@@ -602,6 +696,75 @@ mod tests {
             let found = run(&v, &History::default(), "host-a", text);
             assert!(matches!(found, Explanation::Malformed { .. }), "{text:?}");
         }
+    }
+
+    /// Machine keys: from the wrong machine (or none), from a revoked machine, the shared
+    /// key where machine keys only are accepted, another principal's machine key.
+    #[test]
+    fn machine_keys_are_explained() {
+        let (m, v) = farm();
+        let (one, two): (Machine, Machine) = ("b-1".parse().unwrap(), "b-2".parse().unwrap());
+        let d = Deriver::new(&m, SHA);
+        let b1 = d.derive_machine(&p("host-b"), 0, &one);
+        let b1 = b1.expose_secret();
+        // The log names b-1 (a revocation, since reinstated).
+        let mut revoke = Action::new("revoke");
+        revoke.principal = Some("host-b".into());
+        revoke.machine = Some("b-1".into());
+        let history = History::from_actions(&[revoke]);
+        let from = |v: &Verifier, history: &History, name: &str, key: &str, machine: &Machine| {
+            let presented = Presented::from(key.as_bytes()).from_machine(machine);
+            explain(v, history, &p(name), presented, Timestamp::now())
+        };
+        assert!(matches!(
+            from(&v, &history, "host-b", b1, &one),
+            Explanation::Valid { .. }
+        ));
+        let elsewhere = Explanation::OtherMachine {
+            machine: one.clone(),
+        };
+        assert_eq!(from(&v, &history, "host-b", b1, &two), elsewhere);
+        assert_eq!(run(&v, &history, "host-b", b1), elsewhere);
+        // A machine the farm knows nothing of cannot be searched for.
+        assert_eq!(
+            from(&v, &History::default(), "host-b", b1, &two),
+            Explanation::Unknown { algorithm: SHA }
+        );
+        assert_eq!(
+            from(&v, &History::default(), "host-a", b1, &one),
+            Explanation::OtherPrincipal {
+                principal: p("host-b"),
+                generation: 0,
+                current: true,
+                machine: Some(one.clone())
+            }
+        );
+
+        let mut policy = v.policy().clone();
+        let mut state = policy.state(&p("host-b"));
+        state.revoked_machines.insert(one.clone());
+        state.machine_keys_only = true;
+        policy.set_state(&p("host-b"), &state).unwrap();
+        let v = v.with_policy(policy);
+        let none = History::default();
+        assert_eq!(
+            from(&v, &none, "host-b", b1, &one),
+            Explanation::MachineRevoked {
+                machine: one.clone(),
+                its_key: true
+            }
+        );
+        // The policy's revoked machines are searched too.
+        assert_eq!(run(&v, &none, "host-b", b1), elsewhere);
+        let shared = key(&m, SHA, "host-b", 0);
+        assert_eq!(
+            from(&v, &none, "host-b", &shared, &two),
+            Explanation::SharedRefused
+        );
+        assert_eq!(
+            run(&v, &none, "host-b", &shared),
+            Explanation::SharedRefused
+        );
     }
 
     #[test]

@@ -418,12 +418,15 @@ impl Verifier {
         let mut master_index = 0u64;
         let mut generation = 0u64;
         let mut bound = Choice::from(0);
+        let shared_accepted = Choice::from(u8::from(!state.machine_keys_only));
         for (index, master) in (0u64..).zip(&self.masters) {
             let Some(deriver) = master.deriver(alg) else {
                 continue;
             };
             for g in std::iter::once(current).chain(previous) {
-                let shared = deriver.key_matches(principal, g, &key);
+                // Computed even where the policy accepts machine keys only, so that the time
+                // taken does not tell which kind of key was presented.
+                let shared = deriver.key_matches(principal, g, &key) & shared_accepted;
                 // From a known machine, its own key too: both computed, whichever matches.
                 let own = presented.machine().map_or(Choice::from(0), |machine| {
                     deriver.key_matches_bound(principal, g, Bound::Machine(machine), &key)
@@ -436,7 +439,11 @@ impl Verifier {
             }
         }
         // Decided after the MACs are computed, so a revoked principal takes as long as any.
-        if state.revoked {
+        // A revoked machine: nothing presented from it verifies, its own key nor the shared.
+        let machine_revoked = presented
+            .machine()
+            .is_some_and(|machine| state.revoked_machines.contains(machine));
+        if state.revoked || machine_revoked {
             return Decision::invalid(Reason::Revoked);
         }
         if !bool::from(found) {
@@ -575,6 +582,43 @@ mod tests {
         assert_eq!(
             v.verify(&host, g1).verdict,
             Verdict::Invalid(Reason::Revoked)
+        );
+    }
+
+    /// A revoked machine: nothing presented from it verifies; the others are untouched.
+    /// Machine keys only: the shared key is refused from anywhere, machine keys are not.
+    #[test]
+    fn machine_revocation_and_machine_keys_only() {
+        let m = master("an example master, 32 bytes long");
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let host = p("host-a");
+        let (one, two): (Machine, Machine) = ("b-1".parse().unwrap(), "b-2".parse().unwrap());
+        let text = |key: crate::key::BuildKey| key.expose_secret().to_owned();
+        let own1 = text(d.derive_machine(&host, 0, &one));
+        let own2 = text(d.derive_machine(&host, 0, &two));
+        let shared = text(d.derive(&host));
+        let mut policy = Policy::none();
+        let mut state = PrincipalState::default();
+        state.revoked_machines.insert(one.clone());
+        policy.set_state(&host, &state).unwrap();
+        let v = Verifier::new(&m, Algorithm::HmacSha256).with_policy(policy.clone());
+        let ask = |v: &Verifier, key: &str, machine: &Machine| {
+            v.verify(&host, Presented::from(key.as_bytes()).from_machine(machine))
+                .verdict
+        };
+        assert_eq!(ask(&v, &own1, &one), Verdict::Invalid(Reason::Revoked));
+        assert_eq!(ask(&v, &shared, &one), Verdict::Invalid(Reason::Revoked));
+        assert_eq!(ask(&v, &own2, &two), Verdict::Valid);
+        assert_eq!(ask(&v, &shared, &two), Verdict::Valid);
+
+        state.machine_keys_only = true;
+        policy.set_state(&host, &state).unwrap();
+        let v = v.with_policy(policy);
+        assert_eq!(ask(&v, &own2, &two), Verdict::Valid);
+        assert_eq!(ask(&v, &shared, &two), Verdict::Invalid(Reason::Mismatch));
+        assert_eq!(
+            v.verify(&host, shared.as_bytes()).verdict,
+            Verdict::Invalid(Reason::Mismatch)
         );
     }
 

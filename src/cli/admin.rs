@@ -124,6 +124,22 @@ pub struct RevokeArgs {
     /// Revoke a principal the farm never knew (not in the policy, nor in the action log)
     #[arg(long)]
     pub allow_unknown: bool,
+
+    /// Revoke one machine of the principal only: nothing presented from it verifies, its own
+    /// key (`mint --machine`) nor the shared one; the other machines are not touched
+    #[arg(long, value_name = "NAME", value_parser = MachineParser)]
+    pub machine: Option<Machine>,
+}
+
+// `gobuildkey reinstate`.
+#[derive(Debug, Args)]
+pub struct ReinstateArgs {
+    #[command(flatten)]
+    pub target: PrincipalArgs,
+
+    /// Reinstate one revoked machine of the principal only
+    #[arg(long, value_name = "NAME", value_parser = MachineParser)]
+    pub machine: Option<Machine>,
 }
 
 // `gobuildkey rotate`.
@@ -200,6 +216,32 @@ Examples:
   gobuildkey policy init --master-key-command 'pass show farm/master' --policy /etc/farm/gobuildkey.toml
   gobuildkey policy init --from-log")]
     Init(PolicyInitArgs),
+
+    /// Accept only keys bound to a machine for a principal, or (--off) its shared key too
+    /// (admins)
+    ///
+    /// Once every machine of a host type has its own key (`mint --machine`), its
+    /// shared key is only a risk: this refuses it, so that revoking one machine shuts it
+    /// out. The shared key's MAC is still computed, so the time taken does not tell which
+    /// kind of key was presented.
+    #[command(after_help = "\
+Exit status: 0; 66 no policy; 78 a bad policy file; see `gobuildkey --help` for the others.
+
+Examples:
+  gobuildkey policy machine-keys-only host-linux-arm-aws
+  gobuildkey policy machine-keys-only --off host-linux-arm-aws")]
+    MachineKeysOnly(MachineKeysOnlyArgs),
+}
+
+// `gobuildkey policy machine-keys-only`.
+#[derive(Debug, Args)]
+pub struct MachineKeysOnlyArgs {
+    /// Accept the principal's shared key again
+    #[arg(long)]
+    pub off: bool,
+
+    #[command(flatten)]
+    pub target: PrincipalArgs,
 }
 
 // `gobuildkey policy init`.
@@ -253,6 +295,11 @@ pub struct ExplainArgs {
     /// Read the key from FILE instead of standard input
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    /// The machine the key was presented from (its X-Go-Builder-Hostname), for keys bound
+    /// to a machine
+    #[arg(long, value_name = "NAME", value_parser = MachineParser)]
+    pub machine: Option<Machine>,
 
     #[command(flatten)]
     pub master: MasterArgs,

@@ -221,17 +221,19 @@ Exit status: 0; 1 the farm never knew the principal (the message suggests near n
 --allow-unknown revokes it anyway); 66 no policy; 75 another edit held the policy's lock too
 long; 78 a bad policy file; see `gobuildkey --help` for the others.
 
-Example:
-  gobuildkey revoke --reason \"laptop stolen\" host-linux-arm-aws   # undo: gobuildkey reinstate host-linux-arm-aws")]
+Examples:
+  gobuildkey revoke --reason \"laptop stolen\" host-linux-arm-aws   # undo: gobuildkey reinstate host-linux-arm-aws
+  gobuildkey revoke --machine builder-07 host-linux-arm-aws       # that machine only")]
     Revoke(RevokeArgs),
 
     /// Undo `revoke` (admins)
     #[command(after_help = "\
 Exit status: 0; 78 a bad policy file; see `gobuildkey --help` for the others.
 
-Example:
-  gobuildkey reinstate host-linux-arm-aws")]
-    Reinstate(PrincipalArgs),
+Examples:
+  gobuildkey reinstate host-linux-arm-aws
+  gobuildkey reinstate --machine builder-07 host-linux-arm-aws")]
+    Reinstate(ReinstateArgs),
 
     /// Show the masters and each principal's generation, grace and revocation
     ///

@@ -105,9 +105,9 @@ pub struct Explain<'a> {
     pub principal: &'a str,
     /// Whether it verifies as written.
     pub valid: bool,
-    /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `retired-master`,
-    /// `malformed`, `unknown`, `refused`: of the key as written, or as repaired when
-    /// `fixes` is not empty.
+    /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `other-machine`,
+    /// `shared-refused`, `machine-revoked`, `retired-master`, `malformed`, `unknown`,
+    /// `refused`: of the key as written, or as repaired when `fixes` is not empty.
     pub finding: &'static str,
     /// How the key had to be repaired first: `joined` (whitespace inside removed),
     /// `lowercased`.
@@ -122,6 +122,10 @@ pub struct Explain<'a> {
     /// Whose key it is (`other-principal`, `retired-master`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_principal: Option<String>,
+    /// The machine the key is bound to (`other-principal`, `other-machine`), or it was
+    /// presented from (`machine-revoked`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// The fingerprint of the master (`valid`, `retired-master`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master: Option<String>,
@@ -206,8 +210,24 @@ pub struct Check<'a> {
 pub struct Revoke<'a> {
     /// The principal.
     pub principal: &'a str,
-    /// Whether it is revoked now.
+    /// With `--machine` only: the machine revoked or reinstated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// Whether it (the machine, with `--machine`) is revoked now.
     pub revoked: bool,
+    /// Whether this changed the policy.
+    pub changed: bool,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// `policy machine-keys-only`.
+#[derive(Debug, Serialize)]
+pub struct MachineKeysOnly {
+    /// The principal.
+    pub principal: String,
+    /// Whether only machine keys verify now.
+    pub machine_keys_only: bool,
     /// Whether this changed the policy.
     pub changed: bool,
     /// `--dry-run`.
@@ -301,6 +321,12 @@ pub struct PolicyPrincipal<'a> {
     pub minted_under: Option<&'a str>,
     /// The algorithms its keys may be in.
     pub algorithms: Vec<&'static str>,
+    /// The machines a key of their own was minted for.
+    pub machines: Vec<&'a str>,
+    /// Its machines from which nothing verifies.
+    pub revoked_machines: Vec<&'a str>,
+    /// Whether only keys bound to a machine verify.
+    pub machine_keys_only: bool,
     /// Whether it is to be re-minted.
     pub stale: bool,
 }
@@ -505,6 +531,7 @@ mod tests {
             host: "farm-admin-1".into(),
             command: "rotate".into(),
             principal: Some("host-a".into()),
+            machine: Some("builder-1".into()),
             generation: Some(1),
             algorithm: Some("hmac-sha256".into()),
             master: Some("SHA256:dbbf3b9776cdffb3".into()),
@@ -516,6 +543,9 @@ mod tests {
                 revoked: false,
                 minted_under: Some("SHA256:dbbf3b9776cdffb3".into()),
                 algorithms: Some(vec!["hmac-sha256".into()]),
+                machines: vec!["builder-1".into()],
+                revoked_machines: vec!["builder-1".into()],
+                machine_keys_only: true,
             }),
             keyring: Some(KeyringChange::Added(KeyringAdded {
                 source: KeyringSource::File("/etc/farm/old.key".into()),
@@ -530,6 +560,7 @@ mod tests {
             invoked_by: None,
             login_uid: None,
             principal: None,
+            machine: None,
             generation: None,
             algorithm: None,
             master: None,
@@ -587,6 +618,7 @@ mod tests {
                     generation: Some(0),
                     current_generation: Some(1),
                     other_principal: Some("host-b".to_owned()),
+                    machine: Some("builder-1".to_owned()),
                     master: Some(fp.to_owned()),
                     time: Some("2026-11-30T00:00:00Z".to_owned()),
                     algorithm: Some("hmac-sha256"),
@@ -658,10 +690,21 @@ mod tests {
                 },
             ),
             sample(
+                &["policy machine-keys-only"],
+                "policy machine-keys-only",
+                &MachineKeysOnly {
+                    principal: "host-a".into(),
+                    machine_keys_only: true,
+                    changed: true,
+                    dry_run: false,
+                },
+            ),
+            sample(
                 &["revoke", "reinstate"],
                 "revoke",
                 &Revoke {
                     principal: "host-a",
+                    machine: Some("builder-1".into()),
                     revoked: true,
                     changed: true,
                     dry_run: false,
@@ -717,6 +760,9 @@ mod tests {
                         revoked: false,
                         minted_under: Some(fp),
                         algorithms: vec!["hmac-sha256"],
+                        machines: vec!["builder-1", "builder-2"],
+                        revoked_machines: vec!["builder-1"],
+                        machine_keys_only: false,
                         stale: false,
                     }],
                     stale: &names,

@@ -217,6 +217,16 @@ fn record_state(
         state.minted_under.as_deref().map(Value::from),
     );
     set_or_remove(entry, "algorithms", state.algorithms.map(names));
+    let machines = |set: &std::collections::BTreeSet<crate::machine::Machine>| {
+        (!set.is_empty()).then(|| Value::Array(set.iter().map(|m| m.as_str()).collect()))
+    };
+    set_or_remove(entry, "machines", machines(&state.machines));
+    set_or_remove(entry, "revoked_machines", machines(&state.revoked_machines));
+    set_or_remove(
+        entry,
+        "machine_keys_only",
+        state.machine_keys_only.then(|| Value::from(true)),
+    );
     if entry.is_empty() {
         principals.remove(principal.as_str());
     }
@@ -408,14 +418,35 @@ generation = 1 # rotated
             any::<bool>(),
             proptest::option::of(Just("SHA256:8899aabbccddeeff".to_owned())),
             proptest::option::of(Just(AlgorithmSet::ALL)),
+            proptest::collection::btree_set("[a-z0-9][a-z0-9.-]{0,5}", 0..3),
+            any::<bool>(),
         )
             .prop_map(
-                |(generation, keep_previous, revoked, minted_under, algorithms)| PrincipalState {
+                |(
                     generation,
                     keep_previous,
                     revoked,
                     minted_under,
                     algorithms,
+                    machines,
+                    machine_keys_only,
+                )| PrincipalState {
+                    generation,
+                    keep_previous,
+                    revoked,
+                    minted_under,
+                    algorithms,
+                    // Some of the machines listed, the first revoked.
+                    machines: machines
+                        .iter()
+                        .map(|name| crate::machine::Machine::new(name).unwrap())
+                        .collect(),
+                    revoked_machines: machines
+                        .iter()
+                        .take(1)
+                        .map(|name| crate::machine::Machine::new(name).unwrap())
+                        .collect(),
+                    machine_keys_only,
                 },
             )
     }

@@ -50,7 +50,7 @@ mod parse;
 pub mod store;
 mod tree;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,6 +61,7 @@ pub use load::MAX_LEN;
 pub use location::{DEFAULT_FILE_NAME, ENV_FILE, named_path, path_beside};
 
 use crate::key::{Algorithm, AlgorithmSet};
+use crate::machine::Machine;
 use crate::principal::Principal;
 
 const TEMPLATE: &str = "\
@@ -83,6 +84,13 @@ pub struct PrincipalState {
     pub minted_under: Option<String>,
     /// The algorithms its keys may be in; `None`: the policy's default algorithm only.
     pub algorithms: Option<AlgorithmSet>,
+    /// The machines a key of their own was minted for (`mint --machine`): the farm's list of
+    /// them, which `policy` shows and `explain` searches.
+    pub machines: BTreeSet<Machine>,
+    /// Machines from which nothing verifies, their own keys included (`revoke --machine`).
+    pub revoked_machines: BTreeSet<Machine>,
+    /// Whether only keys bound to a machine verify: the principal's shared key is refused.
+    pub machine_keys_only: bool,
 }
 
 /// A parsed policy, and the text it came from for edits that keep its layout.

@@ -2,7 +2,7 @@
 //! checked, every error placed. The one reader of the file: verification, listing and every
 //! edit (which re-reads the text it is about to write) go through it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use super::grace::timestamp_of;
 use super::tree::{Kind, NodeId, Tree};
 use super::{Entry, Grace, KeyringEntry, Policy, PolicyError, PrincipalState};
 use crate::key::{Algorithm, AlgorithmSet};
+use crate::machine::Machine;
 use crate::master::MasterSource;
 use crate::principal::Principal;
 use crate::text::escape_for_terminal;
@@ -178,12 +179,28 @@ impl Ctx<'_> {
                         &format!("`principals.{name}.algorithms`"),
                     )?);
                 }
+                "machines" => {
+                    state.machines =
+                        self.machines(tree, item, &format!("`principals.{name}.machines`"))?;
+                }
+                "revoked_machines" => {
+                    state.revoked_machines = self.machines(
+                        tree,
+                        item,
+                        &format!("`principals.{name}.revoked_machines`"),
+                    )?;
+                }
+                "machine_keys_only" => {
+                    state.machine_keys_only =
+                        tree.boolean(item).ok_or_else(|| wrong("true or false"))?;
+                }
                 other => {
                     return Err(self.invalid(
                         Some(tree.key_span(item)),
                         format!(
-                            "unknown field {} in `principals.{name}`: expected \
-                             generation, keep_previous, revoked, minted_under or algorithms",
+                            "unknown field {} in `principals.{name}`: expected generation, \
+                             keep_previous, revoked, minted_under, algorithms, machines, \
+                             revoked_machines or machine_keys_only",
                             escape_for_terminal(other, 64)
                         ),
                     ));
@@ -300,6 +317,38 @@ impl Ctx<'_> {
             })
     }
 
+    /// An array of machine names ([`Machine::RULE`]), none twice (in any case).
+    fn machines(
+        &self,
+        tree: &Tree<'_>,
+        item: NodeId,
+        what: &str,
+    ) -> Result<BTreeSet<Machine>, PolicyError> {
+        let wrong = |span| {
+            self.invalid(
+                Some(span),
+                format!(
+                    "{what} must be an array of machine names, each at most once ({})",
+                    Machine::RULE
+                ),
+            )
+        };
+        if tree.kind(item) != Kind::Array {
+            return Err(wrong(tree.value_span(item)));
+        }
+        let mut set = BTreeSet::new();
+        for value in tree.children(item) {
+            let machine = tree
+                .string(value)
+                .and_then(|name| Machine::new(&name).ok())
+                .ok_or_else(|| wrong(tree.value_span(value)))?;
+            if !set.insert(machine) {
+                return Err(wrong(tree.value_span(value)));
+            }
+        }
+        Ok(set)
+    }
+
     /// A non-empty array of algorithm names, none twice.
     fn algorithms(
         &self,
@@ -392,6 +441,18 @@ keep_previous = 2026-12-01T10:00:00+02:00
     }
 
     #[test]
+    fn machine_fields_are_read() {
+        let text = "[principals.host-a]\nrevoked_machines = [\"Builder-2\", \"b-1\"]\n\
+                    machine_keys_only = true\n[principals.host-b]\nrevoked_machines = []\n";
+        let policy = Policy::parse(text, None).unwrap();
+        let a = policy.state(&p("host-a"));
+        let names: Vec<&str> = a.revoked_machines.iter().map(Machine::as_str).collect();
+        assert_eq!(names, ["b-1", "builder-2"]);
+        assert!(a.machine_keys_only);
+        assert!(policy.state(&p("host-b")).revoked_machines.is_empty());
+    }
+
+    #[test]
     fn array_of_tables_keyring() {
         let policy = Policy::parse("[[keyring.previous]]\nfile = \"a.key\"\n", None).unwrap();
         assert_eq!(policy.keyring().len(), 1);
@@ -419,6 +480,26 @@ keep_previous = 2026-12-01T10:00:00+02:00
             (
                 "[principals.host-a]\nrevoked = \"yes\"\n",
                 (2, 11),
+                "true or false",
+            ),
+            (
+                "[principals.host-a]\nrevoked_machines = [\"b-1\", \"b 2\"]\n",
+                (2, 28),
+                "machine names",
+            ),
+            (
+                "[principals.host-a]\nrevoked_machines = [\"b-1\", \"B-1\"]\n",
+                (2, 28),
+                "each at most once",
+            ),
+            (
+                "[principals.host-a]\nrevoked_machines = \"b-1\"\n",
+                (2, 20),
+                "an array of machine names",
+            ),
+            (
+                "[principals.host-a]\nmachine_keys_only = 1\n",
+                (2, 21),
                 "true or false",
             ),
             (

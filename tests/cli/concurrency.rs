@@ -470,3 +470,48 @@ fn a_stale_lock_file_needs_no_cleanup() {
     assert_eq!(mode(&lock), 0o600);
     assert!(!lock_is_held(&policy));
 }
+
+/// 30 admins at once revoke 30 different machines of one host type, while 6 others make
+/// it accept machine keys only and back: afterwards every machine is revoked (none lost to
+/// another's write), and the policy is whole.
+#[test]
+fn machine_revocations_at_once_lose_nothing() {
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", "host-m"]).assert().success();
+    let machines: Vec<String> = (0..30).map(|i| format!("builder-{i:02}")).collect();
+    let mut children = Vec::new();
+    for (i, machine) in machines.iter().enumerate() {
+        let args = ["revoke", "--machine", machine, "host-m"];
+        children.push((args.join(" "), spawn(&env, &args, false)));
+        if i % 5 == 0 {
+            let off = if i % 10 == 0 { vec![] } else { vec!["--off"] };
+            let mut args = vec!["policy", "machine-keys-only"];
+            args.extend(off);
+            args.push("host-m");
+            children.push((args.join(" "), spawn(&env, &args, false)));
+        }
+    }
+    all_succeed(children);
+    let policy = Policy::load(&env.path("keys/gobuildkey.toml")).unwrap();
+    let state = policy.state(&principal("host-m"));
+    let revoked: Vec<&str> = state.revoked_machines.iter().map(|m| m.as_str()).collect();
+    assert_eq!(
+        revoked,
+        machines.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(!state.revoked);
+    assert!(temps(&env.path("keys")).is_empty());
+    // The log replays to the same state.
+    std::fs::copy(
+        env.path("keys/gobuildkey-actions.log"),
+        env.path("replayed-actions.log"),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log", "--policy"])
+        .arg(env.path("replayed.toml"))
+        .assert()
+        .success();
+    let replayed = Policy::load(&env.path("replayed.toml")).unwrap();
+    assert_eq!(replayed.state(&principal("host-m")), state);
+}

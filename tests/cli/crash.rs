@@ -199,3 +199,40 @@ fn revoke_and_reinstate_always_leave_a_whole_policy() {
     assert!(temps(&env.path("keys")).is_empty());
     assert!(killed > 0, "no run was killed: the test tested nothing");
 }
+
+#[test]
+fn machine_revocations_always_leave_a_whole_policy() {
+    let env = TestEnv::new().with_master();
+    let policy = env.path("keys/gobuildkey.toml");
+    env.cmd().args(["rotate", "host-other"]).assert().success();
+    env.cmd().args(["mint", ARM]).assert().success();
+    env.cmd()
+        .args(["revoke", "--machine", "builder-kept", ARM])
+        .assert()
+        .success();
+    let (other, arm) = ("host-other".parse().unwrap(), ARM.parse().unwrap());
+    let kept: gobuildkey::machine::Machine = "builder-kept".parse().unwrap();
+    let mut killed = 0;
+    for (i, command) in ["revoke", "reinstate"].iter().cycle().take(4).enumerate() {
+        let (k, _) = kill_loop(&env, &[command, "--machine", "builder-1", ARM], |round| {
+            let loaded = Policy::load(&policy).unwrap_or_else(|e| panic!("{i}/{round}: {e}"));
+            assert_eq!(loaded.state(&other).generation, 1, "{i}/{round}");
+            assert!(
+                loaded.state(&arm).revoked_machines.contains(&kept),
+                "{i}/{round}"
+            );
+            assert_eq!(mode(&policy), 0o600);
+        });
+        killed += k;
+    }
+    env.cmd()
+        .args(["reinstate", "--machine", "builder-1", ARM])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["revoke", "--machine", "builder-1", ARM])
+        .assert()
+        .success();
+    assert!(temps(&env.path("keys")).is_empty());
+    assert!(killed > 0, "no run was killed: the test tested nothing");
+}

@@ -348,10 +348,15 @@ fn the_policy_example_is_a_valid_policy() {
     );
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let principals = listed["principals"].as_array().unwrap();
-    assert_eq!(principals.len(), 2);
+    assert_eq!(principals.len(), 3);
     assert_eq!(principals[0]["generation"], 2);
     assert_eq!(principals[0]["keep_previous"], "2026-12-01T00:00:00Z");
-    assert_eq!(principals[1]["revoked"], true);
+    assert_eq!(
+        principals[1]["revoked_machines"],
+        serde_json::json!(["builder-07"])
+    );
+    assert_eq!(principals[1]["machine_keys_only"], true);
+    assert_eq!(principals[2]["revoked"], true);
     assert_eq!(listed["masters"]["previous"].as_array().unwrap().len(), 1);
 }
 
@@ -470,6 +475,7 @@ fn every_command_quoted_in_the_docs_and_messages_parses() {
                     "FINGERPRINT" => "SHA256:0123456789abcdef",
                     "CMD" => "true",
                     "{alg}" | "ALG" => "hmac-md5",
+                    "{machine}" => "builder-1",
                     word => word,
                 })
                 .collect();

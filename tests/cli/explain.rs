@@ -203,3 +203,70 @@ fn a_key_file_that_is_not_there_is_an_error() {
         .code(66)
         .stdout("");
 }
+
+#[test]
+fn machine_keys_from_the_wrong_machine_and_the_shared_key_refused() {
+    let env = TestEnv::new().with_master();
+    let shared = stdout_of(env.cmd().args(["mint", ARM]));
+    let one = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    env.cmd()
+        .args(["revoke", "--machine", "builder-9", ARM])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["reinstate", "--machine", "builder-9", ARM])
+        .assert()
+        .success();
+    let explain_from = |machine: &str, key: &str| {
+        let out = env
+            .cmd()
+            .args(["--json", "explain", "--machine", machine, ARM])
+            .write_stdin(key.to_owned())
+            .output()
+            .unwrap();
+        assert_no_secret(&String::from_utf8_lossy(&out.stdout), key.trim());
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, out.status.code().unwrap())
+    };
+    let (json, code) = explain_from("builder-1", &one);
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("valid"), 0),
+        "{json}"
+    );
+    let (json, code) = explain_from("builder-2", &one);
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("other-machine"), 1),
+        "{json}"
+    );
+    assert_eq!(json["machine"], "builder-1");
+    // A key of builder-9 (the policy lists the machines keys were minted for), presented
+    // from builder-2.
+    let nine = stdout_of(env.cmd().args(["mint", "--machine", "builder-9", ARM]));
+    let (json, _) = explain_from("builder-2", &nine);
+    assert_eq!(json["machine"], "builder-9", "{json}");
+    let listed = stdout_of(env.cmd().arg("policy"));
+    assert!(
+        listed.contains("machines: builder-1, builder-9"),
+        "{listed}"
+    );
+
+    env.cmd()
+        .args(["policy", "machine-keys-only", ARM])
+        .assert()
+        .success();
+    let (json, code) = explain_from("builder-2", &shared);
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("shared-refused"), 1),
+        "{json}"
+    );
+    env.cmd()
+        .args(["revoke", "--machine", "builder-1", ARM])
+        .assert()
+        .success();
+    let (json, _) = explain_from("builder-1", &one);
+    assert_eq!(json["finding"], "machine-revoked", "{json}");
+    assert_eq!(json["its_key"], true);
+}

@@ -389,3 +389,108 @@ fn each_master_command_runs_once() {
         "primary\nkeyring\n"
     );
 }
+
+/// One machine revoked, the others untouched; the shared key refused once the host type
+/// accepts machine keys only; both undone; `policy` and `--json` say so; the log records
+/// the machine.
+#[test]
+fn one_machine_revoked_and_machine_keys_only() {
+    let env = TestEnv::new().with_master();
+    let shared = stdout_of(env.cmd().args(["mint", ARM]));
+    let one = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    let two = stdout_of(env.cmd().args(["mint", "--machine", "builder-2", ARM]));
+    let verify = |machine: &str, key: &str| {
+        env.cmd()
+            .args(["verify", "--machine", machine, ARM])
+            .write_stdin(key.to_owned())
+            .output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap()
+    };
+    assert_eq!(
+        (verify("builder-1", &one), verify("builder-2", &two)),
+        (0, 0)
+    );
+
+    let revoked: serde_json::Value = serde_json::from_str(&stdout_of(env.cmd().args([
+        "--json",
+        "revoke",
+        "--machine",
+        "Builder-1",
+        ARM,
+    ])))
+    .unwrap();
+    assert_eq!(revoked["machine"], "builder-1");
+    assert_eq!(
+        (revoked["revoked"].as_bool(), revoked["changed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // Nothing from it, its own key nor the shared one; the other machine untouched.
+    assert_eq!(verify("builder-1", &one), 1);
+    assert_eq!(verify("builder-1", &shared), 1);
+    assert_eq!(
+        (verify("builder-2", &two), verify("builder-2", &shared)),
+        (0, 0)
+    );
+    env.cmd()
+        .args(["verify", "--batch"])
+        .write_stdin(format!(
+            "{ARM} {} builder-1\n{ARM} {} builder-2\n",
+            one.trim(),
+            two.trim()
+        ))
+        .assert()
+        .success()
+        .stdout("deny revoked\nok\n");
+    env.cmd()
+        .arg("policy")
+        .assert()
+        .success()
+        .stdout(contains("machines revoked: builder-1"));
+    let log = fs::read_to_string(env.path("keys/gobuildkey-actions.log")).unwrap();
+    assert!(
+        log.contains(
+            r#""command":"revoke","principal":"host-linux-arm-aws","machine":"builder-1""#
+        ),
+        "{log}"
+    );
+
+    env.cmd()
+        .args(["policy", "machine-keys-only", ARM])
+        .assert()
+        .success()
+        .stdout(contains("its shared key is refused"));
+    assert_eq!(verify("builder-2", &shared), 1);
+    assert_eq!(verify("builder-2", &two), 0);
+    env.cmd()
+        .args(["verify", ARM])
+        .write_stdin(shared.clone())
+        .assert()
+        .code(1);
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout_of(env.cmd().args(["--json", "policy"]))).unwrap();
+    let arm = &listed["principals"][0];
+    assert_eq!(arm["machine_keys_only"], true, "{listed}");
+    assert_eq!(arm["revoked_machines"], serde_json::json!(["builder-1"]));
+
+    env.cmd()
+        .args(["policy", "machine-keys-only", "--off", ARM])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["reinstate", "--machine", "builder-1", ARM])
+        .assert()
+        .success();
+    assert_eq!(
+        (verify("builder-1", &one), verify("builder-2", &shared)),
+        (0, 0)
+    );
+    // Again: nothing changes, and it says so.
+    env.cmd()
+        .args(["reinstate", "--machine", "builder-1", ARM])
+        .assert()
+        .success()
+        .stdout(contains("is not revoked"));
+}

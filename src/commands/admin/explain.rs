@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use gobuildkey::explain::{Explanation, Fix, History, explain};
+use gobuildkey::key::Presented;
 use gobuildkey::policy::actions::ActionLog;
 use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Reason;
@@ -30,7 +31,11 @@ pub fn run(args: &ExplainArgs) -> Result<Exit> {
         History::default()
     };
     let presented = crate::commands::read_key_input(args.key_file.as_deref())?;
-    let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
+    let presented = Presented::from(presented.as_deref().map_or(&b""[..], Vec::as_slice));
+    let presented = match &args.machine {
+        Some(machine) => presented.from_machine(machine),
+        None => presented,
+    };
     let found = explain(
         &verifier,
         &history,
@@ -131,19 +136,53 @@ fn describe(
             principal: other,
             generation,
             current,
+            machine,
         } => {
             fields.finding = "other-principal";
             fields.other_principal = Some(other.as_str().to_owned());
             fields.generation = Some(*generation);
+            fields.machine = machine.as_ref().map(|m| m.as_str().to_owned());
             let which = if *current {
                 "its current key"
             } else {
                 "not its current generation"
             };
+            let bound = machine
+                .as_ref()
+                .map_or_else(String::new, |m| format!(" bound to the machine {m}"));
             format!(
-                "not valid: the key of {other} (generation {generation}, {which}), presented as \
-                 {principal}: the builder runs as the wrong host type, or the key file of \
-                 {other} was installed for {principal}"
+                "not valid: the key of {other}{bound} (generation {generation}, {which}), \
+                 presented as {principal}: the builder runs as the wrong host type, or the key \
+                 file of {other} was installed for {principal}"
+            )
+        }
+        Explanation::OtherMachine { machine } => {
+            fields.finding = "other-machine";
+            fields.machine = Some(machine.as_str().to_owned());
+            format!(
+                "not valid: the key of {principal} bound to the machine {machine}, presented from \
+                 another machine (or without saying which: `--machine NAME`): a key file copied \
+                 from {machine}, or a builder whose host name changed \
+                 (`gobuildkey mint --machine NAME {principal}` for its new name)"
+            )
+        }
+        Explanation::SharedRefused => {
+            fields.finding = "shared-refused";
+            format!(
+                "not valid: the shared key of {principal}, but the policy accepts only keys bound \
+                 to a machine for it: give the builder its own \
+                 (`gobuildkey mint --machine NAME {principal}`), or accept the shared key again \
+                 (`gobuildkey policy machine-keys-only --off {principal}`)"
+            )
+        }
+        Explanation::MachineRevoked { machine, its_key } => {
+            fields.finding = "machine-revoked";
+            fields.machine = Some(machine.as_str().to_owned());
+            fields.its_key = Some(*its_key);
+            format!(
+                "not valid: presented from the machine {machine}, which is revoked for \
+                 {principal}: nothing from it verifies \
+                 (`gobuildkey reinstate --machine {machine} {principal}` if that was a mistake)"
             )
         }
         Explanation::Retired(minted) => {

@@ -22,9 +22,14 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
         // Again under the lock, from the policy as it is now (a rotation may have landed).
         (_, _, true) => super::edit_policy(&store, &args.edit, |policy| {
             let (key, generation, _) = mint(policy, args, &master)?;
-            let state = policy.state(&args.principal);
-            let action =
+            let mut state = policy.state(&args.principal);
+            // A machine's own key: the policy lists the machine (`policy`, `explain`).
+            state.machines.extend(args.machine.clone());
+            let mut action =
                 super::record_minted(policy, "mint", &args.principal, state, &master, &key)?;
+            if let Some(action) = action.as_mut() {
+                action.machine = args.machine.as_ref().map(|m| m.as_str().to_owned());
+            }
             Ok(super::Edited {
                 value: (key, generation),
                 action,
@@ -65,7 +70,8 @@ fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(Buil
         None => deriver.derive_generation(&args.principal, state.generation),
     };
     let generation = state.generation;
-    let wanted = super::minted_state(policy, &args.principal, state, master, alg);
+    let mut wanted = super::minted_state(policy, &args.principal, state, master, alg);
+    wanted.machines.extend(args.machine.clone());
     let recorded = policy.state_ref(&args.principal) == Some(&wanted);
     Ok((key, generation, !recorded))
 }

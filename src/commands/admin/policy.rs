@@ -3,13 +3,15 @@
 
 use anyhow::Result;
 
+use gobuildkey::machine::Machine;
 use gobuildkey::policy::actions::{Action, ActionLog, replay};
 use gobuildkey::policy::{Grace, Policy};
 use gobuildkey::principal::Principal;
 use gobuildkey::secret_file::WriteError;
 
 use crate::cli::{
-    EndGraceArgs, PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs, RevokeArgs,
+    EndGraceArgs, MachineKeysOnlyArgs, PolicyArgs, PolicyCommand, PolicyInitArgs, PrincipalArgs,
+    ReinstateArgs, RevokeArgs,
 };
 use crate::commands::json;
 use crate::exit::{Exit, Refused};
@@ -38,17 +40,117 @@ pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
                 return Err(unknown(&target.principal, policy, &log).into());
             }
         }
-        set_revoked(policy, target, true)
+        match &args.machine {
+            Some(machine) => set_machine_revoked(policy, target, machine, true),
+            None => set_revoked(policy, target, true),
+        }
     })?);
     Ok(Exit::Ok)
 }
 
 /// Undoes `revoke`.
-pub fn reinstate(args: &PrincipalArgs) -> Result<Exit> {
-    let store = super::policy_store(&args.master, &args.edit)?;
-    report(super::edit_policy(&store, &args.edit, |policy| {
-        set_revoked(policy, args, false)
-    })?);
+pub fn reinstate(args: &ReinstateArgs) -> Result<Exit> {
+    let target = &args.target;
+    let store = super::policy_store(&target.master, &target.edit)?;
+    report(super::edit_policy(
+        &store,
+        &target.edit,
+        |policy| match &args.machine {
+            Some(machine) => set_machine_revoked(policy, target, machine, false),
+            None => set_revoked(policy, target, false),
+        },
+    )?);
+    Ok(Exit::Ok)
+}
+
+/// `revoke --machine` and `reinstate --machine`: one machine of the principal.
+fn set_machine_revoked<'a>(
+    policy: &mut Policy,
+    args: &'a PrincipalArgs,
+    machine: &Machine,
+    revoked: bool,
+) -> Result<super::Edited<Report<json::Revoke<'a>>>> {
+    let p = &args.principal;
+    let mut state = policy.state(p);
+    let command = if revoked { "revoke" } else { "reinstate" };
+    let changed = if revoked {
+        state.revoked_machines.insert(machine.clone())
+    } else {
+        state.revoked_machines.remove(machine)
+    };
+    let would = if args.edit.dry_run { "would have " } else { "" };
+    let human = match (changed, revoked) {
+        (false, true) => format!("the machine {machine} of {p} is already revoked"),
+        (false, false) => format!("the machine {machine} of {p} is not revoked"),
+        (true, true) => format!(
+            "{would}revoked the machine {machine} of {p}: nothing presented from it verifies \
+             (undo: gobuildkey reinstate --machine {machine} {p})"
+        ),
+        (true, false) => format!("{would}reinstated the machine {machine} of {p}"),
+    };
+    let mut action = None;
+    if changed {
+        policy.set_state(p, &state)?;
+        let mut logged = Action::new(command).on(p, &state);
+        logged.machine = Some(machine.as_str().to_owned());
+        action = Some(logged);
+    }
+    let fields = json::Revoke {
+        principal: p.as_str(),
+        machine: Some(machine.as_str().to_owned()),
+        revoked,
+        changed,
+        dry_run: args.edit.dry_run,
+    };
+    Ok(super::Edited {
+        value: (command, human, fields),
+        action,
+    })
+}
+
+/// `policy machine-keys-only`: refuse, or (`--off`) accept again, a principal's shared key.
+fn machine_keys_only(args: &MachineKeysOnlyArgs) -> Result<Exit> {
+    let target = &args.target;
+    let store = super::policy_store(&target.master, &target.edit)?;
+    let only = !args.off;
+    let (human, fields) = super::edit_policy(&store, &target.edit, |policy| {
+        let p = &target.principal;
+        let mut state = policy.state(p);
+        let changed = state.machine_keys_only != only;
+        let would = if target.edit.dry_run {
+            "would have "
+        } else {
+            ""
+        };
+        let human = match (changed, only) {
+            (false, true) => format!("{p} already accepts machine keys only"),
+            (false, false) => format!("{p} already accepts its shared key"),
+            (true, true) => format!(
+                "{would}made {p} accept only keys bound to a machine: its shared key is refused \
+                 (undo: gobuildkey policy machine-keys-only --off {p})"
+            ),
+            (true, false) => format!("{would}made {p} accept its shared key again"),
+        };
+        let mut action = None;
+        if changed {
+            state.machine_keys_only = only;
+            policy.set_state(p, &state)?;
+            action = Some(Action::new("policy machine-keys-only").on(p, &state));
+        }
+        Ok(super::Edited {
+            value: (
+                human,
+                json::MachineKeysOnly {
+                    principal: p.to_string(),
+                    machine_keys_only: only,
+                    changed,
+                    dry_run: target.edit.dry_run,
+                },
+            ),
+            action,
+        })
+    })?;
+    output::report("policy machine-keys-only", &human, &fields);
     Ok(Exit::Ok)
 }
 
@@ -83,6 +185,7 @@ fn set_revoked<'a>(
     }
     let fields = json::Revoke {
         principal: p.as_str(),
+        machine: None,
         revoked,
         changed,
         dry_run: args.edit.dry_run,
@@ -303,8 +406,10 @@ pub fn init(args: &PolicyInitArgs) -> Result<Exit> {
 
 /// Shows the masters and every principal the policy names; `--stale`, the ones to re-mint.
 pub fn show(args: &PolicyArgs) -> Result<Exit> {
-    if let Some(PolicyCommand::Init(init_args)) = &args.action {
-        return init(init_args);
+    match &args.action {
+        Some(PolicyCommand::Init(init_args)) => return init(init_args),
+        Some(PolicyCommand::MachineKeysOnly(only)) => return machine_keys_only(only),
+        None => {}
     }
     let policy = super::load_policy(&args.master)?;
     let primary = args.master.source()?;
@@ -379,6 +484,9 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
                 revoked: state.revoked,
                 minted_under: state.minted_under.as_deref(),
                 algorithms: names(algorithms),
+                machines: state.machines.iter().map(Machine::as_str).collect(),
+                revoked_machines: state.revoked_machines.iter().map(Machine::as_str).collect(),
+                machine_keys_only: state.machine_keys_only,
                 stale: !state.revoked && stale(state.minted_under.as_ref()),
             });
             continue;
@@ -396,6 +504,20 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
             if state.revoked { "yes" } else { "no" },
             algorithms.to_string(),
         ));
+        // Machines, on lines of their own under the principal (most principals have none).
+        if !state.machines.is_empty() {
+            let names: Vec<&str> = state.machines.iter().map(Machine::as_str).collect();
+            line(format_args!("    machines: {}", names.join(", ")));
+        }
+        if state.machine_keys_only {
+            line(format_args!(
+                "    machine keys only: its shared key is refused"
+            ));
+        }
+        if !state.revoked_machines.is_empty() {
+            let names: Vec<&str> = state.revoked_machines.iter().map(Machine::as_str).collect();
+            line(format_args!("    machines revoked: {}", names.join(", ")));
+        }
     }
     let previous = keyring
         .iter()

@@ -40,6 +40,7 @@ pub use replay::replay;
 use who::Who;
 
 use super::{Grace, Policy, PrincipalState};
+use crate::machine::Machine;
 use crate::master::MasterSource;
 use crate::principal::Principal;
 
@@ -65,6 +66,9 @@ pub struct Action {
     /// The principal changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// The machine of the principal changed (`revoke --machine`, `reinstate --machine`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// The principal's generation after the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
@@ -88,6 +92,15 @@ pub struct Action {
     pub keyring: Option<KeyringChange>,
 }
 
+fn names_of(machines: &std::collections::BTreeSet<Machine>) -> Vec<String> {
+    machines.iter().map(|m| m.as_str().to_owned()).collect()
+}
+
+/// The machines of `names`; `None` if any breaks the rule (not a record gobuildkey writes).
+fn machines_of(names: &[String]) -> Option<std::collections::BTreeSet<Machine>> {
+    names.iter().map(|name| Machine::new(name).ok()).collect()
+}
+
 /// A principal's state as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
@@ -103,6 +116,15 @@ pub struct StateRecord {
     /// The algorithms its keys may be in, when recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
+    /// The machines a key of their own was minted for, when any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
+    /// The machines revoked, when any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_machines: Vec<String>,
+    /// Whether only machine keys verify, when so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine_keys_only: bool,
 }
 
 impl StateRecord {
@@ -121,6 +143,9 @@ impl StateRecord {
             algorithms: state
                 .algorithms
                 .map(|set| set.iter().map(|alg| alg.name().to_owned()).collect()),
+            machines: names_of(&state.machines),
+            revoked_machines: names_of(&state.revoked_machines),
+            machine_keys_only: state.machine_keys_only,
         }
     }
 
@@ -148,6 +173,9 @@ impl StateRecord {
             revoked: self.revoked,
             minted_under: self.minted_under.clone(),
             algorithms,
+            machines: machines_of(&self.machines)?,
+            revoked_machines: machines_of(&self.revoked_machines)?,
+            machine_keys_only: self.machine_keys_only,
         })
     }
 }
@@ -231,6 +259,7 @@ impl Action {
             host: who.host,
             command: command.to_owned(),
             principal: None,
+            machine: None,
             generation: None,
             algorithm: None,
             master: None,
