@@ -1270,6 +1270,87 @@ mod tests {
         }
     }
 
+    /// red2: a panic while the verifier is fetched (`current`, under the input's lock)
+    /// loses the lines just read; the other threads must not go on answering the lines
+    /// after them, or the coordinator takes the next answer for the lost line's.
+    #[test]
+    fn a_panic_in_current_does_not_shift_the_answers() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (to_test, flushed) = mpsc::channel();
+        let running = thread::spawn(move || {
+            let calls = AtomicUsize::new(0);
+            let current = || {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                assert!(call != 0, "a bug in the reload");
+                Arc::clone(&v)
+            };
+            let mut output = Flushed {
+                buffered: Vec::new(),
+                to_test,
+            };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(current, &mut BufReader::new(input), &mut output, None, 2)
+            }))
+            .is_err()
+        });
+        // host-b's line (not valid): its batch is lost to the panic.
+        questions
+            .send(format!("host-b {key}\n").into_bytes())
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        // The run may have ended already.
+        let _ = questions.send(format!("host-a {key}\n").into_bytes());
+        let first = flushed.recv_timeout(Duration::from_secs(2));
+        drop(questions);
+        assert!(running.join().unwrap(), "the panic was not raised");
+        assert!(
+            first.is_err(),
+            "after the panic, {:?} was the first answer: the coordinator takes it for host-b's line",
+            first.map(String::from_utf8)
+        );
+    }
+
+    /// red2: a panic while another thread waits for input (a coordinator that wrote one
+    /// line and waits for its answer) ends the run, as the module's documentation says,
+    /// rather than leaving it waiting for input that will not come.
+    #[test]
+    fn a_panic_ends_a_quiet_run() {
+        struct Panicking;
+        impl Write for Panicking {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                panic!("a bug in the writer")
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (finished, ended) = mpsc::channel();
+        thread::spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(
+                    || Arc::clone(&v),
+                    &mut BufReader::new(input),
+                    &mut Panicking,
+                    None,
+                    2,
+                )
+            }));
+            let _ = finished.send(run.is_err());
+        });
+        questions
+            .send(format!("host-a {key}\n").into_bytes())
+            .unwrap();
+        let ended = ended.recv_timeout(PATIENCE);
+        // Lets a hung run end, so the test's threads do.
+        drop(questions);
+        assert_eq!(ended, Ok(true), "the run hung after the panic, waiting for input");
+    }
+
     #[test]
     fn bounded_reader_keeps_nothing_of_an_overlong_line() {
         let mut data = Vec::new();
