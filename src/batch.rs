@@ -394,6 +394,10 @@ where
         if reading.ended || self.failed.load(Ordering::Relaxed) {
             return None;
         }
+        // A panic from here on (reading, `current`: a bug) loses the lines read: no thread
+        // may answer the lines after them, which would be taken for theirs. Set before the
+        // input's lock is released, so the next thread to take it sees it.
+        let _stop = StopOnPanic(&self.failed);
         batch.data.clear();
         batch.lines.clear();
         match gather(reading.input, batch) {
@@ -454,6 +458,17 @@ impl<W: Write> Writing<'_, W> {
             self.output.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Sets its flag if dropped while its thread panics.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
 }
 
