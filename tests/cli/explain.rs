@@ -203,3 +203,34 @@ fn a_key_file_that_is_not_there_is_an_error() {
         .code(66)
         .stdout("");
 }
+
+/// red2: a key `mint --machine` minted under the master in use is not "of nothing the farm
+/// knows … no key the action log records: a key of another farm, or made up" — for a new
+/// principal the log records its very fingerprint, and for any principal `explain` cannot
+/// recognise a machine key without the machine's name, so it must not say that.
+#[test]
+fn a_machine_key_is_not_called_a_key_of_another_farm() {
+    let env = TestEnv::new().with_master();
+    // A new principal: the log records the machine key's fingerprint.
+    let bound = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", "host-new"]));
+    env.cmd()
+        .args(["verify", "--machine", "builder-1", "host-new"])
+        .write_stdin(bound.clone())
+        .assert()
+        .success();
+    let (json, code) = explain(&env, "host-new", &bound);
+    assert_eq!(code, 1);
+    assert_ne!(json["finding"], "unknown", "{json}");
+    // A principal minted before: nothing logged, but still a key the farm made.
+    stdout_of(env.cmd().args(["mint", ARM]));
+    let bound = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    let out = env
+        .cmd()
+        .args(["explain", ARM])
+        .write_stdin(bound)
+        .assert()
+        .code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(!text.contains("a key of another farm, or made up"), "{text}");
+    assert!(text.contains("--machine"), "{text}");
+}
