@@ -202,6 +202,10 @@ pub enum Explanation {
     },
     /// A key the action log records as minted, under a master no longer in the keyring.
     Retired(Minted),
+    /// A key the action log records as minted under a master still in the keyring, yet no
+    /// key the search finds: a key bound to a machine (`mint --machine`), which is not
+    /// recognised without the machine's name.
+    Logged(Minted),
     /// Not in the form of any key, even repaired.
     Malformed {
         /// Its length in bytes, after trimming.
@@ -284,7 +288,8 @@ pub fn explain(
                 Some(minted) if verifier.masters().all(|m| m.as_str() != minted.master) => {
                     Explanation::Retired(minted.clone())
                 }
-                _ => Explanation::Unknown { algorithm },
+                Some(minted) => Explanation::Logged(minted.clone()),
+                None => Explanation::Unknown { algorithm },
             }
         }
     }

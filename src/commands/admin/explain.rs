@@ -164,6 +164,26 @@ fn describe(
                 minted.master
             )
         }
+        Explanation::Logged(minted) => {
+            fields.finding = "minted";
+            fields.other_principal = Some(minted.principal.clone());
+            fields.generation = Some(minted.generation);
+            fields.master = Some(minted.master.clone());
+            fields.time = Some(minted.time.clone());
+            format!(
+                "not valid as the key of {principal}: the action log records it as minted for {} \
+                 (generation {}) on {} by {} ({}) under the master {}, which is in the keyring, \
+                 yet it is no principal's shared key: a key bound to a machine (`mint \
+                 --machine`)? `gobuildkey verify --machine NAME {}` checks it from that machine",
+                minted.principal,
+                minted.generation,
+                minted.time,
+                minted.user,
+                minted.command,
+                minted.master,
+                minted.principal
+            )
+        }
         Explanation::Malformed { length } => {
             fields.finding = "malformed";
             format!(
@@ -177,8 +197,9 @@ fn describe(
             format!(
                 "not valid: a well-formed {algorithm} key, but of nothing the farm knows — no \
                  principal of the policy or the action log at any generation under the masters \
-                 of the keyring, and no key the action log records: a key of another farm, or \
-                 made up"
+                 of the keyring, and no key the action log records: a key bound to a machine \
+                 (`mint --machine`; explain does not know machines, `gobuildkey verify --machine \
+                 NAME {principal}` checks it), else a key of another farm or made up"
             )
         }
         Explanation::Refused(reason) => {
