@@ -628,6 +628,39 @@ mod tests {
         assert_eq!(other, Explanation::Revoked { its_key: false });
     }
 
+    /// red2: a generation the policy accepts (up to i64::MAX, hand-edited) must not make
+    /// the search run for ever: explain answers in bounded time.
+    #[test]
+    fn a_huge_generation_does_not_hang_the_search() {
+        let (m, v) = farm();
+        let mut policy = v.policy().clone();
+        let huge = PrincipalState {
+            generation: i64::MAX as u64,
+            ..Default::default()
+        };
+        policy.set_state(&p("host-big"), &huge).unwrap();
+        let v = v.with_policy(policy);
+        let unknown = key(&master(b"a master of some other farm, 32b"), SHA, "host-a", 0);
+        let own = key(&m, SHA, "host-big", i64::MAX as u64 - 1);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let found = (
+                run(&v, &History::default(), "host-a", &unknown),
+                run(&v, &History::default(), "host-big", &own),
+            );
+            let _ = done.send(found);
+        });
+        let found = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("explain searched generations for ever");
+        assert_eq!(found.0, Explanation::Unknown { algorithm: SHA });
+        assert!(
+            matches!(found.1, Explanation::Generation { generation, .. } if generation == i64::MAX as u64 - 1),
+            "{:?}",
+            found.1
+        );
+    }
+
     #[test]
     fn a_retired_masters_key_is_found_by_its_fingerprint_in_the_log() {
         let (_, v) = farm();
