@@ -8,8 +8,8 @@
 //! the one verify function; what is added here is the search for what else the key is,
 //! through the one derivation (each comparison in constant time, as in verification).
 //!
-//! The search covers every principal the policy names or the action log mentions, at every
-//! generation from 0 to its current one, under every master of the keyring, in every
+//! The search covers every principal the policy names or the action log mentions, at each
+//! of its latest 1,000 generations up to its current one, under every master of the keyring, in every
 //! algorithm that master's keys are accepted in; then the fingerprints of the keys the
 //! action log records as minted — which is how a key of a retired master is recognised:
 //! retired masters are not kept to compute keys with.
@@ -295,9 +295,14 @@ pub fn explain(
     }
 }
 
+/// How many generations of each principal the search covers, its latest first: the policy
+/// takes any generation up to `i64::MAX`, and the search must end.
+const GENERATIONS_SEARCHED: u64 = 1000;
+
 /// `text`'s algorithm, if it is a well-formed key, and whose key it is at which generation,
 /// if the farm knows: the principal asked about, then those of the policy and of the log,
-/// each at every generation up to its current one (or the highest the log records), under
+/// each at its latest [`GENERATIONS_SEARCHED`] generations up to its current one (or the
+/// highest the log records), under
 /// every master that computes keys of that algorithm. The search stops at the first match:
 /// this runs for an admin, never for the presenter, so its time tells nobody anything.
 fn identify(
@@ -330,7 +335,8 @@ fn identify(
         }
     }
     let found = candidates.into_iter().find_map(|(p, highest)| {
-        (0..=highest)
+        (highest.saturating_sub(GENERATIONS_SEARCHED - 1)..=highest)
+            .rev()
             .find(|&g| {
                 verifier
                     .derivers(algorithm)
