@@ -173,8 +173,9 @@ fn describe(
             format!(
                 "not valid as the key of {principal}: the action log records it as minted for {} \
                  (generation {}) on {} by {} ({}) under the master {}, which is in the keyring, \
-                 yet it is no principal's shared key: a key bound to a machine (`mint \
-                 --machine`)? `gobuildkey verify --machine NAME {}` checks it from that machine",
+                 yet it is no principal's shared key: a key bound to a machine \
+                 (`mint --machine`)? `gobuildkey verify --machine NAME {}` checks it from that \
+                 machine",
                 minted.principal,
                 minted.generation,
                 minted.time,
@@ -198,8 +199,9 @@ fn describe(
                 "not valid: a well-formed {algorithm} key, but of nothing the farm knows — no \
                  principal of the policy or the action log at any generation under the masters \
                  of the keyring, and no key the action log records: a key bound to a machine \
-                 (`mint --machine`; explain does not know machines, `gobuildkey verify --machine \
-                 NAME {principal}` checks it), else a key of another farm or made up"
+                 (`mint --machine`; explain does not know machines, \
+                 `gobuildkey verify --machine NAME {principal}` checks it), else a key of \
+                 another farm or made up"
             )
         }
         Explanation::Refused(reason) => {
