@@ -366,7 +366,13 @@ pub fn repaired(presented: &[u8]) -> Option<(Vec<Fix>, Zeroizing<String>)> {
     let mut fixes = Vec::new();
     let mut repaired = Zeroizing::new(written.to_owned());
     if repaired.chars().any(char::is_whitespace) {
-        repaired = Zeroizing::new(repaired.split_whitespace().collect());
+        // Joined into a buffer of its final bound: a `collect` grows its string, leaving
+        // copies of the key's pieces unwiped in freed memory.
+        let mut joined = Zeroizing::new(String::with_capacity(repaired.len()));
+        for piece in repaired.split_whitespace() {
+            joined.push_str(piece);
+        }
+        repaired = joined;
         fixes.push(Fix::Joined);
     }
     if repaired.bytes().any(|b| b.is_ascii_uppercase()) {
