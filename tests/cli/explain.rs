@@ -1,5 +1,6 @@
 //! `gobuildkey explain`: what a refused key is, for the admin — and never the key.
 
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -232,4 +233,17 @@ fn a_machine_key_is_not_called_a_key_of_another_farm() {
         .code(1);
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(text.contains("mint --machine"), "{text}");
+}
+
+/// red2: input past the key bound is not "0 bytes": explain says it is too long.
+#[test]
+fn input_past_the_bound_is_not_called_empty() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["explain", ARM])
+        .write_stdin("a".repeat(5000))
+        .assert()
+        .code(1)
+        .stdout(contains("0 bytes").not())
+        .stdout(contains("4096"));
 }
