@@ -29,13 +29,26 @@ pub fn run(args: &ExplainArgs) -> Result<Exit> {
     } else {
         History::default()
     };
-    let presented = crate::commands::read_key_input(args.key_file.as_deref())?;
-    let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
+    let Some(presented) = crate::commands::read_key_input(args.key_file.as_deref())? else {
+        // Past the bound, not read to its end: no key, and not "0 bytes" either.
+        let fields = crate::commands::json::Explain {
+            principal: args.principal.as_str(),
+            finding: "malformed",
+            ..Default::default()
+        };
+        let text = format!(
+            "not a key: more than {} bytes, where a key is 64 (hmac-sha256) or 32 (hmac-md5) \
+             hex digits: was the right file sent?",
+            gobuildkey::key::MAX_KEY_INPUT
+        );
+        output::report("explain", &text, &fields);
+        return Ok(Exit::Invalid);
+    };
     let found = explain(
         &verifier,
         &history,
         &args.principal,
-        presented,
+        &presented,
         jiff::Timestamp::now(),
     );
     let valid = matches!(found, Explanation::Valid { .. });
