@@ -24,8 +24,10 @@
 //! turn), auditing the batch's lines first. Each thread reuses one batch buffer, so memory
 //! stays bounded whatever the input's rate, and a slow reader of the answers holds up the
 //! threads, hence the reading, instead of growing anything. A thread that panics (a bug)
-//! gives up its turn, so the others end and the panic is raised again rather than the run
-//! hanging.
+//! stops the reading and gives up its turn, so no later line is answered and the others
+//! end — at once, or at the input's next line or end for one waiting in a read, which
+//! cannot be interrupted — and the panic is raised again. (The released binary is built to
+//! abort at a panic.)
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::num::NonZeroUsize;
@@ -394,6 +396,10 @@ where
         if reading.ended || self.failed.load(Ordering::Relaxed) {
             return None;
         }
+        // A panic from here on (reading, `current`: a bug) loses the lines read: no thread
+        // may answer the lines after them, which would be taken for theirs. Set before the
+        // input's lock is released, so the next thread to take it sees it.
+        let _stop = StopOnPanic(&self.failed);
         batch.data.clear();
         batch.lines.clear();
         match gather(reading.input, batch) {
@@ -454,6 +460,17 @@ impl<W: Write> Writing<'_, W> {
             self.output.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Sets its flag if dropped while its thread panics.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1268,6 +1285,92 @@ mod tests {
             let panicked = ended.recv_timeout(PATIENCE).expect("the run hung");
             assert!(panicked, "{in_current} {workers}");
         }
+    }
+
+    /// red2: a panic while the verifier is fetched (`current`, under the input's lock)
+    /// loses the lines just read; the other threads must not go on answering the lines
+    /// after them, or the coordinator takes the next answer for the lost line's.
+    #[test]
+    fn a_panic_in_current_does_not_shift_the_answers() {
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (to_test, flushed) = mpsc::channel();
+        let running = thread::spawn(move || {
+            let calls = AtomicUsize::new(0);
+            let current = || {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                assert!(call != 0, "a bug in the reload");
+                Arc::clone(&v)
+            };
+            let mut output = Flushed {
+                buffered: Vec::new(),
+                to_test,
+            };
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(current, &mut BufReader::new(input), &mut output, None, 2)
+            }))
+            .is_err()
+        });
+        // host-b's line (not valid): its batch is lost to the panic.
+        questions
+            .send(format!("host-b {key}\n").into_bytes())
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        // The run may have ended already.
+        let _ = questions.send(format!("host-a {key}\n").into_bytes());
+        let first = flushed.recv_timeout(Duration::from_secs(2));
+        drop(questions);
+        assert!(running.join().unwrap(), "the panic was not raised");
+        assert!(
+            first.is_err(),
+            "after the panic, {:?} was the first answer: the coordinator takes it for host-b's line",
+            first.map(String::from_utf8)
+        );
+    }
+
+    /// red2: a panic while another thread waits for input (a coordinator that wrote one
+    /// line and waits for its answer): a read cannot be interrupted, so the run ends at the
+    /// input's next line or its end — as after a failed write — and raises the panic then,
+    /// never answering another line. (The released binary aborts at the panic itself.)
+    #[test]
+    fn a_panic_ends_a_quiet_run_at_its_next_input() {
+        struct Panicking;
+        impl Write for Panicking {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                panic!("a bug in the writer")
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (v, key) = setup();
+        let v = Arc::new(v);
+        let (questions, input) = gate();
+        let (finished, ended) = mpsc::channel();
+        thread::spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_with(
+                    || Arc::clone(&v),
+                    &mut BufReader::new(input),
+                    &mut Panicking,
+                    None,
+                    2,
+                )
+            }));
+            let _ = finished.send(run.is_err());
+        });
+        questions
+            .send(format!("host-a {key}\n").into_bytes())
+            .unwrap();
+        thread::sleep(Duration::from_millis(200));
+        // The input ends: the waiting read returns, and the run ends with the panic.
+        drop(questions);
+        assert_eq!(
+            ended.recv_timeout(PATIENCE),
+            Ok(true),
+            "the run hung after the panic and the input's end"
+        );
     }
 
     #[test]

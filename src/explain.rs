@@ -8,8 +8,8 @@
 //! the one verify function; what is added here is the search for what else the key is,
 //! through the one derivation (each comparison in constant time, as in verification).
 //!
-//! The search covers every principal the policy names or the action log mentions, at every
-//! generation from 0 to its current one, under every master of the keyring, in every
+//! The search covers every principal the policy names or the action log mentions, at each
+//! of its latest 1,000 generations up to its current one, under every master of the keyring, in every
 //! algorithm that master's keys are accepted in; then the fingerprints of the keys the
 //! action log records as minted — which is how a key of a retired master is recognised:
 //! retired masters are not kept to compute keys with.
@@ -227,6 +227,10 @@ pub enum Explanation {
     },
     /// A key the action log records as minted, under a master no longer in the keyring.
     Retired(Minted),
+    /// A key the action log records as minted under a master still in the keyring, yet no
+    /// key the search finds: a key bound to a machine (`mint --machine`), which is not
+    /// recognised without the machine's name.
+    Logged(Minted),
     /// Not in the form of any key, even repaired.
     Malformed {
         /// Its length in bytes, after trimming.
@@ -332,7 +336,8 @@ pub fn explain<'a>(
                 Some(minted) if verifier.masters().all(|m| m.as_str() != minted.master) => {
                     Explanation::Retired(minted.clone())
                 }
-                _ => Explanation::Unknown { algorithm },
+                Some(minted) => Explanation::Logged(minted.clone()),
+                None => Explanation::Unknown { algorithm },
             }
         }
     }
@@ -345,13 +350,18 @@ struct Whose {
     machine: Option<Machine>,
 }
 
+/// How many generations of each principal the search covers, its latest first: the policy
+/// takes any generation up to `i64::MAX`, and the search must end.
+const GENERATIONS_SEARCHED: u64 = 1000;
+
 /// The presented key's algorithm, if it is a well-formed key, and whose key it is, if the
 /// farm knows: the principal asked about, then those of the policy and of the log, each at
-/// every generation up to its current one (or the highest the log records), under every
-/// master that computes keys of that algorithm; shared keys first, then keys bound to the
-/// machines the farm knows (the one it was presented from, those the policy lists or
-/// revokes, those the log names). The search stops at the first match: this runs for an admin, never for
-/// the presenter, so its time tells nobody anything.
+/// its latest [`GENERATIONS_SEARCHED`] generations up to its current one (or the highest the
+/// log records), newest first, under every master that computes keys of that algorithm;
+/// shared keys first, then keys bound to the machines the farm knows (the one it was
+/// presented from, those the policy lists or revokes, those the log names). The search stops
+/// at the first match: this runs for an admin, never for the presenter, so its time tells
+/// nobody anything.
 fn identify(
     verifier: &Verifier,
     history: &History,
@@ -386,8 +396,10 @@ fn identify(
             .derivers(algorithm)
             .any(|d| d.key_matches_bound(p, g, bound, &key).into())
     };
+    let searched =
+        |highest: u64| (highest.saturating_sub(GENERATIONS_SEARCHED - 1)..=highest).rev();
     let shared = candidates.iter().find_map(|&(p, highest)| {
-        (0..=highest)
+        searched(highest)
             .find(|&g| matches(p, g, Bound::Shared))
             .map(|generation| Whose {
                 principal: p.clone(),
@@ -408,7 +420,7 @@ fn identify(
     );
     let bound = candidates.iter().find_map(|&(p, highest)| {
         machines.iter().find_map(|&machine| {
-            (0..=highest)
+            searched(highest)
                 .find(|&g| matches(p, g, Bound::Machine(machine)))
                 .map(|generation| Whose {
                     principal: p.clone(),
@@ -439,7 +451,13 @@ pub fn repaired(presented: &[u8]) -> Option<(Vec<Fix>, Zeroizing<String>)> {
     let mut fixes = Vec::new();
     let mut repaired = Zeroizing::new(written.to_owned());
     if repaired.chars().any(char::is_whitespace) {
-        repaired = Zeroizing::new(repaired.split_whitespace().collect());
+        // Joined into a buffer of its final bound: a `collect` grows its string, leaving
+        // copies of the key's pieces unwiped in freed memory.
+        let mut joined = Zeroizing::new(String::with_capacity(repaired.len()));
+        for piece in repaired.split_whitespace() {
+            joined.push_str(piece);
+        }
+        repaired = joined;
         fixes.push(Fix::Joined);
     }
     if repaired.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -784,6 +802,44 @@ mod tests {
             &key(&m, SHA, "host-b", 0),
         );
         assert_eq!(other, Explanation::Revoked { its_key: false });
+    }
+
+    /// red2: a generation the policy accepts (up to i64::MAX, hand-edited) must not make
+    /// the search run for ever: explain answers in bounded time.
+    #[test]
+    fn a_huge_generation_does_not_hang_the_search() {
+        let (m, v) = farm();
+        let mut policy = v.policy().clone();
+        let huge = PrincipalState {
+            generation: i64::MAX as u64,
+            ..Default::default()
+        };
+        policy.set_state(&p("host-big"), &huge).unwrap();
+        let v = v.with_policy(policy);
+        let unknown = key(
+            &master(b"a master of some other farm, 32b"),
+            SHA,
+            "host-a",
+            0,
+        );
+        let own = key(&m, SHA, "host-big", i64::MAX as u64 - 1);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let found = (
+                run(&v, &History::default(), "host-a", &unknown),
+                run(&v, &History::default(), "host-big", &own),
+            );
+            let _ = done.send(found);
+        });
+        let found = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("explain searched generations for ever");
+        assert_eq!(found.0, Explanation::Unknown { algorithm: SHA });
+        assert!(
+            matches!(found.1, Explanation::Generation { generation, .. } if generation == i64::MAX as u64 - 1),
+            "{:?}",
+            found.1
+        );
     }
 
     #[test]

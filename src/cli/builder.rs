@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use gobuildkey::machine::Machine;
 use gobuildkey::principal::Principal;
 
 use super::options::*;
@@ -124,6 +125,11 @@ pub struct CheckArgs {
     /// tell (`gobuildkey explain`)
     #[arg(long)]
     pub explain: bool,
+
+    /// With --verify: the host name the agent registers with (its -hostname), for a key
+    /// bound to this machine (`mint --machine`)
+    #[arg(long, value_name = "NAME", value_parser = MachineParser, requires = "verify")]
+    pub machine: Option<Machine>,
 
     /// The address the buildlet is started with (its -coordinator): warn when a stock
     /// buildlet would send the dev key with it instead of reading the key file

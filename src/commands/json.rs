@@ -106,8 +106,8 @@ pub struct Explain<'a> {
     /// Whether it verifies as written.
     pub valid: bool,
     /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `other-machine`,
-    /// `shared-refused`, `machine-revoked`, `retired-master`, `malformed`, `unknown`,
-    /// `refused`: of the key as written, or as repaired when `fixes` is not empty.
+    /// `shared-refused`, `machine-revoked`, `retired-master`, `minted`, `malformed`,
+    /// `unknown`, `refused`: of the key as written, or as repaired when `fixes` is not empty.
     pub finding: &'static str,
     /// How the key had to be repaired first: `joined` (whitespace inside removed),
     /// `lowercased`.

@@ -466,3 +466,29 @@ fn a_key_damaged_in_a_copy_is_said_to_be() {
         .code(1)
         .stderr(contains("without which").not());
 }
+
+#[test]
+fn verify_with_the_machine_a_key_is_bound_to() {
+    let env = TestEnv::new().with_master();
+    let key = crate::common::stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    put_key(&env, &key, 0o600);
+    env.cmd()
+        .args(["check", "--verify", "--machine", "builder-1", ARM])
+        .assert()
+        .success()
+        .stdout(contains("verified"));
+    env.cmd()
+        .args(["check", "--verify", ARM])
+        .assert()
+        .code(1)
+        .stderr(contains("--machine NAME"));
+    env.cmd()
+        .args(["check", "--verify", "--machine", "builder-2", ARM])
+        .assert()
+        .code(1);
+    // --machine means nothing without --verify.
+    env.cmd()
+        .args(["check", "--machine", "builder-1", ARM])
+        .assert()
+        .code(2);
+}

@@ -1,5 +1,6 @@
 //! `gobuildkey explain`: what a refused key is, for the admin — and never the key.
 
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -269,4 +270,50 @@ fn machine_keys_from_the_wrong_machine_and_the_shared_key_refused() {
     let (json, _) = explain_from("builder-1", &one);
     assert_eq!(json["finding"], "machine-revoked", "{json}");
     assert_eq!(json["its_key"], true);
+}
+
+/// red2: a key `mint --machine` minted under the master in use is not "of nothing the farm
+/// knows … no key the action log records: a key of another farm, or made up" — for a new
+/// principal the log records its very fingerprint, and for any principal `explain` cannot
+/// recognise a machine key without the machine's name, so it must not say that.
+#[test]
+fn a_machine_key_is_not_called_a_key_of_another_farm() {
+    let env = TestEnv::new().with_master();
+    // A new principal: the log records the machine key's fingerprint.
+    let bound = stdout_of(
+        env.cmd()
+            .args(["mint", "--machine", "builder-1", "host-new"]),
+    );
+    env.cmd()
+        .args(["verify", "--machine", "builder-1", "host-new"])
+        .write_stdin(bound.clone())
+        .assert()
+        .success();
+    let (json, code) = explain(&env, "host-new", &bound);
+    assert_eq!(code, 1);
+    assert_ne!(json["finding"], "unknown", "{json}");
+    // A principal minted before: nothing logged, but still a key the farm made.
+    stdout_of(env.cmd().args(["mint", ARM]));
+    let bound = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
+    let out = env
+        .cmd()
+        .args(["explain", ARM])
+        .write_stdin(bound)
+        .assert()
+        .code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("mint --machine"), "{text}");
+}
+
+/// red2: input past the key bound is not "0 bytes": explain says it is too long.
+#[test]
+fn input_past_the_bound_is_not_called_empty() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["explain", ARM])
+        .write_stdin("a".repeat(5000))
+        .assert()
+        .code(1)
+        .stdout(contains("0 bytes").not())
+        .stdout(contains("4096"));
 }

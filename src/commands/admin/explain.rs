@@ -30,8 +30,22 @@ pub fn run(args: &ExplainArgs) -> Result<Exit> {
     } else {
         History::default()
     };
-    let presented = crate::commands::read_key_input(args.key_file.as_deref())?;
-    let presented = Presented::from(presented.as_deref().map_or(&b""[..], Vec::as_slice));
+    let Some(presented) = crate::commands::read_key_input(args.key_file.as_deref())? else {
+        // Past the bound, not read to its end: no key, and not "0 bytes" either.
+        let fields = crate::commands::json::Explain {
+            principal: args.principal.as_str(),
+            finding: "malformed",
+            ..Default::default()
+        };
+        let text = format!(
+            "not a key: more than {} bytes, where a key is 64 (hmac-sha256) or 32 (hmac-md5) \
+             hex digits: was the right file sent?",
+            gobuildkey::key::MAX_KEY_INPUT
+        );
+        output::report("explain", &text, &fields);
+        return Ok(Exit::Invalid);
+    };
+    let presented = Presented::from(presented.as_slice());
     let presented = match &args.machine {
         Some(machine) => presented.from_machine(machine),
         None => presented,
@@ -203,6 +217,27 @@ fn describe(
                 minted.master
             )
         }
+        Explanation::Logged(minted) => {
+            fields.finding = "minted";
+            fields.other_principal = Some(minted.principal.clone());
+            fields.generation = Some(minted.generation);
+            fields.master = Some(minted.master.clone());
+            fields.time = Some(minted.time.clone());
+            format!(
+                "not valid as the key of {principal}: the action log records it as minted for {} \
+                 (generation {}) on {} by {} ({}) under the master {}, which is in the keyring, \
+                 yet it is no principal's shared key: a key bound to a machine \
+                 (`mint --machine`)? `gobuildkey verify --machine NAME {}` checks it from that \
+                 machine",
+                minted.principal,
+                minted.generation,
+                minted.time,
+                minted.user,
+                minted.command,
+                minted.master,
+                minted.principal
+            )
+        }
         Explanation::Malformed { length } => {
             fields.finding = "malformed";
             format!(
@@ -216,8 +251,10 @@ fn describe(
             format!(
                 "not valid: a well-formed {algorithm} key, but of nothing the farm knows — no \
                  principal of the policy or the action log at any generation under the masters \
-                 of the keyring, and no key the action log records: a key of another farm, or \
-                 made up"
+                 of the keyring, and no key the action log records: a key bound to a machine \
+                 (`mint --machine`; explain does not know machines, \
+                 `gobuildkey verify --machine NAME {principal}` checks it), else a key of \
+                 another farm or made up"
             )
         }
         Explanation::Refused(reason) => {

@@ -40,9 +40,12 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         // Verified as the coordinator would: by the policy's record of the algorithms the
         // principal's keys may be in.
         let verifier = crate::commands::load_verifier(&args.master, None, None)?;
-        let verdict = verifier
-            .verify(principal, key.expose_secret().as_bytes())
-            .verdict;
+        let presented = gobuildkey::key::Presented::from(key.expose_secret().as_bytes());
+        let presented = match &args.machine {
+            Some(machine) => presented.from_machine(machine),
+            None => presented,
+        };
+        let verdict = verifier.verify(principal, presented).verdict;
         verified = Some(verdict.is_valid());
         if let Verdict::Invalid(reason) = verdict {
             let why = match reason {
@@ -55,7 +58,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
                 ),
                 _ => format!(
                     "it is a well-formed {} key, but not a current key of {principal} under the masters \
-                     (host types get renamed; keys get rotated): ask the admin for the key of {principal}",
+                     (host types get renamed; keys get rotated; a key bound to this machine needs \
+                     --machine NAME, the agent's -hostname): ask the admin for the key of {principal}",
                     key.algorithm()
                 ),
             };
