@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use crate::key::{BuildKey, redact_keys};
+use crate::machine::Machine;
 use crate::principal::Principal;
 use crate::secret_file;
 use crate::verifier::{Decision, Reason, Verdict};
@@ -36,6 +37,7 @@ pub struct Context<'a> {
     presented: &'a [u8],
     time: Timestamp,
     client: Option<(IpAddr, Option<&'a [u8]>)>,
+    machine: Option<&'a Machine>,
 }
 
 impl<'a> Context<'a> {
@@ -48,7 +50,15 @@ impl<'a> Context<'a> {
             presented,
             time,
             client: None,
+            machine: None,
         }
+    }
+
+    /// Presented from `machine` (a key bound to it verifies): a valid key bound to it is
+    /// recorded with the line's `machine`.
+    #[must_use]
+    pub fn from_machine(self, machine: Option<&'a Machine>) -> Self {
+        Self { machine, ..self }
     }
 
     /// Presented by the client at `address`, a builder that calls itself `hostname` (the
@@ -114,6 +124,9 @@ pub struct AuditRecord {
     /// is `[key]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The machine a valid key is bound to (`mint --machine`); absent for a shared key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 impl AuditRecord {
@@ -163,6 +176,10 @@ impl AuditRecord {
             client: context
                 .client
                 .map(|(address, hostname)| redact_keys(&client_field(address, hostname))),
+            machine: context
+                .machine
+                .filter(|_| decision.machine)
+                .map(|machine| redact_keys(machine.as_str())),
         }
     }
 
@@ -325,6 +342,30 @@ mod tests {
         let host = "host-a".parse().unwrap();
         let context = Context::new(&host, b"nope", Timestamp::UNIX_EPOCH);
         AuditRecord::new(&decision(result), &context)
+    }
+
+    /// A valid key bound to the machine it came from is recorded with the machine; a shared
+    /// key from the same machine, or a refused key, without.
+    #[test]
+    fn a_machine_key_is_recorded_with_its_machine() {
+        let master =
+            crate::master::MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
+        let deriver = crate::derive::Deriver::new(&master, crate::key::Algorithm::HmacSha256);
+        let verifier = crate::verifier::Verifier::new(&master, crate::key::Algorithm::HmacSha256);
+        let host = "host-a".parse().unwrap();
+        let machine: Machine = "builder-1".parse().unwrap();
+        let line = |key: &str| {
+            let presented = crate::key::Presented::from(key.as_bytes()).from_machine(&machine);
+            let decision = verifier.verify(&host, presented);
+            let context = Context::new(&host, key.as_bytes(), Timestamp::UNIX_EPOCH)
+                .from_machine(Some(&machine));
+            AuditRecord::new(&decision, &context).to_line()
+        };
+        let bound = deriver.derive_machine(&host, 0, &machine);
+        assert!(line(bound.expose_secret()).contains(r#","machine":"builder-1"}"#));
+        let shared = deriver.derive(&host);
+        assert!(!line(shared.expose_secret()).contains("machine"));
+        assert!(!line(&"0".repeat(64)).contains("machine"));
     }
 
     #[test]

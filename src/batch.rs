@@ -510,10 +510,11 @@ fn audit_batch(log: &Mutex<AuditLog>, batch: &Batch) -> io::Result<()> {
     for (decision, &(start, end, _)) in batch.decisions.iter().zip(&batch.lines) {
         // A decision means the line parsed; parse it again for the record.
         if let Some(decision) = decision
-            && let Some((name, key, _)) = split_line(&batch.data[start..end])
+            && let Some((name, key, machine)) = split_line(&batch.data[start..end])
             && let Ok(principal) = Principal::new(name)
         {
-            log.record(decision, &Context::new(&principal, key, batch.now))?;
+            let context = Context::new(&principal, key, batch.now).from_machine(machine.as_ref());
+            log.record(decision, &context)?;
         }
     }
     Ok(())

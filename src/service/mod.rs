@@ -141,13 +141,7 @@ pub fn answer_registration(
             return Answer::bad_request("missing X-Go-Builder-Hostname header\n");
         }
     }
-    // The machine the key comes from, for keys bound to one (`mint --machine`): the first
-    // value, as Go's `Header.Get`; a name that breaks the machine rule binds nothing.
-    let machine = registration
-        .hostnames
-        .first()
-        .and_then(|value| std::str::from_utf8(Trim::Header.apply(value)).ok())
-        .and_then(|name| Machine::new(name).ok());
+    let machine = machine_of(registration.hostnames);
     answer_from(
         verifier,
         registration.host_types,
@@ -155,6 +149,17 @@ pub fn answer_registration(
         machine.as_ref(),
         now,
     )
+}
+
+/// The machine a registration comes from, for keys bound to one (`mint --machine`): the
+/// first `X-Go-Builder-Hostname` value (as Go's `Header.Get`), trimmed as a header is; a name
+/// that breaks the machine rule ([`Machine::RULE`]) binds nothing.
+#[must_use]
+pub fn machine_of(hostnames: &[&[u8]]) -> Option<Machine> {
+    hostnames
+        .first()
+        .and_then(|value| std::str::from_utf8(Trim::Header.apply(value)).ok())
+        .and_then(|name| Machine::new(name).ok())
 }
 
 /// Answers a registration from the values of its host-type and key headers: each slice

@@ -39,7 +39,8 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         None => verifier.verify_at(principal, presented, now),
     };
     if let Some(audit) = audit.as_mut() {
-        audit.record(&decision, &Context::new(principal, presented, now))?;
+        let context = Context::new(principal, presented, now).from_machine(args.machine.as_ref());
+        audit.record(&decision, &context)?;
     }
     let p = principal;
     let fields = crate::commands::json::Verify {

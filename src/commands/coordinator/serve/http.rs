@@ -110,8 +110,10 @@ fn verify(state: &State, peer: IpAddr, req: &Request<Incoming>) -> Response<Full
     }
     if let Some((principal, decision)) = &answer.decision {
         let presented = key_values.first().copied().unwrap_or_default();
-        let context =
-            Context::new(principal, presented, now).with_client(client, hostnames.first().copied());
+        let machine = gobuildkey::service::machine_of(&hostnames);
+        let context = Context::new(principal, presented, now)
+            .with_client(client, hostnames.first().copied())
+            .from_machine(machine.as_ref());
         state.audit(decision, &context);
     }
     let outcome = match answer.status {
