@@ -5,7 +5,9 @@
 //! 1. prefix: wrong keys that match the right key in all but the last byte, against
 //!    random wrong keys (a byte-by-byte comparison would make the first class slower);
 //! 2. keyring: valid keys under the primary master, against valid keys under the
-//!    previous master (with two masters, which one matched must not show).
+//!    previous master (with two masters, which one matched must not show);
+//! 3. machine: presented from a machine, its own key (`mint --machine`) against the
+//!    principal's shared key (both valid: which kind matched must not show).
 //!
 //! Run: `cargo run --release --example timing -- [MEASUREMENTS_PER_CLASS]` (default 1,000,000).
 //! Results and method: docs/security.md. Not a test: timing belongs to no test.
@@ -16,7 +18,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use gobuildkey::derive::Deriver;
-use gobuildkey::key::Algorithm;
+use gobuildkey::key::{Algorithm, Presented};
+use gobuildkey::machine::Machine;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Verifier;
@@ -59,6 +62,7 @@ fn welch_t(a: &mut [f64], b: &mut [f64]) -> f64 {
 fn measure(
     verifier: &Verifier,
     principal: &Principal,
+    machine: Option<&Machine>,
     inputs: [&[Vec<u8>]; 2],
     per_class: usize,
     rng: &mut Rng,
@@ -77,8 +81,13 @@ fn measure(
         let pool = inputs[class];
         buffer.clear();
         buffer.extend_from_slice(&pool[(rng.next() as usize) % pool.len()]);
+        let presented = Presented::from(&buffer[..]);
+        let presented = match machine {
+            Some(machine) => presented.from_machine(machine),
+            None => presented,
+        };
         let start = Instant::now();
-        black_box(verifier.verify(black_box(principal), black_box(&buffer[..])));
+        black_box(verifier.verify(black_box(principal), black_box(presented)));
         times[class].push(start.elapsed().as_nanos() as f64);
     }
     let [mut a, mut b] = times;
@@ -121,7 +130,14 @@ fn main() {
     println!(
         "prefix: wrong keys matching in 63 of 64 digits (A) against random wrong keys (B), {per_class} each"
     );
-    let t1 = measure(&verifier, &host, [&near, &random], per_class, &mut rng);
+    let t1 = measure(
+        &verifier,
+        &host,
+        None,
+        [&near, &random],
+        per_class,
+        &mut rng,
+    );
     println!("    Welch's t = {t1:.2}");
 
     // 2. Which master matched.
@@ -140,11 +156,34 @@ fn main() {
     let t2 = measure(
         &keyring,
         &host,
+        None,
         [&under_primary, &under_previous],
         per_class,
         &mut rng,
     );
     println!("    Welch's t = {t2:.2}");
+    // 3. Which kind of key matched, from a machine.
+    let machine: Machine = "builder-1".parse().unwrap();
+    let own = vec![
+        Deriver::new(&primary, Algorithm::HmacSha256)
+            .derive_machine(&host, 0, &machine)
+            .expose_secret()
+            .as_bytes()
+            .to_vec(),
+    ];
+    let shared = vec![right.to_vec()];
+    println!(
+        "machine: from builder-1, its own key (A) against the shared key (B), {per_class} each"
+    );
+    let t3 = measure(
+        &verifier,
+        &host,
+        Some(&machine),
+        [&own, &shared],
+        per_class,
+        &mut rng,
+    );
+    println!("    Welch's t = {t3:.2}");
     let verdict = |t: f64| {
         if t.abs() < 4.5 {
             "no evidence of a leak"
@@ -153,10 +192,12 @@ fn main() {
         }
     };
     println!(
-        "summary: prefix |t| = {:.2} ({}), keyring |t| = {:.2} ({})",
+        "summary: prefix |t| = {:.2} ({}), keyring |t| = {:.2} ({}), machine |t| = {:.2} ({})",
         t1.abs(),
         verdict(t1),
         t2.abs(),
-        verdict(t2)
+        verdict(t2),
+        t3.abs(),
+        verdict(t3)
     );
 }
