@@ -237,8 +237,15 @@ pub fn assert_no_secret(text: &str, secret: &str) {
 
 /// The exit code of `gobuildkey verify PRINCIPAL` with `key` on standard input.
 pub fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
+    verifies_from(env, principal, key, &[])
+}
+
+/// [`verifies`], presented from the machine `machine` (`--machine`), if given.
+pub fn verifies_from(env: &TestEnv, principal: &str, key: &str, machine: &[&str]) -> i32 {
     env.cmd()
-        .args(["verify", principal])
+        .arg("verify")
+        .args(machine.iter().flat_map(|m| ["--machine", m]))
+        .arg(principal)
         .write_stdin(key.to_owned())
         .output()
         .unwrap()

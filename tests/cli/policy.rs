@@ -399,16 +399,8 @@ fn one_machine_revoked_and_machine_keys_only() {
     let shared = stdout_of(env.cmd().args(["mint", ARM]));
     let one = stdout_of(env.cmd().args(["mint", "--machine", "builder-1", ARM]));
     let two = stdout_of(env.cmd().args(["mint", "--machine", "builder-2", ARM]));
-    let verify = |machine: &str, key: &str| {
-        env.cmd()
-            .args(["verify", "--machine", machine, ARM])
-            .write_stdin(key.to_owned())
-            .output()
-            .unwrap()
-            .status
-            .code()
-            .unwrap()
-    };
+    let verify =
+        |machine: &str, key: &str| crate::common::verifies_from(&env, ARM, key, &[machine]);
     assert_eq!(
         (verify("builder-1", &one), verify("builder-2", &two)),
         (0, 0)
