@@ -166,7 +166,7 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
         .block_on(TcpListener::bind(args.listen))
         .and_then(TcpListener::into_std)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let serving = Threads::start(threads, &listener, &args, &state)?;
+    let serving = Threads::start(threads, &listener, &state)?;
     eprintln!(
         "gobuildkey serve: listening on http://{}",
         listener.local_addr()?

@@ -17,14 +17,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use super::connections::{self, Closed};
 use super::{MAX_HEAD, State, http};
-use crate::cli::ServeArgs;
 
 /// The most serving threads, however many cores.
 pub const MOST: usize = 8;
@@ -46,7 +45,6 @@ impl Threads {
     pub fn start(
         count: usize,
         listener: &std::net::TcpListener,
-        args: &Arc<ServeArgs>,
         state: &Arc<State>,
     ) -> Result<Self> {
         let mut ready = Vec::with_capacity(count);
@@ -71,10 +69,10 @@ impl Threads {
             stop,
         };
         for (i, (runtime, listener)) in ready.into_iter().enumerate() {
-            let (args, state, stopped) = (Arc::clone(args), Arc::clone(state), stopped.clone());
+            let (state, stopped) = (Arc::clone(state), stopped.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("serve-{i}"))
-                .spawn(move || run(&runtime, listener, &args, state, stopped));
+                .spawn(move || run(&runtime, listener, state, stopped));
             match spawned {
                 Ok(handle) => threads.handles.push(handle),
                 Err(e) => {
@@ -108,19 +106,13 @@ impl Threads {
 fn run(
     runtime: &Runtime,
     listener: TcpListener,
-    args: &ServeArgs,
     state: Arc<State>,
     stopped: watch::Receiver<bool>,
 ) {
-    runtime.block_on(accept(listener, args, state, stopped));
+    runtime.block_on(accept(listener, state, stopped));
 }
 
-async fn accept(
-    listener: TcpListener,
-    args: &ServeArgs,
-    state: Arc<State>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn accept(listener: TcpListener, state: Arc<State>, mut stopped: watch::Receiver<bool>) {
     // Whether the last accept of this thread failed: only then is the shared backoff reset.
     let mut failing = false;
     loop {
@@ -135,7 +127,7 @@ async fn accept(
                     failing = false;
                     backoff(&state).succeeded();
                 }
-                serve(&state, args, stream, peer);
+                serve(&state, stream, peer);
             }
             Err(e) => {
                 failing = true;
@@ -162,14 +154,12 @@ fn backoff(state: &State) -> std::sync::MutexGuard<'_, connections::AcceptBackof
 }
 
 /// Files a connection with the registry and serves it on this thread until it closes.
-fn serve(state: &Arc<State>, args: &ServeArgs, stream: TcpStream, peer: SocketAddr) {
+fn serve(state: &Arc<State>, stream: TcpStream, peer: SocketAddr) {
     let (connection, evicted) = state.connections.admit();
     if evicted {
         state.metrics.closed(Closed::Evicted);
     }
     let (state, task_state) = (Arc::clone(state), Arc::clone(state));
-    let header_timeout = args.header_timeout;
-    let idle_timeout = args.idle_timeout;
     tokio::spawn(async move {
         let connections = Arc::clone(&task_state.connections);
         let served = Arc::clone(&connection);
@@ -181,11 +171,9 @@ fn serve(state: &Arc<State>, args: &ServeArgs, stream: TcpStream, peer: SocketAd
                 std::future::ready(Ok::<_, std::convert::Infallible>(answer))
             });
             let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                // A backstop: the connection's own clocks close it sooner.
-                .header_read_timeout(header_timeout + idle_timeout)
-                .max_buf_size(MAX_HEAD);
+            // No timer for hyper: the connection's own clocks (`connections`) close it,
+            // where hyper's header timeout would cost a timer set and dropped per request.
+            builder.header_read_timeout(None).max_buf_size(MAX_HEAD);
             builder.serve_connection(TokioIo::new(watched), service)
         });
         // Errors are the client's (a reset, a timeout); nothing to report.
