@@ -367,6 +367,96 @@ fn stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// One serving thread per core (at most 8), all accepting from one listener: many
+/// keep-alive connections opened at once, spread over the threads, are each answered again
+/// and again on the thread that accepted them; SIGTERM then stops every thread, closing
+/// the connections they hold, and the service exits 0.
+#[test]
+fn keep_alive_connections_on_every_serving_thread_are_answered_and_stopped() {
+    let env = TestEnv::new().with_master();
+    let mut server = env.serve(&["--idle-timeout", "10m"]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let task = format!("/proc/{}/task", server.child.id());
+    let threads = || {
+        std::fs::read_dir(&task)
+            .unwrap()
+            .filter(|t| {
+                let comm = t.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(comm)
+                    .unwrap_or_default()
+                    .starts_with("serve-")
+            })
+            .count()
+    };
+    // A thread names itself once it runs, a moment after the listener is announced.
+    wait_until(|| threads() == cores);
+    let request = format!(
+        "GET /verify HTTP/1.1\r\nHost: t\r\nX-Revdial-Version: 2\r\n\
+         X-Go-Builder-Hostname: builder-7\r\nX-Go-Host-Type: {ARM}\r\n\
+         X-Go-Builder-Key: {ARM_KEY}\r\n\r\n"
+    );
+    // Opened together from several clients, so that every thread accepts some.
+    let mut connections: Vec<TcpStream> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..8)
+                        .map(|_| TcpStream::connect(server.addr).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let answer = |stream: &mut TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        // Content-Length ends the answer: read up to the end of its body ("ok\n" or so).
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap();
+        stream.read_exact(&mut vec![0u8; length]).unwrap();
+        head
+    };
+    // Each connection answered, three times over, the others kept open meanwhile.
+    for _ in 0..3 {
+        for stream in &mut connections {
+            let head = answer(stream);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        }
+    }
+    assert_eq!(
+        metric(server.addr, "gobuildkey_open_connections"),
+        // The 64 kept-alive and the one asking.
+        65.0
+    );
+    server.signal("TERM");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    for stream in &mut connections {
+        assert_eq!(stream.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+    }
+    server.wait_for_log("gobuildkey serve: stopping");
+}
+
 /// `serve --alg hmac-md5` keeps reloading after `end-grace --alg hmac-md5` has ended that
 /// algorithm for some principal: the reload narrows instead of failing, so later
 /// revocations still reach the service (a failed reload would freeze a state without them).

@@ -410,3 +410,88 @@ fn the_header_timeout_counts_from_the_first_byte_even_with_a_long_idle_timeout()
         0.0
     );
 }
+
+/// Whether the service closed `stream`: end of file or a reset, not the read timeout.
+fn closed_by_the_service(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    match stream.read(&mut [0; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
+}
+
+/// Sends a keep-alive `GET /healthz` on `stream` and reads its answer (to the end of its
+/// body): the status line.
+fn healthz_kept_alive(stream: &mut TcpStream) -> String {
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    stream.read_exact(&mut vec![0u8; length]).unwrap();
+    head.lines().next().unwrap().to_owned()
+}
+
+/// The header clock of a kept-alive connection's next request starts at that request's
+/// first byte, after answers that each moved the deadline later (the connection's clock is
+/// set once per timeout, not per request): half a second request is closed for its headers.
+#[test]
+fn a_slow_request_on_a_kept_alive_connection_is_closed_for_its_headers() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--idle-timeout", "168h", "--header-timeout", "1s"]);
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    for _ in 0..3 {
+        assert_eq!(healthz_kept_alive(&mut kept), "HTTP/1.1 200 OK");
+    }
+    kept.write_all(b"GET /verify HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    assert!(closed_by_the_service(&mut kept), "still open");
+    wait_until("counted", || {
+        metric(
+            &server,
+            "gobuildkey_connections_closed_total{cause=\"slow_headers\"}",
+        ) == 1.0
+    });
+}
+
+/// An idle timeout shorter than the header timeout: a request slower than the idle time
+/// (but within its header time) is answered, and the idle clock then starts from that
+/// answer, not from when the header clock would end.
+#[test]
+fn after_a_slow_request_the_idle_clock_starts_from_its_answer() {
+    let env = TestEnv::new().with_master();
+    let server = env.serve(&["--idle-timeout", "1s", "--header-timeout", "10m"]);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    // Past the idle time: a request under way is held to its header time instead.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(still_open(&slow));
+    slow.write_all(b"Host: t\r\n\r\n").unwrap();
+    let mut answer = [0u8; 12];
+    slow.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut rest = Vec::new();
+    // Closed for idleness (an end of file after the answer), long before ten minutes.
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    slow.read_to_end(&mut rest).unwrap();
+    wait_until("counted", || {
+        metric(
+            &server,
+            "gobuildkey_connections_closed_total{cause=\"idle\"}",
+        ) == 1.0
+    });
+}

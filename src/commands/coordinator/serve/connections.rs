@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -50,17 +50,35 @@ pub struct Connection {
     last_active: AtomicU64,
     /// Milliseconds since the epoch of the first byte of a request not yet answered.
     head_started: AtomicU64,
-    close: Notify,
-    /// Told when a request's first byte arrives: the deadline moved nearer.
-    rearm: Notify,
+    /// Milliseconds since the epoch of the deadline its task's clock is set for: never
+    /// after its real deadline, which activity only moves later, except when it is told.
+    armed: AtomicU64,
+    /// Set when the registry evicts it (then `wake` is told).
+    evicted: AtomicBool,
+    /// Wakes its task's clock: evicted, or its deadline moved before the one the clock is
+    /// set for. One `Notify` for both, as the task polls it each time it runs.
+    wake: Notify,
+}
+
+impl Connection {
+    /// Its deadline is now `deadline` (milliseconds since the epoch): wakes its task if
+    /// that is before the one its clock is set for. Under a steady load this is never:
+    /// each request moves the deadline later, and the clock, set once, is only moved on
+    /// when it rings (once per timeout, not once per request).
+    fn moved(&self, deadline: u64) {
+        if deadline < self.armed.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
 }
 
 /// The open connections, least recently active first.
 #[derive(Debug)]
 pub struct Connections {
     max: usize,
-    header_timeout: Duration,
-    idle_timeout: Duration,
+    /// `--header-timeout` and `--idle-timeout`, in milliseconds.
+    header_timeout: u64,
+    idle_timeout: u64,
     epoch: Instant,
     counter: AtomicU64,
     open: Mutex<BTreeMap<u64, Arc<Connection>>>,
@@ -71,8 +89,8 @@ impl Connections {
     pub fn new(max: usize, header_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
             max: max.max(1),
-            header_timeout,
-            idle_timeout,
+            header_timeout: whole_millis(header_timeout),
+            idle_timeout: whole_millis(idle_timeout),
             epoch: Instant::now(),
             counter: AtomicU64::new(0),
             open: Mutex::new(BTreeMap::new()),
@@ -84,7 +102,12 @@ impl Connections {
     }
 
     fn millis(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(NONE - 1)
+        millis_since(self.epoch, at)
+    }
+
+    /// The instant `millis` milliseconds after the epoch.
+    fn at(&self, millis: u64) -> Instant {
+        self.epoch + Duration::from_millis(millis)
     }
 
     /// How many are open.
@@ -104,8 +127,10 @@ impl Connections {
             activity: AtomicU64::new(activity),
             last_active: AtomicU64::new(now),
             head_started: AtomicU64::new(NONE),
-            close: Notify::new(),
-            rearm: Notify::new(),
+            // Set by its task when it starts.
+            armed: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
+            wake: Notify::new(),
         });
         open.insert(activity, Arc::clone(&connection));
         (connection, evicted)
@@ -127,7 +152,8 @@ impl Connections {
                 open.insert(activity, connection);
                 continue;
             }
-            connection.close.notify_one();
+            connection.evicted.store(true, Ordering::Relaxed);
+            connection.wake.notify_one();
             return true;
         }
         false
@@ -148,14 +174,19 @@ impl Connections {
         connection.last_active.store(now, Ordering::Relaxed);
         let activity = self.counter.fetch_add(1, Ordering::Relaxed);
         connection.activity.store(activity, Ordering::Relaxed);
+        // An idle timeout shorter than the header timeout moves the deadline nearer.
+        connection.moved(now.saturating_add(self.idle_timeout));
     }
 
-    /// When `connection` is to be closed if nothing happens before.
-    fn deadline(&self, connection: &Connection) -> Instant {
-        let at = |millis: u64| self.epoch + Duration::from_millis(millis);
+    /// When `connection` is to be closed if nothing happens before, in milliseconds since
+    /// the epoch.
+    fn deadline(&self, connection: &Connection) -> u64 {
         match connection.head_started.load(Ordering::Relaxed) {
-            NONE => at(connection.last_active.load(Ordering::Relaxed)) + self.idle_timeout,
-            started => at(started) + self.header_timeout,
+            NONE => connection
+                .last_active
+                .load(Ordering::Relaxed)
+                .saturating_add(self.idle_timeout),
+            started => started.saturating_add(self.header_timeout),
         }
     }
 
@@ -175,25 +206,31 @@ impl Connections {
             stream,
             connection: Arc::clone(&connection),
             epoch: self.epoch,
+            header_timeout: self.header_timeout,
         };
         let future = serve(watched);
         tokio::pin!(future);
         let closed = loop {
-            let deadline = tokio::time::Instant::from_std(self.deadline(&connection));
+            // Activity may have moved the deadline since the clock was set.
+            let millis = self.deadline(&connection);
+            let deadline = self.at(millis);
+            if deadline <= Instant::now() {
+                break Some(match connection.head_started.load(Ordering::Relaxed) {
+                    NONE => Closed::Idle,
+                    _ => Closed::SlowHeaders,
+                });
+            }
+            connection.armed.store(millis, Ordering::Relaxed);
             tokio::select! {
                 _ = &mut future => break None,
-                () = connection.close.notified() => break Some(Closed::Evicted),
-                // A request began: its header clock may end before the idle one.
-                () = connection.rearm.notified() => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    // Activity may have moved the deadline while this slept.
-                    if self.deadline(&connection) <= Instant::now() {
-                        break Some(match connection.head_started.load(Ordering::Relaxed) {
-                            NONE => Closed::Idle,
-                            _ => Closed::SlowHeaders,
-                        });
+                // Evicted, or the deadline moved nearer (a request began, its header clock
+                // ends first).
+                () = connection.wake.notified() => {
+                    if connection.evicted.load(Ordering::Relaxed) {
+                        break Some(Closed::Evicted);
                     }
                 }
+                () = tokio::time::sleep_until(deadline.into()) => {}
             }
         };
         if closed.is_some() {
@@ -203,6 +240,16 @@ impl Connections {
         self.remove(&connection);
         closed
     }
+}
+
+/// Milliseconds from `epoch` to `at`.
+fn millis_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(NONE - 1)
+}
+
+/// `duration` in whole milliseconds (a week's are far from the most).
+fn whole_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(NONE - 1)
 }
 
 /// A connection future that can be told to finish its answer and close (hyper's
@@ -231,6 +278,8 @@ pub struct Watched {
     stream: TcpStream,
     connection: Arc<Connection>,
     epoch: Instant,
+    /// `--header-timeout` in milliseconds.
+    header_timeout: u64,
 }
 
 impl AsyncRead for Watched {
@@ -241,19 +290,15 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            let now = Instant::now().saturating_duration_since(self.epoch);
-            let now = u64::try_from(now.as_millis()).unwrap_or(NONE - 1);
-            // Only the first byte of a request starts its header clock.
-            let started = self.connection.head_started.compare_exchange(
-                NONE,
-                now,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            if started.is_ok() {
-                self.connection.rearm.notify_one();
-            }
+        // Only the first byte of a request starts its header clock (the task that reads is
+        // the one that answers: nothing else sets it in between).
+        if buf.filled().len() > before
+            && self.connection.head_started.load(Ordering::Relaxed) == NONE
+        {
+            let now = millis_since(self.epoch, Instant::now());
+            self.connection.head_started.store(now, Ordering::Relaxed);
+            self.connection
+                .moved(now.saturating_add(self.header_timeout));
         }
         polled
     }
@@ -357,9 +402,9 @@ mod tests {
         assert!(evicted);
         assert_eq!(connections.len(), 3);
         let notified = |c: &Connection| {
-            let waiter = c.close.notified();
+            let waiter = c.wake.notified();
             tokio::pin!(waiter);
-            waiter.as_mut().enable()
+            waiter.as_mut().enable() && c.evicted.load(Ordering::Relaxed)
         };
         assert!(notified(&b), "b closed");
         assert!(!notified(&a) && !notified(&c));
@@ -367,6 +412,33 @@ mod tests {
         assert_eq!(connections.len(), 3, "b was already out");
         connections.remove(&a);
         assert_eq!(connections.len(), 2);
+    }
+
+    #[test]
+    fn only_a_nearer_deadline_wakes_the_connections_clock() {
+        let connections = Connections::new(3, Duration::from_secs(5), Duration::from_secs(60));
+        let (a, _) = connections.admit();
+        let rearmed = |c: &Connection| {
+            let waiter = c.wake.notified();
+            tokio::pin!(waiter);
+            waiter.as_mut().enable()
+        };
+        a.armed.store(10_000, Ordering::Relaxed);
+        a.moved(10_000);
+        a.moved(70_000);
+        assert!(!rearmed(&a), "a later deadline waits for the clock");
+        a.moved(9_999);
+        assert!(rearmed(&a), "a nearer one sets it again");
+        // An answer: the idle deadline, a minute on, is later than the clock's.
+        connections.answered(&a);
+        assert!(!rearmed(&a));
+        // With an idle timeout shorter than the header timeout, an answer moves it nearer.
+        let short = Connections::new(3, Duration::from_secs(600), Duration::from_secs(1));
+        let (b, _) = short.admit();
+        b.armed
+            .store(short.millis(Instant::now()) + 600_000, Ordering::Relaxed);
+        short.answered(&b);
+        assert!(rearmed(&b));
     }
 
     #[test]

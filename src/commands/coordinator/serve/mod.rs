@@ -3,24 +3,23 @@
 //!
 //! This command only moves bytes and keeps the process healthy: what to answer is decided
 //! by the library's `service` module (the one verify function, the client's address, the
-//! failure limit). [`connections`] bounds and times out the connections, [`http`] maps
-//! requests to the library's answers, [`metrics`] is `/metrics`.
+//! failure limit). [`threads`] accepts and serves the connections (one single-threaded
+//! runtime per core, as nginx has one worker per core), [`connections`] bounds and times
+//! them out, [`http`] maps requests to the library's answers, [`metrics`] is `/metrics`.
 
 mod connections;
 mod http;
 mod metrics;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use gobuildkey::audit::{self, AuditLog};
 use gobuildkey::reload::{Event, Live, Reloader};
@@ -33,12 +32,16 @@ use crate::exit::Exit;
 use connections::{AcceptBackoff, Connections};
 use metrics::{Metrics, ReloadResult};
 use sd_notify::NotifyState;
+use threads::Threads;
 
 /// The most bytes of a request's head; larger requests are refused by hyper.
 const MAX_HEAD: usize = 16 * 1024;
 /// File descriptors kept for other than connections: the listener, the audit file, the
-/// files and commands of a reload, the runtime's own.
+/// files and commands of a reload, the main thread's runtime.
 const RESERVED_FDS: u64 = 64;
+/// File descriptors kept for each serving thread: its copy of the listener, its runtime's
+/// own (epoll, waker, signal pipe), with room to spare.
+const FDS_PER_THREAD: u64 = 8;
 
 struct State {
     /// The last good masters and policy: a failed reload keeps them, with every
@@ -49,6 +52,8 @@ struct State {
     limiter: FailureLimiter,
     clients: ClientAddress,
     connections: Arc<Connections>,
+    /// Shared by the serving threads: one pause and one log line a second for all.
+    accept_backoff: Mutex<AcceptBackoff>,
     audit: Option<Mutex<AuditLog>>,
     audit_path: Option<PathBuf>,
     key_headers_only: bool,
@@ -116,7 +121,8 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
     let args = Arc::new(args.clone());
     let verifier = super::load_narrowed(&args.master, args.alg, args.kind, true)?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
-    let max_connections = connection_limit(args.max_connections);
+    let threads = threads::count();
+    let max_connections = connection_limit(args.max_connections, threads);
     let live = Arc::new(Live::new(verifier));
     let metrics = Metrics::new();
     metrics.loaded(live.health().loaded_at);
@@ -141,21 +147,44 @@ pub fn run(args: &ServeArgs) -> Result<Exit> {
             args.header_timeout,
             args.idle_timeout,
         )),
+        accept_backoff: Mutex::new(AcceptBackoff::default()),
         audit: audit.map(Mutex::new),
         audit_path: args.audit.clone().filter(|path| path != Path::new("-")),
         key_headers_only: args.key_headers_only,
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The main thread: signals, the limiter's clock, and the systemd notifications.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the service's runtime")?;
-    runtime.block_on(serve(args, state))
+    let signals = {
+        let _entered = runtime.enter();
+        Signals::new()?
+    };
+    let reloader = reloader(&args, &state)?;
+    let listener = runtime
+        .block_on(TcpListener::bind(args.listen))
+        .and_then(TcpListener::into_std)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let serving = Threads::start(threads, &listener, &state)?;
+    eprintln!(
+        "gobuildkey serve: listening on http://{}",
+        listener.local_addr()?
+    );
+    drop(listener);
+    notify_systemd(&[NotifyState::Ready, NotifyState::Status("serving")]);
+    runtime.block_on(control(&state, signals, &reloader));
+    notify_systemd(&[NotifyState::Stopping]);
+    let stopped = serving.stop();
+    state.audit_limited(state.limiter.drain());
+    eprintln!("gobuildkey serve: stopping");
+    stopped.map(|()| Exit::Ok)
 }
 
 /// Raises the soft file-descriptor limit to the hard one, says what it got, and returns
 /// `wanted` connections or fewer, so that connections never take the descriptors the
-/// service needs for anything else.
-fn connection_limit(wanted: u32) -> usize {
+/// service (and its `threads` serving threads) needs for anything else.
+fn connection_limit(wanted: u32, threads: usize) -> usize {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let wanted = u64::from(wanted);
     let before = getrlimit(Resource::Nofile);
@@ -173,7 +202,8 @@ fn connection_limit(wanted: u32) -> usize {
         Some(old) if old < limit => format!(" (raised from {old})"),
         _ => String::new(),
     };
-    let most = limit.saturating_sub(RESERVED_FDS).max(1);
+    let reserved = RESERVED_FDS + FDS_PER_THREAD * u64::try_from(threads).unwrap_or(u64::MAX);
+    let most = limit.saturating_sub(reserved).max(1);
     let connections = if wanted > most {
         eprintln!(
             "gobuildkey serve: --max-connections {wanted} is more than the file-descriptor \
@@ -194,94 +224,43 @@ fn load(args: &ServeArgs) -> Result<Verifier> {
     super::load_narrowed(&args.master, args.alg, args.kind, false)
 }
 
-async fn serve(args: Arc<ServeArgs>, state: Arc<State>) -> Result<Exit> {
-    // The signals are ours before anyone is told we listen: a SIGTERM or SIGHUP sent at
-    // once must not find the default action (death) still in place.
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let reloader = reloader(&args, &state)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!(
-        "gobuildkey serve: listening on http://{}",
-        listener.local_addr()?
-    );
-    notify_systemd(&[NotifyState::Ready, NotifyState::Status("serving")]);
-    let mut backoff = AcceptBackoff::default();
+/// The signals the service answers, taken before anyone is told it listens: a SIGTERM or
+/// SIGHUP sent at once must not find the default action (death) still in place.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+}
+
+/// The main thread's loop while the serving threads answer: the signals, and the limiter's
+/// windows expired each second. Returns on SIGTERM or SIGINT.
+async fn control(state: &State, mut signals: Signals, reloader: &Reloader) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => {
-                        backoff.succeeded();
-                        accepted
-                    }
-                    Err(e) => {
-                        state.metrics.accept_failed();
-                        // Out of file descriptors: closing a connection frees one.
-                        if matches!(e.raw_os_error(), Some(23 | 24)) && state.connections.evict_one() {
-                            state.metrics.closed(connections::Closed::Evicted);
-                        }
-                        let (pause, line) = backoff.failed(&e, Instant::now());
-                        if let Some(line) = line {
-                            eprintln!("gobuildkey serve: {line}");
-                        }
-                        tokio::time::sleep(pause).await;
-                        continue;
-                    }
-                };
-                let (connection, evicted) = state.connections.admit();
-                if evicted {
-                    state.metrics.closed(connections::Closed::Evicted);
-                }
-                let (state, task_state) = (Arc::clone(&state), Arc::clone(&state));
-                let header_timeout = args.header_timeout;
-                let idle_timeout = args.idle_timeout;
-                tokio::spawn(async move {
-                    let connections = Arc::clone(&task_state.connections);
-                    let served = Arc::clone(&connection);
-                    let closed = connections.run(connection, stream, move |watched| {
-                        let state = Arc::clone(&state);
-                        let service = service_fn(move |req| {
-                            let answer = http::handle(&state, peer.ip(), &req);
-                            state.connections.answered(&served);
-                            std::future::ready(Ok::<_, std::convert::Infallible>(answer))
-                        });
-                        let mut builder = http1::Builder::new();
-                        builder
-                            .timer(TokioTimer::new())
-                            // A backstop: the connection's own clocks close it sooner.
-                            .header_read_timeout(header_timeout + idle_timeout)
-                            .max_buf_size(MAX_HEAD);
-                        builder.serve_connection(TokioIo::new(watched), service)
-                    });
-                    // Errors are the client's (a reset, a timeout); nothing to report.
-                    // Evictions are counted where they are decided, timeouts here.
-                    if let Some(why) = closed.await.filter(|why| *why != connections::Closed::Evicted) {
-                        task_state.metrics.closed(why);
-                    }
-                });
-            }
             _ = tick.tick() => {
                 state.audit_limited(state.limiter.expire(Instant::now()));
             }
-            _ = hangup.recv() => {
+            _ = signals.hangup.recv() => {
                 // logrotate's convention: the audit file was moved; write to a new one.
                 state.reopen_audit();
                 reloader.request();
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = signals.terminate.recv() => break,
+            _ = signals.interrupt.recv() => break,
         }
     }
-    notify_systemd(&[NotifyState::Stopping]);
-    state.audit_limited(state.limiter.drain());
-    eprintln!("gobuildkey serve: stopping");
-    Ok(Exit::Ok)
 }
 
 /// Starts the reloads: on SIGHUP (sent to [`Reloader::request`] by the accept loop) and
