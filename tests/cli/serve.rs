@@ -735,3 +735,37 @@ fn metrics_parse_as_prometheus_text() {
         0.0
     );
 }
+
+/// A key bound to a machine registers from the host name it is bound to (any case) and
+/// from no other; the audit line names the machine; a revoked machine is refused.
+#[test]
+fn a_machine_key_registers_from_its_host_name_only() {
+    let env = TestEnv::new().with_master();
+    let key = stdout_of(env.cmd().args(["mint", "--machine", "builder-7", ARM]));
+    let key = key.trim();
+    let server = env.serve(&["--audit", "-", "--no-watch"]);
+    let a = server.addr;
+    let from = |hostname: &str| {
+        get(
+            a,
+            &[
+                ("X-Go-Host-Type", ARM.to_owned()),
+                ("X-Go-Builder-Key", key.to_owned()),
+                ("X-Go-Builder-Hostname", hostname.to_owned()),
+            ],
+        )
+    };
+    assert_eq!(from("builder-7"), 200);
+    assert_eq!(from("Builder-7"), 200);
+    assert_eq!(from("builder-8"), 403);
+    assert_eq!(from("builder 7"), 403);
+    server.wait_for_log(r#""machine":"builder-7"}"#);
+    assert_no_secret(&server.stderr.lock().unwrap().clone(), key);
+    env.cmd()
+        .args(["revoke", "--machine", "builder-7", ARM])
+        .assert()
+        .success();
+    server.signal("HUP");
+    server.wait_for_log("reloaded the masters and the policy");
+    assert_eq!(from("builder-7"), 403);
+}
