@@ -403,8 +403,9 @@ impl Verifier {
         if !self.accepted_algorithms(principal).contains(alg) {
             return Decision::invalid(Reason::Malformed);
         }
-        let default = PrincipalState::default();
-        let state = self.policy.state_ref(principal).unwrap_or(&default);
+        // A static, not a default built and dropped on every verification.
+        static UNNAMED: PrincipalState = PrincipalState::UNNAMED;
+        let state = self.policy.state_ref(principal).unwrap_or(&UNNAMED);
         let current = state.generation;
         let previous = current
             .checked_sub(1)

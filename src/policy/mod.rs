@@ -93,6 +93,28 @@ pub struct PrincipalState {
     pub machine_keys_only: bool,
 }
 
+impl PrincipalState {
+    /// The state of a principal the policy does not name ([`PrincipalState::default`]), as a
+    /// constant: the verifier reads it on every verification of such a principal, without
+    /// building and dropping a default each time.
+    ///
+    /// ```
+    /// use gobuildkey::policy::PrincipalState;
+    ///
+    /// assert_eq!(PrincipalState::UNNAMED, PrincipalState::default());
+    /// ```
+    pub const UNNAMED: Self = Self {
+        generation: 0,
+        keep_previous: Grace::None,
+        revoked: false,
+        minted_under: None,
+        algorithms: None,
+        machines: BTreeSet::new(),
+        revoked_machines: BTreeSet::new(),
+        machine_keys_only: false,
+    };
+}
+
 /// A parsed policy, and the text it came from for edits that keep its layout.
 #[derive(Debug, Clone)]
 pub struct Policy {
