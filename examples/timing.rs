@@ -81,11 +81,7 @@ fn measure(
         let pool = inputs[class];
         buffer.clear();
         buffer.extend_from_slice(&pool[(rng.next() as usize) % pool.len()]);
-        let presented = Presented::from(&buffer[..]);
-        let presented = match machine {
-            Some(machine) => presented.from_machine(machine),
-            None => presented,
-        };
+        let presented = Presented::from(&buffer[..]).from_machine(machine);
         let start = Instant::now();
         black_box(verifier.verify(black_box(principal), black_box(presented)));
         times[class].push(start.elapsed().as_nanos() as f64);

@@ -115,11 +115,8 @@ fn answer_into(
             Err(_) => return malformed,
         },
     };
-    let presented = Presented::from(key);
-    let decision = match &machine {
-        Some(machine) => verifier.verify_at(principal, presented.from_machine(machine), now),
-        None => verifier.verify_at(principal, presented, now),
-    };
+    let presented = Presented::from(key).from_machine(machine.as_ref());
+    let decision = verifier.verify_at(principal, presented, now);
     (answer(decision.verdict), Some(decision))
 }
 

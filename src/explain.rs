@@ -483,11 +483,7 @@ fn repair(
     let Some((fixes, repaired)) = repaired(text) else {
         return Explanation::Malformed { length: text.len() };
     };
-    let again = Presented::from(repaired.as_bytes());
-    let again = match presented.machine() {
-        Some(machine) => again.from_machine(machine),
-        None => again,
-    };
+    let again = Presented::from(repaired.as_bytes()).from_machine(presented.machine());
     let then = explain(verifier, history, principal, again, now);
     Explanation::Repaired {
         fixes,

@@ -286,14 +286,15 @@ impl<'a> Presented<'a> {
     ///
     /// assert!(verifier.verify(&host, Presented::from(bytes).from_machine(&machine)).verdict.is_valid());
     /// // Not from another machine, nor without saying which machine.
-    /// let other = "builder-2".parse()?;
+    /// let other: gobuildkey::machine::Machine = "builder-2".parse()?;
     /// assert!(!verifier.verify(&host, Presented::from(bytes).from_machine(&other)).verdict.is_valid());
     /// assert!(!verifier.verify(&host, bytes).verdict.is_valid());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
-    pub fn from_machine(mut self, machine: &'a Machine) -> Self {
-        self.machine = Some(machine);
+    /// `None` (the machine unknown) leaves it presented from no machine in particular.
+    pub fn from_machine(mut self, machine: impl Into<Option<&'a Machine>>) -> Self {
+        self.machine = machine.into();
         self
     }
 

@@ -220,11 +220,7 @@ pub fn answer_from(
     else {
         return Answer::bad_request("malformed X-Go-Host-Type header\n");
     };
-    let presented = Presented::header(key);
-    let presented = match machine {
-        Some(machine) => presented.from_machine(machine),
-        None => presented,
-    };
+    let presented = Presented::header(key).from_machine(machine);
     let decision = verifier.verify_at(&principal, presented, now);
     let (status, body) = match decision.verdict {
         Verdict::Valid => (200, "ok\n"),

@@ -416,25 +416,7 @@ fn keep_alive_connections_on_every_serving_thread_are_answered_and_stopped() {
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         stream.write_all(request.as_bytes()).unwrap();
-        // Content-Length ends the answer: read up to the end of its body ("ok\n" or so).
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length: ")?
-                    .parse()
-                    .ok()
-            })
-            .unwrap();
-        stream.read_exact(&mut vec![0u8; length]).unwrap();
-        head
+        crate::server::read_answer(stream)
     };
     // Each connection answered, three times over, the others kept open meanwhile.
     for _ in 0..3 {

@@ -426,23 +426,7 @@ fn healthz_kept_alive(stream: &mut TcpStream) -> String {
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length: ")?
-                .parse()
-                .ok()
-        })
-        .unwrap();
-    stream.read_exact(&mut vec![0u8; length]).unwrap();
+    let head = crate::server::read_answer(stream);
     head.lines().next().unwrap().to_owned()
 }
 

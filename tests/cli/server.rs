@@ -152,3 +152,27 @@ impl Answer {
         })
     }
 }
+
+/// Reads one answer from a kept-alive `stream`, to the end of its body (by its
+/// `Content-Length`): its head, status line and headers.
+pub fn read_answer(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    stream.read_exact(&mut vec![0u8; length]).unwrap();
+    head
+}

@@ -45,11 +45,7 @@ pub fn run(args: &ExplainArgs) -> Result<Exit> {
         output::report("explain", &text, &fields);
         return Ok(Exit::Invalid);
     };
-    let presented = Presented::from(presented.as_slice());
-    let presented = match &args.machine {
-        Some(machine) => presented.from_machine(machine),
-        None => presented,
-    };
+    let presented = Presented::from(presented.as_slice()).from_machine(args.machine.as_ref());
     let found = explain(
         &verifier,
         &history,

@@ -40,10 +40,7 @@ pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
                 return Err(unknown(&target.principal, policy, &log).into());
             }
         }
-        match &args.machine {
-            Some(machine) => set_machine_revoked(policy, target, machine, true),
-            None => set_revoked(policy, target, true),
-        }
+        set_revoked(policy, target, args.machine.as_ref(), true)
     })?);
     Ok(Exit::Ok)
 }
@@ -52,60 +49,10 @@ pub fn revoke(args: &RevokeArgs) -> Result<Exit> {
 pub fn reinstate(args: &ReinstateArgs) -> Result<Exit> {
     let target = &args.target;
     let store = super::policy_store(&target.master, &target.edit)?;
-    report(super::edit_policy(
-        &store,
-        &target.edit,
-        |policy| match &args.machine {
-            Some(machine) => set_machine_revoked(policy, target, machine, false),
-            None => set_revoked(policy, target, false),
-        },
-    )?);
+    report(super::edit_policy(&store, &target.edit, |policy| {
+        set_revoked(policy, target, args.machine.as_ref(), false)
+    })?);
     Ok(Exit::Ok)
-}
-
-/// `revoke --machine` and `reinstate --machine`: one machine of the principal.
-fn set_machine_revoked<'a>(
-    policy: &mut Policy,
-    args: &'a PrincipalArgs,
-    machine: &Machine,
-    revoked: bool,
-) -> Result<super::Edited<Report<json::Revoke<'a>>>> {
-    let p = &args.principal;
-    let mut state = policy.state(p);
-    let command = if revoked { "revoke" } else { "reinstate" };
-    let changed = if revoked {
-        state.revoked_machines.insert(machine.clone())
-    } else {
-        state.revoked_machines.remove(machine)
-    };
-    let would = if args.edit.dry_run { "would have " } else { "" };
-    let human = match (changed, revoked) {
-        (false, true) => format!("the machine {machine} of {p} is already revoked"),
-        (false, false) => format!("the machine {machine} of {p} is not revoked"),
-        (true, true) => format!(
-            "{would}revoked the machine {machine} of {p}: nothing presented from it verifies \
-             (undo: gobuildkey reinstate --machine {machine} {p})"
-        ),
-        (true, false) => format!("{would}reinstated the machine {machine} of {p}"),
-    };
-    let mut action = None;
-    if changed {
-        policy.set_state(p, &state)?;
-        let mut logged = Action::new(command).on(p, &state);
-        logged.machine = Some(machine.as_str().to_owned());
-        action = Some(logged);
-    }
-    let fields = json::Revoke {
-        principal: p.as_str(),
-        machine: Some(machine.as_str().to_owned()),
-        revoked,
-        changed,
-        dry_run: args.edit.dry_run,
-    };
-    Ok(super::Edited {
-        value: (command, human, fields),
-        action,
-    })
 }
 
 /// `policy machine-keys-only`: refuse, or (`--off`) accept again, a principal's shared key.
@@ -154,38 +101,50 @@ fn machine_keys_only(args: &MachineKeysOnlyArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `revoke`/`reinstate` of a principal or, with `machine`, of one machine of it.
 fn set_revoked<'a>(
     policy: &mut Policy,
     args: &'a PrincipalArgs,
+    machine: Option<&Machine>,
     revoked: bool,
 ) -> Result<super::Edited<Report<json::Revoke<'a>>>> {
     let p = &args.principal;
     let mut state = policy.state(p);
     let command = if revoked { "revoke" } else { "reinstate" };
-    let changed = state.revoked != revoked;
+    let changed = match machine {
+        Some(m) if revoked => state.revoked_machines.insert(m.clone()),
+        Some(m) => state.revoked_machines.remove(m),
+        None => std::mem::replace(&mut state.revoked, revoked) != revoked,
+    };
     let would = if args.edit.dry_run { "would have " } else { "" };
-    let human = if !changed {
-        format!(
-            "{p} is already {}",
-            if revoked { "revoked" } else { "not revoked" }
-        )
-    } else if revoked {
-        format!("{would}revoked {p}: every key of it is refused (undo: gobuildkey reinstate {p})")
-    } else {
-        format!(
+    let human = match (machine, changed, revoked) {
+        (None, false, true) => format!("{p} is already revoked"),
+        (None, false, false) => format!("{p} is already not revoked"),
+        (None, true, true) => format!(
+            "{would}revoked {p}: every key of it is refused (undo: gobuildkey reinstate {p})"
+        ),
+        (None, true, false) => format!(
             "{would}reinstated {p}: its generation-{} key verifies again",
             state.generation
-        )
+        ),
+        (Some(m), false, true) => format!("the machine {m} of {p} is already revoked"),
+        (Some(m), false, false) => format!("the machine {m} of {p} is not revoked"),
+        (Some(m), true, true) => format!(
+            "{would}revoked the machine {m} of {p}: nothing presented from it verifies \
+             (undo: gobuildkey reinstate --machine {m} {p})"
+        ),
+        (Some(m), true, false) => format!("{would}reinstated the machine {m} of {p}"),
     };
     let mut action = None;
     if changed {
-        state.revoked = revoked;
         policy.set_state(p, &state)?;
-        action = Some(Action::new(command).on(p, &state));
+        let mut logged = Action::new(command).on(p, &state);
+        logged.machine = machine.map(|m| m.as_str().to_owned());
+        action = Some(logged);
     }
     let fields = json::Revoke {
         principal: p.as_str(),
-        machine: None,
+        machine: machine.map(|m| m.as_str().to_owned()),
         revoked,
         changed,
         dry_run: args.edit.dry_run,

@@ -40,11 +40,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         // Verified as the coordinator would: by the policy's record of the algorithms the
         // principal's keys may be in.
         let verifier = crate::commands::load_verifier(&args.master, None, None)?;
-        let presented = gobuildkey::key::Presented::from(key.expose_secret().as_bytes());
-        let presented = match &args.machine {
-            Some(machine) => presented.from_machine(machine),
-            None => presented,
-        };
+        let presented = gobuildkey::key::Presented::from(key.expose_secret().as_bytes())
+            .from_machine(args.machine.as_ref());
         let verdict = verifier.verify(principal, presented).verdict;
         verified = Some(verdict.is_valid());
         if let Verdict::Invalid(reason) = verdict {

@@ -31,13 +31,8 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     // Input past the bound is not read to its end, and is no key.
     let presented = presented.as_deref().map_or(&b""[..], Vec::as_slice);
     let now = jiff::Timestamp::now();
-    let decision = match &args.machine {
-        Some(machine) => {
-            let from = gobuildkey::key::Presented::from(presented).from_machine(machine);
-            verifier.verify_at(principal, from, now)
-        }
-        None => verifier.verify_at(principal, presented, now),
-    };
+    let from = gobuildkey::key::Presented::from(presented).from_machine(args.machine.as_ref());
+    let decision = verifier.verify_at(principal, from, now);
     if let Some(audit) = audit.as_mut() {
         let context = Context::new(principal, presented, now).from_machine(args.machine.as_ref());
         audit.record(&decision, &context)?;
