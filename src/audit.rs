@@ -335,6 +335,7 @@ mod tests {
             master: None,
             generation: None,
             machine: false,
+            expires: None,
         }
     }
 

@@ -127,6 +127,7 @@ fn answer(verdict: Verdict) -> &'static str {
         Verdict::Invalid(Reason::Revoked) => "deny revoked",
         Verdict::Invalid(Reason::WrongKind) => "deny kind",
         Verdict::Invalid(Reason::Malformed) => "deny malformed",
+        Verdict::Invalid(Reason::Expired) => "deny expired",
     }
 }
 

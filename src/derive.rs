@@ -16,6 +16,12 @@
 //!   endian), the machine name's length (2 bytes, big endian) and text (in lowercase), and
 //!   the machine's own generation (8 bytes, big endian; 0 until machines have generations of
 //!   their own).
+//! - An expiring token ([`Deriver::derive_token`], [`crate::token`]): the byte 0x00, the
+//!   byte `t`, the principal's length (2 bytes, big endian) and text, the generation (8
+//!   bytes, big endian), the expiry (seconds since 1970-01-01 UTC, 8 bytes, big endian), the
+//!   machine name's length (2 bytes, big endian; 0 for a token shared by every machine of the
+//!   principal) and text (in lowercase), and the machine's own generation (8 bytes, big
+//!   endian; 0).
 //!
 //! No two keys share a message: a principal's text starts with a letter or digit and has no
 //! `#`, so the first two kinds never meet (what follows `#` is a decimal without leading
@@ -144,9 +150,48 @@ impl Deriver {
         self.derive_for(principal, generation, Bound::Machine(machine))
     }
 
+    /// The expiring token of `principal` at `generation` ([`crate::token`]): valid until
+    /// `expires` (to the second) and, bound to `machine`, only when presented from it.
+    ///
+    /// ```
+    /// # use gobuildkey::derive::Deriver;
+    /// # use gobuildkey::key::Algorithm;
+    /// # let master = gobuildkey::master::MasterSecret::from_text(b"an example master, 32 bytes long")?;
+    /// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+    /// let expires: jiff::Timestamp = "2026-12-01T00:00:00Z".parse()?;
+    /// let token = deriver.derive_token(&"host-a".parse()?, 0, None, expires);
+    /// assert!(token.expose_secret().starts_with("gbk1_"));
+    /// assert_eq!(token.expires(), Some(expires));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn derive_token(
+        &self,
+        principal: &Principal,
+        generation: u64,
+        machine: Option<&Machine>,
+        expires: jiff::Timestamp,
+    ) -> BuildKey {
+        let bound = machine.map_or(Bound::Shared, Bound::Machine);
+        // Whole seconds: a moment before 1970 is no expiry a token can carry.
+        let seconds = expires.as_second().max(0);
+        let tag = with_message(
+            principal,
+            generation,
+            bound,
+            Form::Token(seconds),
+            |message| self.keyed.tag(message),
+        );
+        BuildKey::from_token(
+            crate::token::encode(seconds, tag.as_slice()),
+            self.algorithm(),
+            jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        )
+    }
+
     fn derive_for(&self, principal: &Principal, generation: u64, bound: Bound<'_>) -> BuildKey {
         BuildKey::from_mac(
-            with_message(principal, generation, bound, |message| {
+            with_message(principal, generation, bound, Form::Key, |message| {
                 self.keyed.tag(message)
             })
             .as_slice(),
@@ -157,24 +202,26 @@ impl Deriver {
     /// Whether `key` (a well-formed presented key) is the key of `principal` at
     /// `generation`, as a constant-time [`Choice`]: the verifier combines several without
     /// branching.
+    #[cfg(test)]
     pub(crate) fn key_matches(
         &self,
         principal: &Principal,
         generation: u64,
         key: &WellFormed<'_>,
     ) -> Choice {
-        self.key_matches_bound(principal, generation, Bound::Shared, key)
+        self.key_matches_bound(principal, generation, Bound::Shared, Form::Key, key)
     }
 
-    /// [`Deriver::key_matches`] for a key bound as `bound` says.
+    /// [`Deriver::key_matches`] for a key bound as `bound` says, of the form `form`.
     pub(crate) fn key_matches_bound(
         &self,
         principal: &Principal,
         generation: u64,
         bound: Bound<'_>,
+        form: Form,
         key: &WellFormed<'_>,
     ) -> Choice {
-        with_message(principal, generation, bound, |message| {
+        with_message(principal, generation, bound, form, |message| {
             self.keyed.matches(message, key)
         })
     }
@@ -202,8 +249,17 @@ pub(crate) enum Bound<'a> {
     Machine(&'a Machine),
 }
 
+/// What kind of key a MAC is for, besides what it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// A plain key: lowercase hex of the MAC.
+    Key,
+    /// An expiring token ([`crate::token`]) that expires at these seconds since the epoch.
+    Token(i64),
+}
+
 /// Builds the message (the module's documentation, "Messages") of `principal`'s key at
-/// `generation`, bound as `bound` says. The one place messages are made.
+/// `generation`, bound as `bound` says, of the form `form`. The one place messages are made.
 ///
 /// `then` gets the message in pieces, which the MAC takes one after the other (the MAC of
 /// their concatenation), so that nothing is allocated for it.
@@ -211,9 +267,26 @@ fn with_message<T>(
     principal: &Principal,
     generation: u64,
     bound: Bound<'_>,
+    form: Form,
     then: impl FnOnce(&[&[u8]]) -> T,
 ) -> T {
     let text = principal.as_str().as_bytes();
+    if let Form::Token(expires) = form {
+        let name = match bound {
+            Bound::Shared => &b""[..],
+            Bound::Machine(machine) => machine.as_str().as_bytes(),
+        };
+        return then(&[
+            &[0x00, b't'],
+            &length(text),
+            text,
+            &generation.to_be_bytes(),
+            &expires.to_be_bytes(),
+            &length(name),
+            name,
+            &0u64.to_be_bytes(),
+        ]);
+    }
     match (bound, generation) {
         (Bound::Shared, 0) => then(&[text]),
         (Bound::Shared, n) => then(&[text, b"#", itoa::Buffer::new().format(n).as_bytes()]),
@@ -328,6 +401,20 @@ pub(crate) fn well_formed(text: &[u8], alg: Algorithm) -> Option<WellFormed<'_>>
 /// `a == b` in constant time, eight bytes at a time (`subtle` on `u64`s: one optimisation
 /// barrier a word instead of one a byte, a fifth of the cost for a key); texts of different
 /// lengths are unequal.
+/// The presented text (already trimmed) as something the verifier compares: a plain key of
+/// the algorithm its length tells, or a well-formed expiring token ([`crate::token`]: its
+/// checksum checked before any MAC is computed). `None` when it is neither.
+pub(crate) fn presented_form(text: &[u8]) -> Option<(Algorithm, WellFormed<'_>, Form)> {
+    if crate::token::is_token(text) {
+        let fields = crate::token::parse(text).ok()?;
+        let key = well_formed(fields.mac_hex, fields.alg)?;
+        return Some((fields.alg, key, Form::Token(fields.expires)));
+    }
+    Algorithm::ALL
+        .into_iter()
+        .find_map(|alg| well_formed(text, alg).map(|key| (alg, key, Form::Key)))
+}
+
 fn ct_eq_words(a: &[u8], b: &[u8]) -> Choice {
     if a.len() != b.len() {
         return Choice::from(0);
@@ -379,9 +466,17 @@ mod tests {
     }
 
     fn message(principal: &Principal, generation: u64, bound: Bound<'_>) -> Vec<u8> {
-        with_message(principal, generation, bound, |pieces: &[&[u8]]| {
-            pieces.concat()
-        })
+        message_of(principal, generation, bound, Form::Key)
+    }
+
+    fn message_of(principal: &Principal, generation: u64, bound: Bound<'_>, form: Form) -> Vec<u8> {
+        with_message(
+            principal,
+            generation,
+            bound,
+            form,
+            |pieces: &[&[u8]]| pieces.concat(),
+        )
     }
 
     #[test]
@@ -407,6 +502,27 @@ mod tests {
         assert_eq!(message(&p("host-x"), 3, Bound::Machine(&machine)), expected);
     }
 
+    #[test]
+    fn a_tokens_message_is_as_documented() {
+        let machine: Machine = "Builder-1".parse().unwrap();
+        let mut shared = vec![0x00, b't', 0, 6];
+        shared.extend_from_slice(b"host-x");
+        shared.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 3]);
+        shared.extend_from_slice(&[0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00]);
+        let mut bound = shared.clone();
+        shared.extend_from_slice(&[0, 0]);
+        shared.extend_from_slice(&[0; 8]);
+        bound.extend_from_slice(&[0, 9]);
+        bound.extend_from_slice(b"builder-1");
+        bound.extend_from_slice(&[0; 8]);
+        let token = Form::Token(1_700_000_000);
+        assert_eq!(message_of(&p("host-x"), 3, Bound::Shared, token), shared);
+        assert_eq!(
+            message_of(&p("host-x"), 3, Bound::Machine(&machine), token),
+            bound
+        );
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
@@ -414,14 +530,19 @@ mod tests {
         /// (names drawn from small alphabets, so that near misses are common).
         #[test]
         fn no_two_keys_share_a_message(
-            a in ("[a-z0-9][a-z0-9#.m_-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}")),
-            b in ("[a-z0-9][a-z0-9#.m_-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}")),
+            a in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}"), proptest::option::of(0i64..3)),
+            b in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}"), proptest::option::of(0i64..3)),
         ) {
-            let key = |(name, generation, machine): &(String, u64, Option<String>)| {
+            type Drawn = (String, u64, Option<String>, Option<i64>);
+            let key = |(name, generation, machine, expires): &Drawn| {
                 let principal = Principal::new(name).ok()?;
                 let machine = machine.as_deref().map(|m| Machine::new(m).unwrap());
                 let bound = machine.as_ref().map_or(Bound::Shared, Bound::Machine);
-                Some((message(&principal, *generation, bound), (principal, *generation, machine)))
+                let form = expires.map_or(Form::Key, Form::Token);
+                Some((
+                    message_of(&principal, *generation, bound, form),
+                    (principal, *generation, machine, form),
+                ))
             };
             if let (Some((ma, ka)), Some((mb, kb))) = (key(&a), key(&b)) {
                 proptest::prop_assert_eq!(ma == mb, ka == kb, "{:?} {:?}", ka, kb);

@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use zeroize::Zeroizing;
 
-use crate::derive::{Bound, well_formed};
+use crate::derive::{Bound, presented_form};
 use crate::fingerprint::Fingerprint;
 use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::machine::Machine;
@@ -231,6 +231,15 @@ pub enum Explanation {
     /// key the search finds: a key bound to a machine (`mint --machine`), which is not
     /// recognised without the machine's name.
     Logged(Minted),
+    /// An expiring token of the principal ([`crate::token`]), its own current one, past
+    /// its expiry and the clock skew allowed.
+    Expired {
+        /// When it expired.
+        expires: Timestamp,
+    },
+    /// It starts as an expiring token does (`gbk1_`) and is not a well-formed one: a
+    /// character changed or lost, found by its checksum before any MAC.
+    BadToken(crate::token::TokenFormatError),
     /// Not in the form of any key, even repaired.
     Malformed {
         /// Its length in bytes, after trimming.
@@ -311,6 +320,9 @@ pub fn explain<'a>(
                 Explanation::SharedRefused
             } else {
                 match decision.verdict {
+                    Verdict::Invalid(Reason::Expired) => Explanation::Expired {
+                        expires: decision.expires.unwrap_or(Timestamp::UNIX_EPOCH),
+                    },
                     Verdict::Invalid(reason) => Explanation::Refused(reason),
                     Verdict::Valid => Explanation::Refused(Reason::Mismatch),
                 }
@@ -368,9 +380,7 @@ fn identify(
     principal: &Principal,
     presented: Presented<'_>,
 ) -> Option<(Algorithm, Option<Whose>)> {
-    let (algorithm, key) = Algorithm::ALL
-        .iter()
-        .find_map(|&alg| well_formed(presented.text(), alg).map(|key| (alg, key)))?;
+    let (algorithm, key, form) = presented_form(presented.text())?;
     // The principal asked about first: a key is most often its own.
     let own = verifier.policy().state(principal).generation;
     let others = verifier
@@ -394,7 +404,7 @@ fn identify(
     let matches = |p: &Principal, g: u64, bound: Bound<'_>| {
         verifier
             .derivers(algorithm)
-            .any(|d| d.key_matches_bound(p, g, bound, &key).into())
+            .any(|d| d.key_matches_bound(p, g, bound, form, &key).into())
     };
     let searched =
         |highest: u64| (highest.saturating_sub(GENERATIONS_SEARCHED - 1)..=highest).rev();
@@ -464,9 +474,7 @@ pub fn repaired(presented: &[u8]) -> Option<(Vec<Fix>, Zeroizing<String>)> {
         repaired = Zeroizing::new(repaired.to_ascii_lowercase());
         fixes.push(Fix::Lowercased);
     }
-    let is_key = Algorithm::ALL
-        .iter()
-        .any(|&alg| well_formed(repaired.as_bytes(), alg).is_some());
+    let is_key = presented_form(repaired.as_bytes()).is_some();
     (!fixes.is_empty() && is_key).then_some((fixes, repaired))
 }
 
@@ -481,6 +489,11 @@ fn repair(
 ) -> Explanation {
     let text = presented.text();
     let Some((fixes, repaired)) = repaired(text) else {
+        if crate::token::is_token(text)
+            && let Err(error) = crate::token::parse(text)
+        {
+            return Explanation::BadToken(error);
+        }
         return Explanation::Malformed { length: text.len() };
     };
     let again = Presented::from(repaired.as_bytes()).from_machine(presented.machine());

@@ -347,6 +347,8 @@ impl fmt::Debug for Presented<'_> {
 pub struct BuildKey {
     text: Zeroizing<String>,
     alg: Algorithm,
+    /// When it stops being valid, for an expiring token ([`crate::token`]).
+    expires: Option<jiff::Timestamp>,
 }
 
 impl BuildKey {
@@ -367,11 +369,15 @@ impl BuildKey {
     /// [`KeyFormatError`] when the text is not a well-formed key. The error never contains
     /// the text.
     pub fn parse(raw: &[u8]) -> Result<Self, KeyFormatError> {
-        let (text, alg) = key_text(raw)?;
+        let (text, alg, expires) = key_text(raw)?;
         let mut owned = Zeroizing::new(String::with_capacity(text.len()));
-        // `key_text` admits only ASCII hex digits, so every byte is a char.
+        // `key_text` admits only ASCII (hex digits, a token's prefix), so every byte is a char.
         owned.extend(text.iter().map(|&b| char::from(b)));
-        Ok(Self { text: owned, alg })
+        Ok(Self {
+            text: owned,
+            alg,
+            expires,
+        })
     }
 
     /// The key whose MAC is `mac` (computed with `alg`): its lowercase hex.
@@ -379,7 +385,28 @@ impl BuildKey {
         Self {
             text: hex_of(mac),
             alg,
+            expires: None,
         }
+    }
+
+    /// The expiring token `text` (made by [`crate::token`]), valid until `expires`.
+    pub(crate) fn from_token(
+        text: Zeroizing<String>,
+        alg: Algorithm,
+        expires: jiff::Timestamp,
+    ) -> Self {
+        Self {
+            text,
+            alg,
+            expires: Some(expires),
+        }
+    }
+
+    /// When the key stops being valid: `Some` for an expiring token ([`crate::token`]),
+    /// `None` for a plain key.
+    #[must_use]
+    pub fn expires(&self) -> Option<jiff::Timestamp> {
+        self.expires
     }
 
     /// The algorithm the key's length says it was minted with.
@@ -427,19 +454,27 @@ impl fmt::Debug for BuildKey {
     }
 }
 
+/// What a well-formed key text is: its algorithm and, for a token, its expiry.
+type KeyText<'a> = (&'a [u8], Algorithm, Option<jiff::Timestamp>);
+
 /// The one rule of what a well-formed key looks like: after trimming, 64 or 32 lowercase
-/// hex digits. Returns the trimmed text and the algorithm its length implies.
-fn key_text(raw: &[u8]) -> Result<(&[u8], Algorithm), KeyFormatError> {
+/// hex digits, or an expiring token ([`crate::token`]). Returns the trimmed text, the
+/// algorithm its length implies and a token's expiry.
+fn key_text(raw: &[u8]) -> Result<KeyText<'_>, KeyFormatError> {
     let text = trim_space(raw);
     if text.is_empty() {
         return Err(KeyFormatError::Empty);
+    }
+    if crate::token::is_token(text) {
+        let fields = crate::token::parse(text).map_err(KeyFormatError::Token)?;
+        return Ok((text, fields.alg, Some(fields.expires_at())));
     }
     let alg =
         Algorithm::from_hex_len(text.len()).ok_or(KeyFormatError::Length { found: text.len() })?;
     if !text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(KeyFormatError::NotLowercaseHex);
     }
-    Ok((text, alg))
+    Ok((text, alg, None))
 }
 
 /// Why a text is not a well-formed build key. Never carries the text itself.
@@ -466,6 +501,9 @@ pub enum KeyFormatError {
     /// A character other than `0-9` and `a-f`.
     #[error("the key has characters other than 0-9 and a-f: a build key is lowercase hex digits")]
     NotLowercaseHex,
+    /// It starts as an expiring token does (`gbk1_`) and is not a well-formed one.
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenFormatError),
 }
 
 /// Lowercase hex of `bytes`, encoded in constant time (`base16ct`: no table indexed by the

@@ -78,6 +78,7 @@ pub mod reload;
 pub mod secret_file;
 pub mod service;
 pub mod text;
+pub mod token;
 pub mod trust;
 pub mod verifier;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use crate::derive::{Bound, Deriver, well_formed};
+use crate::derive::{Bound, Deriver, Form, presented_form};
 use crate::fingerprint::Fingerprint;
 use crate::key::{Algorithm, AlgorithmSet, Presented};
 use crate::master::{MasterSecret, MasterSource};
@@ -45,10 +45,13 @@ pub enum Reason {
     /// The principal is not of the kind this verifier accepts (a `user-` token presented
     /// as a host, say).
     WrongKind,
+    /// An expiring token ([`crate::token`]) past its expiry and the clock skew allowed.
+    Expired,
 }
 
 impl Reason {
-    /// A one-word name for logs and protocols: `invalid`, `malformed`, `revoked`, `kind`.
+    /// A one-word name for logs and protocols: `invalid`, `malformed`, `revoked`, `kind`,
+    /// `expired`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +59,7 @@ impl Reason {
             Self::Malformed => "malformed",
             Self::Revoked => "revoked",
             Self::WrongKind => "kind",
+            Self::Expired => "expired",
         }
     }
 }
@@ -79,6 +83,9 @@ pub struct Decision {
     /// Whether the key is bound to the machine it was presented from, rather than the
     /// principal's key shared by all its machines (valid keys only).
     pub machine: bool,
+    /// When the key stops being valid, for an expiring token ([`crate::token`]); also
+    /// given for a token refused as [`Reason::Expired`] (the token says it openly).
+    pub expires: Option<Timestamp>,
 }
 
 impl Decision {
@@ -88,6 +95,7 @@ impl Decision {
             master: None,
             generation: None,
             machine: false,
+            expires: None,
         }
     }
 }
@@ -127,6 +135,8 @@ pub struct Verifier {
     masters: Vec<Accepted>,
     policy: Policy,
     kind: Option<Kind>,
+    /// How long after its expiry a token is still accepted.
+    skew: Duration,
 }
 
 /// A master and the algorithms its keys are accepted in, with a keyed state for each.
@@ -170,6 +180,7 @@ impl Verifier {
             masters: vec![Accepted::new(primary, AlgorithmSet::ALL)],
             policy,
             kind: None,
+            skew: crate::token::DEFAULT_CLOCK_SKEW,
         }
     }
 
@@ -222,6 +233,7 @@ impl Verifier {
             masters,
             policy,
             kind: None,
+            skew: crate::token::DEFAULT_CLOCK_SKEW,
         })
     }
 
@@ -290,6 +302,20 @@ impl Verifier {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Accepts an expiring token up to `skew` after its expiry (a verifier's clock behind
+    /// the minter's); [`crate::token::DEFAULT_CLOCK_SKEW`] unless set.
+    #[must_use]
+    pub fn with_clock_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The clock skew allowed to expiring tokens ([`Verifier::with_clock_skew`]).
+    #[must_use]
+    pub fn clock_skew(&self) -> Duration {
+        self.skew
     }
 
     /// Refuses principals of any other kind (reason [`Reason::WrongKind`]).
@@ -387,22 +413,28 @@ impl Verifier {
         &self,
         principal: &Principal,
         presented: Presented<'_>,
-        now: impl FnOnce() -> Timestamp,
+        now: impl Fn() -> Timestamp,
     ) -> Decision {
         if self.kind.is_some_and(|kind| principal.kind() != kind) {
             return Decision::invalid(Reason::WrongKind);
         }
-        // The length tells the algorithm: the text is a key of at most one.
-        let text = presented.text();
-        let Some((alg, key)) = Algorithm::ALL
-            .iter()
-            .find_map(|&alg| well_formed(text, alg).map(|key| (alg, key)))
-        else {
+        // The length tells the algorithm: the text is a key of at most one. A token's
+        // checksum is checked here, before any MAC.
+        let Some((alg, key, form)) = presented_form(presented.text()) else {
             return Decision::invalid(Reason::Malformed);
         };
         if !self.accepted_algorithms(principal).contains(alg) {
             return Decision::invalid(Reason::Malformed);
         }
+        // A token's expiry is public (it is in the token): one that no minted token has is
+        // refused before any MAC, as a malformed one is.
+        let expires = match form {
+            Form::Token(expires) if crate::token::too_far(expires, now(), self.skew) => {
+                return Decision::invalid(Reason::Malformed);
+            }
+            Form::Token(expires) => Some(expires),
+            Form::Key => None,
+        };
         // A static, not a default built and dropped on every verification.
         static UNNAMED: PrincipalState = PrincipalState::UNNAMED;
         let state = self.policy.state_ref(principal).unwrap_or(&UNNAMED);
@@ -427,10 +459,11 @@ impl Verifier {
             for g in std::iter::once(current).chain(previous) {
                 // Computed even where the policy accepts machine keys only, so that the time
                 // taken does not tell which kind of key was presented.
-                let shared = deriver.key_matches(principal, g, &key) & shared_accepted;
+                let shared = deriver.key_matches_bound(principal, g, Bound::Shared, form, &key)
+                    & shared_accepted;
                 // From a known machine, its own key too: both computed, whichever matches.
                 let own = presented.machine().map_or(Choice::from(0), |machine| {
-                    deriver.key_matches_bound(principal, g, Bound::Machine(machine), &key)
+                    deriver.key_matches_bound(principal, g, Bound::Machine(machine), form, &key)
                 });
                 let hit = shared | own;
                 found |= hit;
@@ -446,6 +479,17 @@ impl Verifier {
             .is_some_and(|machine| state.revoked_machines.contains(machine));
         if state.revoked || machine_revoked {
             return Decision::invalid(Reason::Revoked);
+        }
+        // Expired whether or not its MAC matched: the answer tells an outsider nothing the
+        // token does not say openly.
+        let expires_at = expires.and_then(|seconds| Timestamp::from_second(seconds).ok());
+        if let Some(expires) = expires_at
+            && crate::token::has_expired(expires, now(), self.skew)
+        {
+            return Decision {
+                expires: expires_at,
+                ..Decision::invalid(Reason::Expired)
+            };
         }
         if !bool::from(found) {
             return Decision::invalid(Reason::Mismatch);
@@ -464,6 +508,7 @@ impl Verifier {
             master,
             generation: Some(generation),
             machine: bound.into(),
+            expires: expires_at,
         }
     }
 }
@@ -832,5 +877,177 @@ mod tests {
         let shown = format!("{:?}", Verifier::new(&m, Algorithm::HmacSha256));
         assert!(!shown.contains("primary master"), "{shown}");
         assert!(shown.contains(m.fingerprint().as_str()), "{shown}");
+    }
+
+    /// Expiring tokens: valid through their expiry and the skew, then `expired` whether or
+    /// not their MAC matches (the answer tells nothing the token does not say); refused with
+    /// their principal, at a generation rotated past, from another machine, or as another
+    /// principal's; a changed character is malformed before any MAC; a claimed lifetime no
+    /// token has is malformed.
+    #[test]
+    fn tokens_expire_and_obey_every_rule_keys_obey() {
+        let m = master("an example master, 32 bytes long");
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let host = p("host-a");
+        let expires = Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let token = d.derive_token(&host, 0, None, expires);
+        let token = token.expose_secret().as_bytes();
+        let v = Verifier::new(&m, Algorithm::HmacSha256);
+        let strict = v.clone().with_clock_skew(Duration::ZERO);
+
+        let valid = v.verify_at(&host, token, at(-3600));
+        assert!(valid.verdict.is_valid(), "{valid:?}");
+        assert_eq!(valid.expires, Some(expires));
+        assert_eq!(valid.generation, Some(0));
+        assert!(strict.verify_at(&host, token, at(0)).verdict.is_valid());
+        let late = strict.verify_at(&host, token, at(1));
+        assert_eq!(late.verdict, Verdict::Invalid(Reason::Expired));
+        assert_eq!(late.expires, Some(expires));
+        assert!(v.verify_at(&host, token, at(60)).verdict.is_valid());
+        assert_eq!(
+            v.verify_at(&host, token, at(61)).verdict,
+            Verdict::Invalid(Reason::Expired)
+        );
+        // Another principal's token: invalid while unexpired, expired after, as its own.
+        assert_eq!(
+            v.verify_at(&p("host-b"), token, at(0)).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        assert_eq!(
+            v.verify_at(&p("host-b"), token, at(61)).verdict,
+            Verdict::Invalid(Reason::Expired)
+        );
+        // A forged token (right checksum, wrong MAC) past its expiry: the same answer.
+        let forged = crate::token::encode(expires.as_second(), &[7; 32]);
+        assert_eq!(
+            v.verify_at(&host, forged.as_bytes(), at(61)).verdict,
+            Verdict::Invalid(Reason::Expired)
+        );
+        assert_eq!(
+            v.verify_at(&host, forged.as_bytes(), at(0)).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        // A changed character, a plain key's rule for what is not a token.
+        let mut typo = token.to_vec();
+        typo[20] = if typo[20] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            v.verify_at(&host, &typo[..], at(0)).verdict,
+            Verdict::Invalid(Reason::Malformed)
+        );
+        // Revoked, rotated, machine-bound, machine keys only.
+        let mut policy = Policy::none();
+        policy
+            .set_state(
+                &host,
+                &PrincipalState {
+                    revoked: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let revoked = v.clone().with_policy(policy);
+        assert_eq!(
+            revoked.verify_at(&host, token, at(0)).verdict,
+            Verdict::Invalid(Reason::Revoked)
+        );
+        let mut policy = Policy::none();
+        policy
+            .set_state(
+                &host,
+                &PrincipalState {
+                    generation: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let rotated = v.clone().with_policy(policy);
+        assert_eq!(
+            rotated.verify_at(&host, token, at(0)).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        let g1 = d.derive_token(&host, 1, None, expires);
+        assert!(
+            rotated
+                .verify_at(&host, g1.expose_secret(), at(0))
+                .verdict
+                .is_valid()
+        );
+        let one: Machine = "builder-1".parse().unwrap();
+        let bound = d.derive_token(&host, 0, Some(&one), expires);
+        let bound = bound.expose_secret().as_bytes();
+        let from = Presented::from(bound).from_machine(&one);
+        let decision = v.verify_at(&host, from, at(0));
+        assert!(
+            decision.verdict.is_valid() && decision.machine,
+            "{decision:?}"
+        );
+        assert_eq!(
+            v.verify_at(&host, bound, at(0)).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        let mut policy = Policy::none();
+        policy
+            .set_state(
+                &host,
+                &PrincipalState {
+                    machine_keys_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let only = v.clone().with_policy(policy);
+        assert_eq!(
+            only.verify_at(&host, token, at(0)).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        assert!(only.verify_at(&host, from, at(0)).verdict.is_valid());
+        // A plain key of the same principal is not its token, nor the reverse.
+        let key = d.derive(&host);
+        assert!(
+            v.verify_at(&host, key.expose_secret(), at(0))
+                .verdict
+                .is_valid()
+        );
+        assert_eq!(v.verify_at(&host, key.expose_secret(), at(0)).expires, None);
+    }
+
+    /// A token that claims a lifetime no minted token has (more than 366 days and the
+    /// skew) is refused as malformed; an HMAC-MD5 token is refused where HMAC-SHA256 only
+    /// is accepted.
+    #[test]
+    fn a_far_future_token_and_a_token_of_another_algorithm_are_malformed() {
+        let m = master("an example master, 32 bytes long");
+        let host = p("host-a");
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let lifetime = i64::try_from(crate::token::MAX_LIFETIME.as_secs()).unwrap();
+        let in_ = |s: i64| Timestamp::from_second(now.as_second() + s).unwrap();
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let v = Verifier::new(&m, Algorithm::HmacSha256);
+        let longest = d.derive_token(&host, 0, None, in_(lifetime + 60));
+        assert!(
+            v.verify_at(&host, longest.expose_secret(), now)
+                .verdict
+                .is_valid()
+        );
+        let far = d.derive_token(&host, 0, None, in_(lifetime + 61));
+        assert_eq!(
+            v.verify_at(&host, far.expose_secret(), now).verdict,
+            Verdict::Invalid(Reason::Malformed)
+        );
+        let md5 = Deriver::new(&m, Algorithm::HmacMd5).derive_token(&host, 0, None, in_(60));
+        assert_eq!(md5.expose_secret().len(), 61);
+        let sha_only = v.clone().only_algorithm(Algorithm::HmacSha256);
+        assert_eq!(
+            sha_only.verify_at(&host, md5.expose_secret(), now).verdict,
+            Verdict::Invalid(Reason::Malformed)
+        );
+        let md5_farm = Verifier::new(&m, Algorithm::HmacMd5);
+        assert!(
+            md5_farm
+                .verify_at(&host, md5.expose_secret(), now)
+                .verdict
+                .is_valid()
+        );
     }
 }

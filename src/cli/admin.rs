@@ -302,6 +302,9 @@ pub struct ExplainArgs {
     pub machine: Option<Machine>,
 
     #[command(flatten)]
+    pub skew: SkewArgs,
+
+    #[command(flatten)]
     pub master: MasterArgs,
 }
 
@@ -373,6 +376,16 @@ pub struct MintArgs {
     /// (the agent's X-Go-Builder-Hostname; `verify --machine`, a batch line's third field)
     #[arg(long, value_name = "NAME", value_parser = MachineParser)]
     pub machine: Option<Machine>,
+
+    /// Mint an expiring token (gbk1_…) instead of a plain key, valid for DURATION from now:
+    /// 24h, 90m, 7d, at most 366 days. Every mint of a token is logged
+    #[arg(long, value_name = "DURATION", value_parser = Plain(duration_parser), conflicts_with = "expires_at")]
+    pub expires_in: Option<jiff::Span>,
+
+    /// Mint an expiring token valid until DATE: a future date (2026-12-01, meaning 00:00 UTC)
+    /// or date and time (2026-12-01T12:00:00Z), within 366 days
+    #[arg(long, value_name = "DATE", value_parser = Plain(moment_parser))]
+    pub expires_at: Option<jiff::Timestamp>,
 
     #[command(flatten)]
     pub out: KeyOutputArgs,

@@ -88,6 +88,9 @@ pub struct ServeArgs {
     pub no_watch: bool,
 
     #[command(flatten)]
+    pub skew: SkewArgs,
+
+    #[command(flatten)]
     pub master: MasterArgs,
 }
 
@@ -157,6 +160,9 @@ pub struct VerifyArgs {
     /// changes
     #[arg(long, conflicts_with = "principal")]
     pub no_watch: bool,
+
+    #[command(flatten)]
+    pub skew: SkewArgs,
 
     #[command(flatten)]
     pub master: MasterArgs,

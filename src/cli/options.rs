@@ -14,6 +14,15 @@ use gobuildkey::principal::Principal;
 
 use super::parsers::*;
 
+// What every verifier of expiring tokens takes (verify, serve, explain).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SkewArgs {
+    /// Accept an expiring token (gbk1_…) this long past its expiry, for a clock behind the
+    /// minter's: 0s, 60s, 5m, at most 1h
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = Plain(skew_parser))]
+    pub clock_skew: Duration,
+}
+
 // What every command that changes the policy or the master takes.
 #[derive(Debug, Clone, Args)]
 pub struct EditArgs {

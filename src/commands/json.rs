@@ -55,6 +55,9 @@ pub struct Mint<'a, R = ()> {
     /// With `--machine` only: the machine the key is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<&'a str>,
+    /// With `--expires-in`/`--expires-at` only: when the token expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// The key's generation.
     pub generation: u64,
     /// The key's algorithm.
@@ -88,7 +91,7 @@ pub struct Verify<'a> {
     pub principal: &'a str,
     /// The verdict.
     pub valid: bool,
-    /// Why not: `invalid`, `malformed`, `revoked`, `kind`; `None` when valid.
+    /// Why not: `invalid`, `malformed`, `revoked`, `kind`, `expired`; `None` when valid.
     pub reason: Option<&'static str>,
     /// The fingerprint of the master the key was minted under (valid keys only).
     pub master: Option<&'a str>,
@@ -96,6 +99,9 @@ pub struct Verify<'a> {
     pub generation: Option<u64>,
     /// The machine the key is bound to (valid machine keys only, `--machine`).
     pub machine: Option<&'a str>,
+    /// When the token expires or expired (RFC 3339): a valid token, or one refused as
+    /// `expired`; `None` for a plain key.
+    pub expires: Option<String>,
 }
 
 /// `explain`: what a key is; the fields that do not apply to the finding are left out.
@@ -106,8 +112,9 @@ pub struct Explain<'a> {
     /// Whether it verifies as written.
     pub valid: bool,
     /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `other-machine`,
-    /// `shared-refused`, `machine-revoked`, `retired-master`, `minted`, `malformed`,
-    /// `unknown`, `refused`: of the key as written, or as repaired when `fixes` is not empty.
+    /// `shared-refused`, `machine-revoked`, `retired-master`, `minted`, `expired`,
+    /// `bad-token`, `malformed`, `unknown`, `refused`: of the key as written, or as repaired
+    /// when `fixes` is not empty.
     pub finding: &'static str,
     /// How the key had to be repaired first: `joined` (whitespace inside removed),
     /// `lowercased`.
@@ -195,6 +202,8 @@ pub struct Check<'a> {
     pub algorithm: Option<&'static str>,
     /// The key's fingerprint, when a key could be read.
     pub fingerprint: Option<&'a str>,
+    /// When the token in the file expires (RFC 3339); `None` for a plain key.
+    pub expires: Option<String>,
     /// Whether the key verifies (`--verify` only).
     pub verified: Option<bool>,
     /// Every problem, each with its fix.
@@ -536,6 +545,7 @@ mod tests {
             algorithm: Some("hmac-sha256".into()),
             master: Some("SHA256:dbbf3b9776cdffb3".into()),
             key: Some("SHA256:0123456789abcdef".into()),
+            expires: Some("2026-12-01T12:00:00Z".into()),
             reason: Some("why".into()),
             state: Some(StateRecord {
                 generation: 1,
@@ -565,6 +575,7 @@ mod tests {
             algorithm: None,
             master: None,
             key: None,
+            expires: None,
             reason: None,
             state: None,
             keyring: None,
@@ -585,6 +596,7 @@ mod tests {
                 principal: "host-a",
                 // `mint --machine` only: `rotate` has no machine keys (yet).
                 machine: (std::mem::size_of::<R>() == 0).then_some("builder-1"),
+                expires: (std::mem::size_of::<R>() == 0).then(|| "2026-12-01T12:00:00Z".to_owned()),
                 generation: 1,
                 algorithm: "hmac-sha256",
                 fingerprint: fp,
@@ -649,6 +661,7 @@ mod tests {
                     master: Some(fp),
                     generation: Some(0),
                     machine: Some("builder-1"),
+                    expires: Some("2026-12-01T12:00:00Z".into()),
                 },
             ),
             sample(
@@ -683,6 +696,7 @@ mod tests {
                     rule: "per-host".into(),
                     algorithm: Some("hmac-sha256"),
                     fingerprint: Some(fp),
+                    expires: Some("2026-12-01T12:00:00Z".into()),
                     verified: None,
                     problems: &strings,
                     warnings: &strings,
@@ -1205,6 +1219,7 @@ mod tests {
         let mint = Mint {
             principal: "host-a",
             machine: None,
+            expires: None,
             generation: 0,
             algorithm: "hmac-sha256",
             fingerprint: "SHA256:dbbf3b9776cdffb3",
@@ -1219,6 +1234,7 @@ mod tests {
         let rotate = Mint {
             principal: mint.principal,
             machine: None,
+            expires: None,
             generation: mint.generation,
             algorithm: mint.algorithm,
             fingerprint: mint.fingerprint,

@@ -45,5 +45,6 @@ mod server;
 mod service_managers;
 mod snapshots;
 mod terminal;
+mod tokens;
 mod trust;
 mod verify;

@@ -15,7 +15,8 @@ use crate::output;
 
 /// Loads the masters, the policy and the action log, reads the key, and says what it is.
 pub fn run(args: &ExplainArgs) -> Result<Exit> {
-    let verifier = crate::commands::load_verifier(&args.master, None, Some(&args.principal))?;
+    let verifier = crate::commands::load_verifier(&args.master, None, Some(&args.principal))?
+        .with_clock_skew(args.skew.clock_skew);
     let log = ActionLog::beside(&args.master.policy_path()?);
     // No log (a farm that never had one) is no history; an unreadable line is left out.
     let history = if log.exists() {
@@ -233,6 +234,20 @@ fn describe(
                 minted.master,
                 minted.principal
             )
+        }
+        Explanation::Expired { expires } => {
+            fields.finding = "expired";
+            fields.time = Some(expires.to_string());
+            format!(
+                "not valid: the expiring token of {principal}, its current one, expired at \
+                 {expires}: give the builder a new one \
+                 (`gobuildkey mint --expires-in 24h {principal}`), or a verifier whose clock \
+                 is behind may need `--clock-skew`"
+            )
+        }
+        Explanation::BadToken(error) => {
+            fields.finding = "bad-token";
+            format!("not a token: {error}; nothing was computed with the masters")
         }
         Explanation::Malformed { length } => {
             fields.finding = "malformed";

@@ -6,6 +6,8 @@ use gobuildkey::derive::Deriver;
 use gobuildkey::key::BuildKey;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::Policy;
+use gobuildkey::token::MAX_LIFETIME;
+use jiff::Timestamp;
 
 use crate::cli::MintArgs;
 use crate::exit::{Exit, Refused};
@@ -14,21 +16,41 @@ use crate::exit::{Exit, Refused};
 /// it must record something new — a principal it does not name yet, or a key minted under
 /// another master than the one recorded — and then under its lock.
 pub fn run(args: &MintArgs) -> Result<Exit> {
+    // An expiry, if asked for, checked before the master is read.
+    let expires = expiry(args)?;
     let master = args.master.load()?;
     let store = super::policy_store(&args.master, &args.edit)?;
-    let (key, generation) = match mint(&store.read()?, args, &master)? {
-        // Nothing new to record: no lock, no write.
-        (key, generation, false) => (key, generation),
+    let (key, generation) = match mint(&store.read()?, args, &master, expires)? {
+        // Nothing new to record: no lock, no write. A token is always logged (below).
+        (key, generation, false) if expires.is_none() => (key, generation),
         // Again under the lock, from the policy as it is now (a rotation may have landed).
-        (_, _, true) => super::edit_policy(&store, &args.edit, |policy| {
-            let (key, generation, _) = mint(policy, args, &master)?;
+        _ => super::edit_policy(&store, &args.edit, |policy| {
+            let (key, generation, _) = mint(policy, args, &master, expires)?;
             let mut state = policy.state(&args.principal);
             // A machine's own key: the policy lists the machine (`policy`, `explain`).
             state.machines.extend(args.machine.clone());
-            let mut action =
-                super::record_minted(policy, "mint", &args.principal, state, &master, &key)?;
+            let mut action = super::record_minted(
+                policy,
+                "mint",
+                &args.principal,
+                state.clone(),
+                &master,
+                &key,
+            )?;
+            if action.is_none() && expires.is_some() {
+                // The policy already says all this; the log still records the token, so
+                // that `explain` and `scan` know whose it is.
+                action = Some(super::minted_action(
+                    "mint",
+                    &args.principal,
+                    &state,
+                    &master,
+                    &key,
+                ));
+            }
             if let Some(action) = action.as_mut() {
                 action.machine = args.machine.as_ref().map(|m| m.as_str().to_owned());
+                action.expires = key.expires().map(|t| t.to_string());
             }
             Ok(super::Edited {
                 value: (key, generation),
@@ -51,7 +73,12 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
 
 /// The key `policy` gives the principal, its generation, and whether the policy has yet to
 /// record it.
-fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(BuildKey, u64, bool)> {
+fn mint(
+    policy: &Policy,
+    args: &MintArgs,
+    master: &MasterSecret,
+    expires: Option<Timestamp>,
+) -> Result<(BuildKey, u64, bool)> {
     let state = policy.state(&args.principal);
     if state.revoked {
         return Err(Refused::new(
@@ -65,13 +92,49 @@ fn mint(policy: &Policy, args: &MintArgs, master: &MasterSecret) -> Result<(Buil
     }
     let alg = args.alg.unwrap_or(policy.default_algorithm());
     let deriver = Deriver::new(master, alg);
-    let key = match &args.machine {
-        Some(machine) => deriver.derive_machine(&args.principal, state.generation, machine),
-        None => deriver.derive_generation(&args.principal, state.generation),
+    let key = match (&args.machine, expires) {
+        (machine, Some(expires)) => {
+            deriver.derive_token(&args.principal, state.generation, machine.as_ref(), expires)
+        }
+        (Some(machine), None) => deriver.derive_machine(&args.principal, state.generation, machine),
+        (None, None) => deriver.derive_generation(&args.principal, state.generation),
     };
     let generation = state.generation;
     let mut wanted = super::minted_state(policy, &args.principal, state, master, alg);
     wanted.machines.extend(args.machine.clone());
     let recorded = policy.state_ref(&args.principal) == Some(&wanted);
     Ok((key, generation, !recorded))
+}
+
+/// The expiry `--expires-in` or `--expires-at` asks for, to the second: after now, and at
+/// most [`MAX_LIFETIME`] from now (a key that lives longer is a plain key).
+fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
+    let now = Timestamp::now();
+    let (expires, flag) = match (args.expires_in, args.expires_at) {
+        (Some(length), _) => (super::moment_after(length, "--expires-in")?, "--expires-in"),
+        (None, Some(at)) => (at, "--expires-at"),
+        (None, None) => return Ok(None),
+    };
+    // Whole seconds, as the token carries them: rounded down, never later than asked.
+    let expires = Timestamp::from_second(expires.as_second()).unwrap_or(expires);
+    if expires <= now {
+        return Err(Refused::new(
+            Exit::Usage,
+            format!(
+                "{flag}: {expires} is not in the future, so the token would be refused at once: \
+                 give a later date, or a length with --expires-in 24h"
+            ),
+        ));
+    }
+    let longest = jiff::SignedDuration::try_from(MAX_LIFETIME).unwrap_or(jiff::SignedDuration::MAX);
+    if now.duration_until(expires) > longest {
+        return Err(Refused::new(
+            Exit::Usage,
+            format!(
+                "{flag}: {expires} is more than 366 days away, longer than a token may live: \
+                 give a nearer expiry, or mint a plain key (no --expires-in) and rotate it"
+            ),
+        ));
+    }
+    Ok(Some(expires))
 }

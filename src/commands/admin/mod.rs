@@ -142,16 +142,44 @@ fn record_minted(
     key: &BuildKey,
 ) -> Result<Option<Action>> {
     let state = minted_state(policy, principal, state, master, key.algorithm());
-    let fingerprint = master.fingerprint().to_string();
     if policy.state_ref(principal) == Some(&state) {
         return Ok(None);
     }
     policy.set_state(principal, &state)?;
-    let mut action = Action::new(command).on(principal, &state);
+    Ok(Some(minted_action(command, principal, &state, master, key)))
+}
+
+/// The action that logs `key` as minted for `principal` (in `state`) under `master`: its
+/// fingerprint, never the key.
+fn minted_action(
+    command: &str,
+    principal: &Principal,
+    state: &PrincipalState,
+    master: &MasterSecret,
+    key: &BuildKey,
+) -> Action {
+    let mut action = Action::new(command).on(principal, state);
     action.algorithm = Some(key.algorithm().name().to_owned());
-    action.master = Some(fingerprint);
+    action.master = Some(master.fingerprint().to_string());
     action.key = Some(key.fingerprint().to_string());
-    Ok(Some(action))
+    action
+}
+
+/// The moment `length` from now, to the second (`--keep-previous-for`, `--expires-in`);
+/// a usage error naming `flag` when it is past any date.
+use crate::exit::{Exit, Refused};
+
+fn moment_after(length: jiff::Span, flag: &str) -> Result<jiff::Timestamp, Refused> {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(length)
+        .and_then(|end| end.timestamp().round(jiff::Unit::Second))
+        .map_err(|_| {
+            Refused::new(
+                Exit::Usage,
+                format!("{flag} {length:#} ends too far in the future: give a shorter length"),
+            )
+        })
 }
 
 /// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal, a 253-character
@@ -170,14 +198,22 @@ fn emit_key<R: serde::Serialize>(
     out: &KeyOutputArgs,
 ) -> Result<()> {
     let fingerprint = key.fingerprint();
-    // Whose key, in the sentences below.
-    let principal = match machine {
+    // Whose key, in the sentences below; a token says when it expires.
+    let mut principal = match machine {
         Some(machine) => format!("{principal_name} bound to the machine {machine}"),
         None => principal_name.to_string(),
+    };
+    let what = match key.expires() {
+        Some(expires) => {
+            principal.push_str(&format!(", expiring at {expires}"));
+            "token"
+        }
+        None => "key",
     };
     let mut fields = json::Mint {
         principal: principal_name.as_str(),
         machine: machine.map(Machine::as_str),
+        expires: key.expires().map(|t| t.to_string()),
         generation,
         algorithm: key.algorithm().name(),
         fingerprint: fingerprint.as_str(),
@@ -190,7 +226,7 @@ fn emit_key<R: serde::Serialize>(
         crate::output::report(
             command,
             &format!(
-                "wrote the {} key of {principal}, generation {generation}, to {} (mode 0600; fingerprint {})",
+                "wrote the {} {what} of {principal}, generation {generation}, to {} (mode 0600; fingerprint {})",
                 key.algorithm(),
                 path.display(),
                 key.fingerprint()
@@ -216,7 +252,7 @@ fn emit_key<R: serde::Serialize>(
         .and_then(|()| out.flush())
         .context("cannot write the key to standard output")?;
     crate::output::note(&format!(
-        "minted the {} key of {principal}, generation {generation} (fingerprint {})",
+        "minted the {} {what} of {principal}, generation {generation} (fingerprint {})",
         key.algorithm(),
         key.fingerprint()
     ));
@@ -308,6 +344,7 @@ mod tests {
         let fields = Mint {
             principal: principal.as_str(),
             machine: Some(&machine),
+            expires: Some("2026-12-01T12:00:00Z".to_owned()),
             generation: u64::MAX / 2,
             algorithm: key.algorithm().name(),
             fingerprint: fingerprint.as_str(),

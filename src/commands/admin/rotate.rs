@@ -19,7 +19,7 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     } else if let Some(until) = args.keep_previous_until {
         Grace::Until(until)
     } else if let Some(length) = args.keep_previous_for {
-        Grace::Until(end_after(length)?)
+        Grace::Until(super::moment_after(length, "--keep-previous-for")?)
     } else {
         Grace::None
     };
@@ -191,18 +191,4 @@ fn in_grace(
             state.keep_previous
         ),
     )
-}
-
-/// The moment `length` from now. Days, weeks and months are calendar units in UTC.
-fn end_after(length: jiff::Span) -> Result<jiff::Timestamp, Refused> {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .checked_add(length)
-        .and_then(|end| end.timestamp().round(jiff::Unit::Second))
-        .map_err(|_| {
-            Refused::new(
-                Exit::Usage,
-                format!("--keep-previous-for {length:#} ends too far in the future: give a shorter length"),
-            )
-        })
 }

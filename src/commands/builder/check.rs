@@ -35,6 +35,16 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         ),
         Err(problems) => (None, problems),
     };
+    let now = jiff::Timestamp::now();
+    if let Some(expires) = key.as_ref().and_then(gobuildkey::key::BuildKey::expires)
+        && gobuildkey::token::has_expired(expires, now, std::time::Duration::ZERO)
+    {
+        problems.push(format!(
+            "the token in {} expired at {expires}: ask the admin for a new one \
+             (`gobuildkey mint --expires-in 24h {principal}`)",
+            loc.path.display()
+        ));
+    }
     let mut verified = None;
     if let (Some(key), true) = (&key, args.verify) {
         // Verified as the coordinator would: by the policy's record of the algorithms the
@@ -47,6 +57,7 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
         if let Verdict::Invalid(reason) = verdict {
             let why = match reason {
                 Reason::Revoked => format!("{principal} is revoked"),
+                Reason::Expired => "the token has expired".to_owned(),
                 Reason::Malformed => format!(
                     "it is an {} key, and the policy accepts only {} keys for {principal}: ask \
                      the admin for a key of that algorithm",
@@ -83,6 +94,14 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
                 format!("algorithm: {}", key.algorithm()),
                 format!("fingerprint: {}", key.fingerprint()),
             ];
+            if let Some(expires) = key.expires() {
+                lines.push(format!(
+                    "expires: {expires} (in {:#})",
+                    now.duration_until(expires)
+                        .round(jiff::SignedDurationRound::new().smallest(jiff::Unit::Minute))
+                        .unwrap_or_default()
+                ));
+            }
             if args.verify {
                 lines.push(format!("verified: the key of {principal} under the master"));
             }
@@ -113,6 +132,10 @@ pub fn run(args: &CheckArgs) -> Result<Exit> {
             rule: loc.rule.to_string(),
             algorithm: key.as_ref().map(|k| k.algorithm().name()),
             fingerprint: fingerprint.as_ref().map(|fp| fp.as_str()),
+            expires: key
+                .as_ref()
+                .and_then(|k| k.expires())
+                .map(|t| t.to_string()),
             verified,
             problems: &problems,
             warnings: &warnings,
@@ -137,7 +160,15 @@ fn explanation(
     args: &CheckArgs,
 ) -> Vec<String> {
     let mut lines = super::path::why_this_file(loc, principal, args.coordinator.is_some());
-    if let Some(key) = key {
+    if let Some(expires) = key.and_then(gobuildkey::key::BuildKey::expires) {
+        lines.push(format!(
+            "key: a gobuildkey token (gbk1_, {} characters, {}) that expires at {expires}; only \
+             a coordinator that verifies with gobuildkey (its service, `verify --batch`, the \
+             library) accepts tokens: Go's own coordinator refuses them",
+            key.map_or(0, |k| k.expose_secret().len()),
+            key.map_or("", |k| k.algorithm().name()),
+        ));
+    } else if let Some(key) = key {
         lines.push(match key.algorithm() {
             Algorithm::HmacMd5 => format!(
                 "key: 32 hex digits, an hmac-md5 key, as Go's genbuilderkey makes them; a farm \

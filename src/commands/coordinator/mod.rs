@@ -59,6 +59,7 @@ fn load_narrowed(
     master: &MasterArgs,
     alg: Option<Algorithm>,
     kind: Option<gobuildkey::principal::Kind>,
+    skew: std::time::Duration,
     at_start: bool,
 ) -> Result<Verifier> {
     let verifier = match alg {
@@ -66,6 +67,7 @@ fn load_narrowed(
         Some(alg) => super::load_verifier(master, None, None)?.only_algorithm(alg),
         None => super::load_verifier(master, None, None)?,
     };
+    let verifier = verifier.with_clock_skew(skew);
     Ok(match kind {
         Some(kind) => verifier.only_kind(kind),
         None => verifier,

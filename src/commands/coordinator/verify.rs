@@ -22,7 +22,8 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
     };
     // Masters, policy and audit file first: without them nothing can be valid.
     let mut verifier =
-        crate::commands::load_verifier(&args.master, args.alg, args.principal.as_ref())?;
+        crate::commands::load_verifier(&args.master, args.alg, args.principal.as_ref())?
+            .with_clock_skew(args.skew.clock_skew);
     if let Some(kind) = args.kind {
         verifier = verifier.only_kind(kind);
     }
@@ -52,6 +53,7 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
             .as_ref()
             .filter(|_| decision.machine)
             .map(gobuildkey::machine::Machine::as_str),
+        expires: decision.expires.map(|t| t.to_string()),
     };
     match decision.verdict {
         Verdict::Valid => {
@@ -67,6 +69,23 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
         }
         Verdict::Invalid(reason) => {
             let why = match reason {
+                Reason::Malformed if gobuildkey::token::is_token(from.text()) => {
+                    match gobuildkey::key::BuildKey::parse(from.text()) {
+                        Err(error) => error.to_string(),
+                        Ok(token)
+                            if !verifier.accepted_algorithms(p).contains(token.algorithm()) =>
+                        {
+                            format!(
+                                "an {} token, and the policy accepts only {} keys for {p}",
+                                token.algorithm(),
+                                verifier.accepted_algorithms(p)
+                            )
+                        }
+                        Ok(_) => "a token that claims to expire more than 366 days from now, \
+                                  which no token minted by gobuildkey does"
+                            .to_owned(),
+                    }
+                }
                 Reason::Malformed => {
                     let accepted = verifier.accepted_algorithms(p);
                     let digits: Vec<String> = accepted
@@ -80,6 +99,10 @@ pub fn run(args: &VerifyArgs) -> Result<Exit> {
                 Reason::Revoked => format!("{p} is revoked"),
                 Reason::WrongKind => format!("{p} is not a principal of the kind asked for"),
                 Reason::Mismatch => format!("not a current key of {p} under the masters"),
+                Reason::Expired => format!(
+                    "a token that expired at {}, past the clock skew allowed",
+                    fields.expires.as_deref().unwrap_or("a past moment")
+                ),
             };
             // The refusal is the answer, not an error: a message for people, the object
             // for scripts, nothing with -q.
@@ -101,8 +124,15 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
     use std::sync::{Arc, Mutex};
     // SIGHUP is ours before anything else happens: its default action is death.
     let mut hangups = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
-    let (master, alg, kind) = (args.master.clone(), args.alg, args.kind);
-    let live = Arc::new(Live::new(super::load_narrowed(&master, alg, kind, true)?));
+    let (master, alg, kind, skew) = (
+        args.master.clone(),
+        args.alg,
+        args.kind,
+        args.skew.clock_skew,
+    );
+    let live = Arc::new(Live::new(super::load_narrowed(
+        &master, alg, kind, skew, true,
+    )?));
     let audit_path = args.audit.clone().filter(|p| p.as_os_str() != "-");
     let audit = args
         .audit
@@ -114,7 +144,9 @@ fn batch(args: &VerifyArgs) -> Result<Exit> {
         &args.master,
         !args.no_watch,
         Arc::clone(&live),
-        move || super::load_narrowed(&master, alg, kind, false).map_err(|e| super::one_line(&e)),
+        move || {
+            super::load_narrowed(&master, alg, kind, skew, false).map_err(|e| super::one_line(&e))
+        },
         |event| match event {
             Event::Started(_) => {}
             Event::Loaded(_) => output::note("gobuildkey: reloaded the masters and the policy"),

@@ -81,6 +81,9 @@ pub struct Action {
     /// The fingerprint of the key minted (never the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// When the key minted expires (RFC 3339), for an expiring token (`mint --expires-in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
     /// Why, as given with `--reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -264,6 +267,7 @@ impl Action {
             algorithm: None,
             master: None,
             key: None,
+            expires: None,
             reason: None,
             state: None,
             keyring: None,

@@ -119,7 +119,13 @@ impl State {
 /// until SIGTERM or SIGINT; SIGHUP reloads them.
 pub fn run(args: &ServeArgs) -> Result<Exit> {
     let args = Arc::new(args.clone());
-    let verifier = super::load_narrowed(&args.master, args.alg, args.kind, true)?;
+    let verifier = super::load_narrowed(
+        &args.master,
+        args.alg,
+        args.kind,
+        args.skew.clock_skew,
+        true,
+    )?;
     let audit = args.audit.as_deref().map(AuditLog::open).transpose()?;
     let threads = threads::count();
     let max_connections = connection_limit(args.max_connections, threads);
@@ -221,7 +227,13 @@ fn connection_limit(wanted: u32, threads: usize) -> usize {
 }
 
 fn load(args: &ServeArgs) -> Result<Verifier> {
-    super::load_narrowed(&args.master, args.alg, args.kind, false)
+    super::load_narrowed(
+        &args.master,
+        args.alg,
+        args.kind,
+        args.skew.clock_skew,
+        false,
+    )
 }
 
 /// The signals the service answers, taken before anyone is told it listens: a SIGTERM or
