@@ -1,5 +1,5 @@
 //! A dudect-style timing measurement of `Verifier::verify`: does the time taken tell an
-//! attacker anything? Two experiments, each with two classes of input measured interleaved
+//! attacker anything? Five experiments, each with two classes of input measured interleaved
 //! in random order, compared with Welch's t-test (|t| < 4.5: no evidence of a leak).
 //!
 //! 1. prefix: wrong keys that match the right key in all but the last byte, against
@@ -7,7 +7,12 @@
 //! 2. keyring: valid keys under the primary master, against valid keys under the
 //!    previous master (with two masters, which one matched must not show);
 //! 3. machine: presented from a machine, its own key (`mint --machine`) against the
-//!    principal's shared key (both valid: which kind matched must not show).
+//!    principal's shared key (both valid: which kind matched must not show);
+//! 4. token: unexpired tokens whose MAC matches the right one in all but its last digit,
+//!    against tokens with a random MAC (the same expiry, checksums made right: what an
+//!    attacker forging a token would send);
+//! 5. expired: expired tokens with the right MAC against expired tokens with a wrong one
+//!    (both answered `expired`: whether the MAC was right must not show in the time either).
 //!
 //! Run: `cargo run --release --example timing -- [MEASUREMENTS_PER_CLASS]` (default 1,000,000).
 //! Results and method: docs/security.md. Not a test: timing belongs to no test.
@@ -180,6 +185,73 @@ fn main() {
         &mut rng,
     );
     println!("    Welch's t = {t3:.2}");
+
+    // 4. Forged tokens: near the right MAC against random MACs, one expiry.
+    let deriver = Deriver::new(&primary, Algorithm::HmacSha256);
+    let in_a_day = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+    let token = deriver.derive_token(&host, 0, None, in_a_day);
+    let token = token.expose_secret();
+    let (signed, _) = token.split_at(token.len() - 8);
+    let near_tokens: Vec<Vec<u8>> = near
+        .iter()
+        .map(|mac| {
+            with_checksum(&format!(
+                "{}{}",
+                &signed[..21],
+                std::str::from_utf8(mac).unwrap()
+            ))
+        })
+        .collect();
+    let random_tokens: Vec<Vec<u8>> = random
+        .iter()
+        .map(|mac| {
+            with_checksum(&format!(
+                "{}{}",
+                &signed[..21],
+                std::str::from_utf8(mac).unwrap()
+            ))
+        })
+        .collect();
+    println!(
+        "token: forged tokens matching the right MAC in 63 of 64 digits (A) against random MACs (B), {per_class} each"
+    );
+    let t4 = measure(
+        &verifier,
+        &host,
+        None,
+        [&near_tokens, &random_tokens],
+        per_class,
+        &mut rng,
+    );
+    println!("    Welch's t = {t4:.2}");
+
+    // 5. Expired tokens: the right MAC against a wrong one, both answered `expired`.
+    let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let expired = deriver.derive_token(&host, 0, None, an_hour_ago);
+    let expired = expired.expose_secret();
+    let right_expired = vec![expired.as_bytes().to_vec()];
+    let wrong_expired: Vec<Vec<u8>> = random
+        .iter()
+        .map(|mac| {
+            with_checksum(&format!(
+                "{}{}",
+                &expired[..21],
+                std::str::from_utf8(mac).unwrap()
+            ))
+        })
+        .collect();
+    println!(
+        "expired: expired tokens with the right MAC (A) against a wrong MAC (B), {per_class} each"
+    );
+    let t5 = measure(
+        &verifier,
+        &host,
+        None,
+        [&right_expired, &wrong_expired],
+        per_class,
+        &mut rng,
+    );
+    println!("    Welch's t = {t5:.2}");
     let verdict = |t: f64| {
         if t.abs() < 4.5 {
             "no evidence of a leak"
@@ -188,12 +260,24 @@ fn main() {
         }
     };
     println!(
-        "summary: prefix |t| = {:.2} ({}), keyring |t| = {:.2} ({}), machine |t| = {:.2} ({})",
+        "summary: prefix |t| = {:.2} ({}), keyring |t| = {:.2} ({}), machine |t| = {:.2} ({}), token |t| = {:.2} ({}), expired |t| = {:.2} ({})",
         t1.abs(),
         verdict(t1),
         t2.abs(),
         verdict(t2),
         t3.abs(),
-        verdict(t3)
+        verdict(t3),
+        t4.abs(),
+        verdict(t4),
+        t5.abs(),
+        verdict(t5)
     );
+}
+
+/// A token of the given prefix, expiry and MAC (`gbk1_` and hex), with its checksum made
+/// right as docs/design.md documents it (the first 4 bytes of SHA-256 of the text).
+fn with_checksum(signed: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(signed.as_bytes());
+    format!("{signed}{}", hex::encode(&digest[..4])).into_bytes()
 }

@@ -20,6 +20,8 @@ use crate::verifier::Verifier;
 struct Fixture {
     verifier: Verifier,
     key: String,
+    /// An expiring token of the same principal, valid for 30 days from the fixture's making.
+    token: String,
 }
 
 fn fixture() -> &'static Fixture {
@@ -28,27 +30,51 @@ fn fixture() -> &'static Fixture {
         let master = MasterSecret::from_text(b"a fuzzing master of 32 bytes....")
             .unwrap_or_else(|e| unreachable!("a valid master: {e}"));
         let host = Principal::new("host-a").unwrap_or_else(|e| unreachable!("{e}"));
-        let key = Deriver::new(&master, Algorithm::HmacSha256)
-            .derive(&host)
+        let deriver = Deriver::new(&master, Algorithm::HmacSha256);
+        let key = deriver.derive(&host).expose_secret().to_owned();
+        let expires = Timestamp::now() + jiff::SignedDuration::from_hours(30 * 24);
+        let token = deriver
+            .derive_token(&host, 0, None, expires)
             .expose_secret()
             .to_owned();
         Fixture {
             verifier: Verifier::new(&master, Algorithm::HmacSha256).only_kind(Kind::Host),
             key,
+            token,
         }
     })
 }
 
-/// Key parsing: never panics; what parses is 32 or 64 lowercase hex digits, parses again
-/// to the same key, and is the trimmed input (Go's `TrimSpace`: [`crate::text::trim_space`]).
-/// Verifying the bytes as a key file's accepts exactly the key trimmed by that rule, and as
-/// a header's exactly the key trimmed by the header rule (spaces and tabs).
+/// The fixture's expiring token of `host-a` (valid for 30 days from the fixture's making):
+/// what `tests/fuzz_cores.rs` builds near-tokens from.
+#[must_use]
+pub fn fixture_token() -> String {
+    fixture().token.clone()
+}
+
+/// Key parsing: never panics; what parses is 32 or 64 lowercase hex digits, or a token
+/// (`gbk1_` and lowercase hex, [`crate::token`]), parses again to the same key, and is the
+/// trimmed input (Go's `TrimSpace`: [`crate::text::trim_space`]). Verifying the bytes as a
+/// key file's accepts exactly the key or the fixture's token trimmed by that rule, and as a
+/// header's (at the epoch, when every token claims too long a life) exactly the key trimmed
+/// by the header rule (spaces and tabs).
 pub fn key_parsing(data: &[u8]) {
     if let Ok(key) = BuildKey::parse(data) {
         let text = key.expose_secret();
-        assert!(text.len() == 32 || text.len() == 64);
+        let digits = match text.strip_prefix(crate::key::TOKEN_PREFIX) {
+            Some(digits) => {
+                assert!(text.len() == 61 || text.len() == 93);
+                assert!(key.expires().is_some());
+                digits
+            }
+            None => {
+                assert!(text.len() == 32 || text.len() == 64);
+                text
+            }
+        };
         assert!(
-            text.bytes()
+            digits
+                .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         );
         assert_eq!(text.as_bytes(), crate::text::trim_space(data));
@@ -59,9 +85,10 @@ pub fn key_parsing(data: &[u8]) {
     let fixture = fixture();
     let host = Principal::new("host-a").unwrap_or_else(|e| unreachable!("{e}"));
     let valid = fixture.verifier.verify(&host, data).verdict.is_valid();
+    let trimmed = crate::text::trim_space(data);
     assert_eq!(
         valid,
-        crate::text::trim_space(data) == fixture.key.as_bytes()
+        trimmed == fixture.key.as_bytes() || trimmed == fixture.token.as_bytes()
     );
     let now = Timestamp::UNIX_EPOCH;
     let as_header = fixture
@@ -76,7 +103,6 @@ pub fn key_parsing(data: &[u8]) {
     // Trimming is idempotent, and takes away valid UTF-8 White_Space only (as std's
     // `char::is_whitespace` has it): the trimmed text is a slice of the input whose
     // surroundings are spaces.
-    let trimmed = crate::text::trim_space(data);
     assert_eq!(crate::text::trim_space(trimmed), trimmed);
     let start = (trimmed.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
     let end = start + trimmed.len();

@@ -66,8 +66,16 @@ fn padding() -> impl Strategy<Value = Vec<u8>> {
 
 /// Text near a key: the key, cut, padded, with a digit changed, upper-cased, or noise.
 fn near_key() -> impl Strategy<Value = Vec<u8>> {
-    let key = fixture_key();
-    (0usize..64, 0u8..=255, 0usize..6, padding(), padding()).prop_map(
+    near(fixture_key())
+}
+
+/// Text near the fixture's expiring token, changed as [`near_key`] changes a key.
+fn near_token() -> impl Strategy<Value = Vec<u8>> {
+    near(fuzzing::fixture_token())
+}
+
+fn near(key: String) -> impl Strategy<Value = Vec<u8>> {
+    (0usize..61, 0u8..=255, 0usize..6, padding(), padding()).prop_map(
         move |(at, byte, how, before, after)| {
             let mut k = key.clone().into_bytes();
             match how {
@@ -91,6 +99,11 @@ proptest! {
 
     #[test]
     fn key_parsing_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        fuzzing::key_parsing(&data);
+    }
+
+    #[test]
+    fn key_parsing_near_tokens(data in near_token()) {
         fuzzing::key_parsing(&data);
     }
 

@@ -110,9 +110,13 @@ fn mint(
 /// most [`MAX_LIFETIME`] from now (a key that lives longer is a plain key).
 fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
     let now = Timestamp::now();
-    let (expires, flag) = match (args.expires_in, args.expires_at) {
-        (Some(length), _) => (super::moment_after(length, "--expires-in")?, "--expires-in"),
-        (None, Some(at)) => (at, "--expires-at"),
+    // What was asked, as the messages name it: the length, or the date.
+    let (expires, asked) = match (args.expires_in, args.expires_at) {
+        (Some(length), _) => (
+            super::moment_after(length, "--expires-in")?,
+            format!("--expires-in {length:#}"),
+        ),
+        (None, Some(at)) => (at, format!("--expires-at {at}")),
         (None, None) => return Ok(None),
     };
     // Whole seconds, as the token carries them: rounded down, never later than asked.
@@ -121,8 +125,8 @@ fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
         return Err(Refused::new(
             Exit::Usage,
             format!(
-                "{flag}: {expires} is not in the future, so the token would be refused at once: \
-                 give a later date, or a length with --expires-in 24h"
+                "{asked} is not in the future, so the token would be refused at once: give a \
+                 later date, or a length (--expires-in 24h)"
             ),
         ));
     }
@@ -131,8 +135,8 @@ fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
         return Err(Refused::new(
             Exit::Usage,
             format!(
-                "{flag}: {expires} is more than 366 days away, longer than a token may live: \
-                 give a nearer expiry, or mint a plain key (no --expires-in) and rotate it"
+                "{asked} is more than 366 days away, longer than a token may live: give a \
+                 nearer expiry, or mint a plain key (no --expires-in) and rotate it"
             ),
         ));
     }
