@@ -167,7 +167,7 @@ fn main() {
     let machine: Machine = "builder-1".parse().unwrap();
     let own = vec![
         Deriver::new(&primary, Algorithm::HmacSha256)
-            .derive_machine(&host, 0, &machine)
+            .derive_machine(&host, 0, &machine, 0)
             .expose_secret()
             .as_bytes()
             .to_vec(),

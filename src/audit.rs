@@ -362,7 +362,7 @@ mod tests {
                 .from_machine(Some(&machine));
             AuditRecord::new(&decision, &context).to_line()
         };
-        let bound = deriver.derive_machine(&host, 0, &machine);
+        let bound = deriver.derive_machine(&host, 0, &machine, 0);
         assert!(line(bound.expose_secret()).contains(r#","machine":"builder-1"}"#));
         let shared = deriver.derive(&host);
         assert!(!line(shared.expose_secret()).contains("machine"));

@@ -799,6 +799,7 @@ mod tests {
             &"host-a".parse().unwrap(),
             0,
             &"builder-1".parse().unwrap(),
+            0,
         );
         let bound = bound.expose_secret();
         let input = format!(

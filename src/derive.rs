@@ -14,14 +14,15 @@
 //! - Bound to a machine ([`Deriver::derive_machine`]): the byte 0x00, the byte `m`, the
 //!   principal's length (2 bytes, big endian) and text, the generation (8 bytes, big
 //!   endian), the machine name's length (2 bytes, big endian) and text (in lowercase), and
-//!   the machine's own generation (8 bytes, big endian; 0 until machines have generations of
-//!   their own).
+//!   the machine's own generation (8 bytes, big endian): 0 until the machine is rotated on
+//!   its own (`rotate --machine`, the policy's `machine_generations`), so the keys minted
+//!   before machines had generations keep their message.
 //! - An expiring token ([`Deriver::derive_token`], [`crate::token`]): the byte 0x00, the
 //!   byte `t`, the principal's length (2 bytes, big endian) and text, the generation (8
 //!   bytes, big endian), the expiry (seconds since 1970-01-01 UTC, 8 bytes, big endian), the
 //!   machine name's length (2 bytes, big endian; 0 for a token shared by every machine of the
 //!   principal) and text (in lowercase), and the machine's own generation (8 bytes, big
-//!   endian; 0).
+//!   endian; 0 for a shared token, and for a machine never rotated on its own).
 //!
 //! No two keys share a message: a principal's text starts with a letter or digit and has no
 //! `#`, so the first two kinds never meet (what follows `#` is a decimal without leading
@@ -124,7 +125,8 @@ impl Deriver {
         self.derive_for(principal, generation, Bound::Shared)
     }
 
-    /// The key of `principal` at `generation` bound to one machine: it verifies only when
+    /// The key of `principal` at `generation` bound to one machine at the machine's own
+    /// generation `machine_generation` (0 until `rotate --machine`): it verifies only when
     /// presented from `machine` (`mint --machine`). Its MAC input is tagged so that it
     /// equals no other key's (the module's documentation, "Messages").
     ///
@@ -134,9 +136,11 @@ impl Deriver {
     /// # let master = gobuildkey::master::MasterSecret::from_text(b"an example master, 32 bytes long")?;
     /// let deriver = Deriver::new(&master, Algorithm::HmacSha256);
     /// let host = "host-linux-arm-aws".parse()?;
-    /// let one = deriver.derive_machine(&host, 0, &"builder-1".parse()?);
-    /// let two = deriver.derive_machine(&host, 0, &"builder-2".parse()?);
+    /// let one = deriver.derive_machine(&host, 0, &"builder-1".parse()?, 0);
+    /// let two = deriver.derive_machine(&host, 0, &"builder-2".parse()?, 0);
+    /// let one_rotated = deriver.derive_machine(&host, 0, &"builder-1".parse()?, 1);
     /// assert_ne!(one.expose_secret(), two.expose_secret());
+    /// assert_ne!(one.expose_secret(), one_rotated.expose_secret());
     /// assert_ne!(one.expose_secret(), deriver.derive(&host).expose_secret());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -146,12 +150,18 @@ impl Deriver {
         principal: &Principal,
         generation: u64,
         machine: &Machine,
+        machine_generation: u64,
     ) -> BuildKey {
-        self.derive_for(principal, generation, Bound::Machine(machine))
+        self.derive_for(
+            principal,
+            generation,
+            Bound::Machine(machine, machine_generation),
+        )
     }
 
     /// The expiring token of `principal` at `generation` ([`crate::token`]): valid until
-    /// `expires` (to the second) and, bound to `machine`, only when presented from it.
+    /// `expires` (to the second) and, bound to `machine` (a machine and its own generation,
+    /// 0 until `rotate --machine`), only when presented from it.
     ///
     /// ```
     /// # use gobuildkey::derive::Deriver;
@@ -169,10 +179,12 @@ impl Deriver {
         &self,
         principal: &Principal,
         generation: u64,
-        machine: Option<&Machine>,
+        machine: Option<(&Machine, u64)>,
         expires: jiff::Timestamp,
     ) -> BuildKey {
-        let bound = machine.map_or(Bound::Shared, Bound::Machine);
+        let bound = machine.map_or(Bound::Shared, |(machine, machine_generation)| {
+            Bound::Machine(machine, machine_generation)
+        });
         // Whole seconds: a moment before 1970 is no expiry a token can carry.
         let seconds = expires.as_second().max(0);
         let tag = with_message(
@@ -245,8 +257,9 @@ fn keyed_state<M: KeyInit>(key: &[u8]) -> M {
 pub(crate) enum Bound<'a> {
     /// Nothing: the principal's key, shared by every machine of it (Go's scheme).
     Shared,
-    /// One machine: the key verifies only when presented from it.
-    Machine(&'a Machine),
+    /// One machine, at the machine's own generation (0 until `rotate --machine`): the key
+    /// verifies only when presented from it.
+    Machine(&'a Machine, u64),
 }
 
 /// What kind of key a MAC is for, besides what it is bound to.
@@ -272,9 +285,11 @@ fn with_message<T>(
 ) -> T {
     let text = principal.as_str().as_bytes();
     if let Form::Token(expires) = form {
-        let name = match bound {
-            Bound::Shared => &b""[..],
-            Bound::Machine(machine) => machine.as_str().as_bytes(),
+        let (name, machine_generation) = match bound {
+            Bound::Shared => (&b""[..], 0),
+            Bound::Machine(machine, machine_generation) => {
+                (machine.as_str().as_bytes(), machine_generation)
+            }
         };
         return then(&[
             &[0x00, b't'],
@@ -284,13 +299,13 @@ fn with_message<T>(
             &expires.to_be_bytes(),
             &length(name),
             name,
-            &0u64.to_be_bytes(),
+            &machine_generation.to_be_bytes(),
         ]);
     }
     match (bound, generation) {
         (Bound::Shared, 0) => then(&[text]),
         (Bound::Shared, n) => then(&[text, b"#", itoa::Buffer::new().format(n).as_bytes()]),
-        (Bound::Machine(machine), n) => {
+        (Bound::Machine(machine, machine_generation), n) => {
             let name = machine.as_str().as_bytes();
             then(&[
                 &[0x00, b'm'],
@@ -299,7 +314,7 @@ fn with_message<T>(
                 &n.to_be_bytes(),
                 &length(name),
                 name,
-                &0u64.to_be_bytes(),
+                &machine_generation.to_be_bytes(),
             ])
         }
     }
@@ -489,7 +504,10 @@ mod tests {
         assert_eq!(message(u64::MAX), b"host-x#18446744073709551615");
     }
 
-    /// The machine-bound message, byte for byte as the module's documentation gives it.
+    /// The machine-bound message, byte for byte as the module's documentation gives it: at
+    /// machine generation 0 exactly the message of the keys minted before machines had
+    /// generations (so those keys stay valid), and the machine's generation in its last
+    /// eight bytes once it is rotated on its own.
     #[test]
     fn a_machine_keys_message_is_as_documented() {
         let machine: Machine = "Builder-1".parse().unwrap();
@@ -498,9 +516,33 @@ mod tests {
         expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 3]);
         expected.extend_from_slice(&[0, 9]);
         expected.extend_from_slice(b"builder-1");
+        let mut rotated = expected.clone();
         expected.extend_from_slice(&[0; 8]);
-        assert_eq!(message(&p("host-x"), 3, Bound::Machine(&machine)), expected);
+        assert_eq!(
+            message(&p("host-x"), 3, Bound::Machine(&machine, 0)),
+            expected
+        );
+        rotated.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(
+            message(&p("host-x"), 3, Bound::Machine(&machine, 258)),
+            rotated
+        );
     }
+
+    /// A machine key minted before machines had generations (its message then ended in
+    /// eight zero bytes, "reserved"): the same key at machine generation 0. The value is
+    /// HMAC-SHA256 of that documented message, computed apart (Python's `hmac`).
+    #[test]
+    fn a_machine_key_of_generation_0_is_unchanged() {
+        let d = Deriver::from_key_bytes(b"an example master, 32 bytes long", Algorithm::HmacSha256);
+        let key = d.derive_machine(&p("host-a"), 0, &"builder-1".parse().unwrap(), 0);
+        assert_eq!(key.expose_secret(), MACHINE_KEY_BEFORE_GENERATIONS);
+    }
+
+    /// `derive_machine(host-a, 0, builder-1)` under "an example master, 32 bytes long",
+    /// HMAC-SHA256, as minted before machines had generations of their own.
+    const MACHINE_KEY_BEFORE_GENERATIONS: &str =
+        "5da1856691fe124f5ae611fd788fdf728baccd2b81148f5c362764290f2089ad";
 
     #[test]
     fn a_tokens_message_is_as_documented() {
@@ -514,30 +556,37 @@ mod tests {
         shared.extend_from_slice(&[0; 8]);
         bound.extend_from_slice(&[0, 9]);
         bound.extend_from_slice(b"builder-1");
+        let mut rotated = bound.clone();
         bound.extend_from_slice(&[0; 8]);
+        rotated.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]);
         let token = Form::Token(1_700_000_000);
         assert_eq!(message_of(&p("host-x"), 3, Bound::Shared, token), shared);
         assert_eq!(
-            message_of(&p("host-x"), 3, Bound::Machine(&machine), token),
+            message_of(&p("host-x"), 3, Bound::Machine(&machine, 0), token),
             bound
+        );
+        assert_eq!(
+            message_of(&p("host-x"), 3, Bound::Machine(&machine, 7), token),
+            rotated
         );
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
-        /// No two keys share a message, whatever the principals, generations and machines
-        /// (names drawn from small alphabets, so that near misses are common).
+        /// No two keys share a message, whatever the principals, generations, machines and
+        /// machine generations (names drawn from small alphabets, numbers from small
+        /// ranges, so that near misses are common).
         #[test]
         fn no_two_keys_share_a_message(
-            a in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}"), proptest::option::of(0i64..3)),
-            b in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of("[a-z0-9][a-z0-9.m-]{0,6}"), proptest::option::of(0i64..3)),
+            a in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of(("[a-z0-9][a-z0-9.m-]{0,6}", 0u64..3)), proptest::option::of(0i64..3)),
+            b in ("[a-z0-9][a-z0-9#.m_t-]{0,6}", 0u64..40, proptest::option::of(("[a-z0-9][a-z0-9.m-]{0,6}", 0u64..3)), proptest::option::of(0i64..3)),
         ) {
-            type Drawn = (String, u64, Option<String>, Option<i64>);
+            type Drawn = (String, u64, Option<(String, u64)>, Option<i64>);
             let key = |(name, generation, machine, expires): &Drawn| {
                 let principal = Principal::new(name).ok()?;
-                let machine = machine.as_deref().map(|m| Machine::new(m).unwrap());
-                let bound = machine.as_ref().map_or(Bound::Shared, Bound::Machine);
+                let machine = machine.as_ref().map(|(m, g)| (Machine::new(m).unwrap(), *g));
+                let bound = machine.as_ref().map_or(Bound::Shared, |(m, g)| Bound::Machine(m, *g));
                 let form = expires.map_or(Form::Key, Form::Token);
                 Some((
                     message_of(&principal, *generation, bound, form),

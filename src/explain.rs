@@ -10,7 +10,8 @@
 //!
 //! The search covers every principal the policy names or the action log mentions, at each
 //! of its latest 1,000 generations up to its current one, under every master of the keyring, in every
-//! algorithm that master's keys are accepted in; then the fingerprints of the keys the
+//! algorithm that master's keys are accepted in (machine keys: at each machine's latest 100
+//! generations of its own, `rotate --machine`); then the fingerprints of the keys the
 //! action log records as minted — which is how a key of a retired master is recognised:
 //! retired masters are not kept to compute keys with.
 //!
@@ -60,6 +61,8 @@ pub struct History {
     principals: BTreeMap<Principal, u64>,
     /// Each machine the log mentions.
     machines: BTreeSet<Machine>,
+    /// The highest generation of its own the log records for each machine of a principal.
+    machine_generations: BTreeMap<(Principal, Machine), u64>,
     /// Each key the log records as minted, oldest first.
     minted: Vec<Minted>,
 }
@@ -81,6 +84,10 @@ pub struct Minted {
     pub user: String,
     /// The command that minted it: `mint`, `rotate` …
     pub command: String,
+    /// The machine it is bound to, for a machine key (`mint --machine`, `rotate --machine`).
+    pub machine: Option<String>,
+    /// The machine's own generation it was minted at (0 for a shared key).
+    pub machine_generation: u64,
 }
 
 impl History {
@@ -99,12 +106,34 @@ impl History {
                 continue;
             };
             let generation = action.generation.unwrap_or(0);
-            if let Some(machine) = action.machine.as_deref().and_then(|m| Machine::new(m).ok()) {
-                history.machines.insert(machine);
+            let machine = action.machine.as_deref().and_then(|m| Machine::new(m).ok());
+            if let Some(machine) = &machine {
+                history.machines.insert(machine.clone());
             }
+            let machine_generations = action
+                .state
+                .as_ref()
+                .map(|state| &state.machine_generations);
+            let machine_generation = machine
+                .as_ref()
+                .zip(machine_generations)
+                .and_then(|(machine, generations)| generations.get(machine.as_str()).copied())
+                .unwrap_or(0);
             if let Ok(principal) = Principal::new(name) {
-                let highest = history.principals.entry(principal).or_insert(generation);
+                let highest = history
+                    .principals
+                    .entry(principal.clone())
+                    .or_insert(generation);
                 *highest = (*highest).max(generation);
+                for (name, &generation) in machine_generations.into_iter().flatten() {
+                    if let Ok(machine) = Machine::new(name) {
+                        let highest = history
+                            .machine_generations
+                            .entry((principal.clone(), machine))
+                            .or_insert(generation);
+                        *highest = (*highest).max(generation);
+                    }
+                }
             }
             if let (Some(key), Some(master)) = (&action.key, &action.master) {
                 history.minted.push(Minted {
@@ -115,6 +144,8 @@ impl History {
                     time: action.time.clone(),
                     user: action.user.clone(),
                     command: action.command.clone(),
+                    machine: machine.as_ref().map(|m| m.as_str().to_owned()),
+                    machine_generation,
                 });
             }
         }
@@ -133,6 +164,32 @@ impl History {
             .iter()
             .find(|m| m.principal == principal.as_str() && m.generation == generation)
             .map(|m| m.time.clone())
+    }
+
+    /// When the log first records a key of `machine` of `principal` at the machine's own
+    /// generation `generation`.
+    fn machine_began(
+        &self,
+        principal: &Principal,
+        machine: &Machine,
+        generation: u64,
+    ) -> Option<String> {
+        self.minted
+            .iter()
+            .find(|m| {
+                m.principal == principal.as_str()
+                    && m.machine.as_deref() == Some(machine.as_str())
+                    && m.machine_generation == generation
+            })
+            .map(|m| m.time.clone())
+    }
+
+    /// The highest generation of its own the log records for `machine` of `principal`.
+    fn machine_generation(&self, principal: &Principal, machine: &Machine) -> u64 {
+        self.machine_generations
+            .get(&(principal.clone(), machine.clone()))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -208,6 +265,19 @@ pub enum Explanation {
         /// The machine it is bound to, if it is a machine key.
         machine: Option<Machine>,
     },
+    /// The principal's key bound to one of its machines, at an earlier generation of the
+    /// machine's own than its current one (`rotate --machine` replaced it).
+    MachineGeneration {
+        /// The machine it is bound to.
+        machine: Machine,
+        /// The key's machine generation.
+        generation: u64,
+        /// The machine's current generation.
+        current: u64,
+        /// When the action log first records a key of the machine generation after it (when
+        /// this one was replaced), if it does.
+        replaced: Option<String>,
+    },
     /// The principal's current key bound to another machine than it was presented from (or
     /// presented without saying from which).
     OtherMachine {
@@ -280,7 +350,13 @@ pub fn explain<'a>(
     let is_current_own = |whose: &Whose| {
         &whose.principal == principal
             && whose.generation == state.generation
-            && (whose.machine.is_none() || whose.machine.as_ref() == presented.machine())
+            && match &whose.machine {
+                None => true,
+                Some(machine) => {
+                    Some(machine) == presented.machine()
+                        && whose.machine_generation == state.machine_generation(machine)
+                }
+            }
     };
     if decision.verdict == Verdict::Invalid(Reason::Revoked) {
         let its_key = found.as_ref().is_some_and(is_current_own);
@@ -311,6 +387,21 @@ pub fn explain<'a>(
             } else if let Some(machine) = whose
                 .machine
                 .as_ref()
+                .filter(|&machine| whose.machine_generation != state.machine_generation(machine))
+            {
+                Explanation::MachineGeneration {
+                    machine: machine.clone(),
+                    generation: whose.machine_generation,
+                    current: state.machine_generation(machine),
+                    replaced: history.machine_began(
+                        principal,
+                        machine,
+                        whose.machine_generation + 1,
+                    ),
+                }
+            } else if let Some(machine) = whose
+                .machine
+                .as_ref()
                 .filter(|&machine| Some(machine) != presented.machine())
             {
                 Explanation::OtherMachine {
@@ -329,7 +420,11 @@ pub fn explain<'a>(
             }
         }
         Some(whose) => {
-            let current = verifier.policy().state(&whose.principal).generation == whose.generation;
+            let theirs = verifier.policy().state(&whose.principal);
+            let current = theirs.generation == whose.generation
+                && whose.machine.as_ref().is_none_or(|machine| {
+                    theirs.machine_generation(machine) == whose.machine_generation
+                });
             Explanation::OtherPrincipal {
                 principal: whose.principal,
                 generation: whose.generation,
@@ -355,12 +450,18 @@ pub fn explain<'a>(
     }
 }
 
-/// Whose key a key is: a principal's at a generation, shared or bound to a machine.
+/// Whose key a key is: a principal's at a generation, shared or bound to a machine (at the
+/// machine's own generation, 0 for a shared key).
 struct Whose {
     principal: Principal,
     generation: u64,
     machine: Option<Machine>,
+    machine_generation: u64,
 }
+
+/// How many of a machine's own generations the search covers, its latest first: each is
+/// searched at every generation of its principal, so fewer than those.
+const MACHINE_GENERATIONS_SEARCHED: u64 = 100;
 
 /// How many generations of each principal the search covers, its latest first: the policy
 /// takes any generation up to `i64::MAX`, and the search must end.
@@ -415,6 +516,7 @@ fn identify(
                 principal: p.clone(),
                 generation,
                 machine: None,
+                machine_generation: 0,
             })
     });
     if shared.is_some() {
@@ -429,13 +531,22 @@ fn identify(
             .flat_map(|(_, state)| state.machines.iter().chain(&state.revoked_machines)),
     );
     let bound = candidates.iter().find_map(|&(p, highest)| {
+        let state = verifier.policy().state_ref(p);
         machines.iter().find_map(|&machine| {
-            searched(highest)
-                .find(|&g| matches(p, g, Bound::Machine(machine)))
-                .map(|generation| Whose {
-                    principal: p.clone(),
-                    generation,
-                    machine: Some(machine.clone()),
+            let own = state
+                .map_or(0, |state| state.machine_generation(machine))
+                .max(history.machine_generation(p, machine));
+            (own.saturating_sub(MACHINE_GENERATIONS_SEARCHED - 1)..=own)
+                .rev()
+                .find_map(|machine_generation| {
+                    searched(highest)
+                        .find(|&g| matches(p, g, Bound::Machine(machine, machine_generation)))
+                        .map(|generation| Whose {
+                            principal: p.clone(),
+                            generation,
+                            machine: Some(machine.clone()),
+                            machine_generation,
+                        })
                 })
         })
     });
@@ -732,7 +843,7 @@ mod tests {
         let (m, v) = farm();
         let (one, two): (Machine, Machine) = ("b-1".parse().unwrap(), "b-2".parse().unwrap());
         let d = Deriver::new(&m, SHA);
-        let b1 = d.derive_machine(&p("host-b"), 0, &one);
+        let b1 = d.derive_machine(&p("host-b"), 0, &one, 0);
         let b1 = b1.expose_secret();
         // The log names b-1 (a revocation, since reinstated).
         let mut revoke = Action::new("revoke");
@@ -791,6 +902,75 @@ mod tests {
         assert_eq!(
             run(&v, &none, "host-b", &shared),
             Explanation::SharedRefused
+        );
+    }
+
+    /// A machine rotated on its own: its earlier key is of an earlier machine generation,
+    /// with when the log says it was replaced; presented from another machine, the same.
+    #[test]
+    fn an_earlier_machine_generation_says_when_it_was_replaced() {
+        let (m, v) = farm();
+        let one: Machine = "b-1".parse().unwrap();
+        let d = Deriver::new(&m, SHA);
+        let mut policy = v.policy().clone();
+        let mut state = policy.state(&p("host-b"));
+        state.machines.insert(one.clone());
+        state.machine_generations.insert(one.clone(), 2);
+        policy.set_state(&p("host-b"), &state).unwrap();
+        let v = v.with_policy(policy);
+        let mut rotate = Action::new("rotate").on(&p("host-b"), &state);
+        rotate.machine = Some("b-1".into());
+        rotate.key = Some("SHA256:0000000000000000".into());
+        rotate.master = Some(m.fingerprint().as_str().to_owned());
+        rotate.time = "2026-11-02T00:00:00Z".into();
+        let mut earlier = state.clone();
+        earlier.machine_generations.insert(one.clone(), 1);
+        let mut first = Action::new("rotate").on(&p("host-b"), &earlier);
+        first.machine = Some("b-1".into());
+        first.key = Some("SHA256:1111111111111111".into());
+        first.master = rotate.master.clone();
+        first.time = "2026-11-01T00:00:00Z".into();
+        let history = History::from_actions(&[first, rotate]);
+        let from = |key: &str, machine: &str| {
+            let machine: Machine = machine.parse().unwrap();
+            let presented = Presented::from(key.as_bytes()).from_machine(&machine);
+            explain(&v, &history, &p("host-b"), presented, Timestamp::now())
+        };
+        let current = d.derive_machine(&p("host-b"), 0, &one, 2);
+        assert!(matches!(
+            from(current.expose_secret(), "b-1"),
+            Explanation::Valid { .. }
+        ));
+        let old = d.derive_machine(&p("host-b"), 0, &one, 1);
+        let found = Explanation::MachineGeneration {
+            machine: one.clone(),
+            generation: 1,
+            current: 2,
+            replaced: Some("2026-11-02T00:00:00Z".into()),
+        };
+        assert_eq!(from(old.expose_secret(), "b-1"), found);
+        assert_eq!(from(old.expose_secret(), "b-9"), found);
+        let oldest = d.derive_machine(&p("host-b"), 0, &one, 0);
+        assert!(matches!(
+            from(oldest.expose_secret(), "b-1"),
+            Explanation::MachineGeneration {
+                generation: 0,
+                current: 2,
+                replaced: Some(_),
+                ..
+            }
+        ));
+        // As another principal's key: not its current one.
+        let as_other = explain(
+            &v,
+            &history,
+            &p("host-a"),
+            Presented::from(old.expose_secret().as_bytes()).from_machine(&one),
+            Timestamp::now(),
+        );
+        assert!(
+            matches!(as_other, Explanation::OtherPrincipal { current: false, .. }),
+            "{as_other:?}"
         );
     }
 

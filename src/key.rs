@@ -280,7 +280,7 @@ impl<'a> Presented<'a> {
     ///
     /// let master = MasterSecret::from_text(b"an example master, 32 bytes long")?;
     /// let (host, machine) = ("host-a".parse()?, "builder-1".parse()?);
-    /// let key = Deriver::new(&master, Algorithm::HmacSha256).derive_machine(&host, 0, &machine);
+    /// let key = Deriver::new(&master, Algorithm::HmacSha256).derive_machine(&host, 0, &machine, 0);
     /// let verifier = Verifier::new(&master, Algorithm::HmacSha256);
     /// let bytes = key.expose_secret().as_bytes();
     ///

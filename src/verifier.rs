@@ -452,6 +452,11 @@ impl Verifier {
         let mut generation = 0u64;
         let mut bound = Choice::from(0);
         let shared_accepted = Choice::from(u8::from(!state.machine_keys_only));
+        // The presented machine's own generation (`rotate --machine`): a lookup of public
+        // names in the policy, never of the key. Its previous generation gets no grace.
+        let own_bound = presented
+            .machine()
+            .map(|machine| Bound::Machine(machine, state.machine_generation(machine)));
         for (index, master) in (0u64..).zip(&self.masters) {
             let Some(deriver) = master.deriver(alg) else {
                 continue;
@@ -462,8 +467,8 @@ impl Verifier {
                 let shared = deriver.key_matches_bound(principal, g, Bound::Shared, form, &key)
                     & shared_accepted;
                 // From a known machine, its own key too: both computed, whichever matches.
-                let own = presented.machine().map_or(Choice::from(0), |machine| {
-                    deriver.key_matches_bound(principal, g, Bound::Machine(machine), form, &key)
+                let own = own_bound.map_or(Choice::from(0), |bound| {
+                    deriver.key_matches_bound(principal, g, bound, form, &key)
                 });
                 let hit = shared | own;
                 found |= hit;
@@ -575,7 +580,7 @@ mod tests {
             "builder-1".parse().unwrap(),
             "Builder-2".parse().unwrap(),
         );
-        let bound = d.derive_machine(&host, 0, &one);
+        let bound = d.derive_machine(&host, 0, &one, 0);
         let bound = bound.expose_secret().as_bytes();
         let shared = d.derive(&host);
         let shared = shared.expose_secret().as_bytes();
@@ -615,7 +620,7 @@ mod tests {
                 .verdict,
             Verdict::Invalid(Reason::Mismatch)
         );
-        let g1 = d.derive_machine(&host, 1, &one);
+        let g1 = d.derive_machine(&host, 1, &one, 0);
         let g1 = Presented::from(g1.expose_secret().as_bytes()).from_machine(&one);
         assert_eq!(v.verify(&host, g1).generation, Some(1));
         // Revoked: refused like every key of the principal.
@@ -631,6 +636,66 @@ mod tests {
         );
     }
 
+    /// One machine rotated on its own (`rotate --machine`: its generation in the policy): its
+    /// new key verifies from it, its previous key does not (no grace), and the principal's
+    /// shared key, its generation and every other machine's key are untouched — keys and
+    /// machine-bound tokens alike. The decision still gives the principal's generation.
+    #[test]
+    fn rotating_one_machine_touches_that_machine_only() {
+        let m = master("an example master, 32 bytes long");
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let host = p("host-a");
+        let (one, two): (Machine, Machine) = ("b-1".parse().unwrap(), "b-2".parse().unwrap());
+        let text = |key: crate::key::BuildKey| key.expose_secret().to_owned();
+        let old1 = text(d.derive_machine(&host, 1, &one, 0));
+        let new1 = text(d.derive_machine(&host, 1, &one, 1));
+        let own2 = text(d.derive_machine(&host, 1, &two, 0));
+        let shared = text(d.derive_generation(&host, 1));
+        let expires = Timestamp::from_second(1_800_000_000).unwrap();
+        let old_token = text(d.derive_token(&host, 1, Some((&one, 0)), expires));
+        let new_token = text(d.derive_token(&host, 1, Some((&one, 1)), expires));
+        let mut state = PrincipalState {
+            generation: 1,
+            // The principal's grace does not extend to a machine's previous key.
+            keep_previous: Grace::Open,
+            ..Default::default()
+        };
+        state.machine_generations.insert(one.clone(), 1);
+        let mut policy = Policy::none();
+        policy.set_state(&host, &state).unwrap();
+        let v = Verifier::new(&m, Algorithm::HmacSha256).with_policy(policy);
+        let at = Timestamp::from_second(1_799_999_000).unwrap();
+        let ask = |key: &str, machine: &Machine| {
+            v.verify_at(
+                &host,
+                Presented::from(key.as_bytes()).from_machine(machine),
+                at,
+            )
+        };
+        let valid = ask(&new1, &one);
+        assert!(valid.verdict.is_valid() && valid.machine, "{valid:?}");
+        assert_eq!(valid.generation, Some(1));
+        assert_eq!(ask(&old1, &one).verdict, Verdict::Invalid(Reason::Mismatch));
+        assert!(ask(&new_token, &one).verdict.is_valid());
+        assert_eq!(
+            ask(&old_token, &one).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+        // The new key is still b-1's alone.
+        assert_eq!(ask(&new1, &two).verdict, Verdict::Invalid(Reason::Mismatch));
+        assert!(ask(&own2, &two).verdict.is_valid());
+        assert!(ask(&shared, &one).verdict.is_valid());
+        assert!(ask(&shared, &two).verdict.is_valid());
+        assert!(v.verify_at(&host, shared.as_bytes(), at).verdict.is_valid());
+        // The principal's previous generation, in grace, at the machine's current one.
+        let grace1 = text(d.derive_machine(&host, 0, &one, 1));
+        assert_eq!(ask(&grace1, &one).generation, Some(0));
+        assert_eq!(
+            ask(&text(d.derive_machine(&host, 0, &one, 0)), &one).verdict,
+            Verdict::Invalid(Reason::Mismatch)
+        );
+    }
+
     /// A revoked machine: nothing presented from it verifies; the others are untouched.
     /// Machine keys only: the shared key is refused from anywhere, machine keys are not.
     #[test]
@@ -640,8 +705,8 @@ mod tests {
         let host = p("host-a");
         let (one, two): (Machine, Machine) = ("b-1".parse().unwrap(), "b-2".parse().unwrap());
         let text = |key: crate::key::BuildKey| key.expose_secret().to_owned();
-        let own1 = text(d.derive_machine(&host, 0, &one));
-        let own2 = text(d.derive_machine(&host, 0, &two));
+        let own1 = text(d.derive_machine(&host, 0, &one, 0));
+        let own2 = text(d.derive_machine(&host, 0, &two, 0));
         let shared = text(d.derive(&host));
         let mut policy = Policy::none();
         let mut state = PrincipalState::default();
@@ -974,7 +1039,7 @@ mod tests {
                 .is_valid()
         );
         let one: Machine = "builder-1".parse().unwrap();
-        let bound = d.derive_token(&host, 0, Some(&one), expires);
+        let bound = d.derive_token(&host, 0, Some((&one, 0)), expires);
         let bound = bound.expose_secret().as_bytes();
         let from = Presented::from(bound).from_machine(&one);
         let decision = v.verify_at(&host, from, at(0));

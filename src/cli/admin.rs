@@ -172,6 +172,12 @@ pub struct RotateArgs {
     #[arg(long)]
     pub discard_previous: bool,
 
+    /// Replace only the key of its own of the machine NAME (`mint --machine`): its previous
+    /// key stops verifying at once, with no grace period; the shared key and the other
+    /// machines' keys stay valid
+    #[arg(long, value_name = "NAME", value_parser = MachineParser)]
+    pub machine: Option<Machine>,
+
     #[command(flatten)]
     pub out: KeyOutputArgs,
 

@@ -197,14 +197,21 @@ Examples:
     /// principal's key changes. A principal whose previous key is still in its grace period
     /// is not rotated again (that key, already handed out, would stop verifying at once)
     /// unless --discard-previous says so.
+    ///
+    /// With --machine NAME, only that machine's own key (`mint --machine`) is replaced: the
+    /// machine's own generation goes up by one and its previous key stops verifying at once
+    /// (no grace period); the principal's generation, its shared key and every other
+    /// machine's key stay valid.
     #[command(after_help = "\
 Exit status: 0 rotated; 1 the previous key is still in its grace period (see
---discard-previous); 66 no master or no policy; 75 another edit held the policy's lock too
-long; 78 a bad policy file; see `gobuildkey --help` for the others.
+--discard-previous); 2 a grace-period option with --machine; 66 no master or no policy; 75
+another edit held the policy's lock too long; 78 a bad policy file; see `gobuildkey --help`
+for the others.
 
 Examples:
   gobuildkey rotate host-linux-arm-aws > host-linux-arm-aws.key
-  gobuildkey rotate --keep-previous-for 7d host-linux-arm-aws > new.key")]
+  gobuildkey rotate --keep-previous-for 7d host-linux-arm-aws > new.key
+  gobuildkey rotate --machine builder-07 host-linux-arm-aws -o builder-07.key")]
     Rotate(RotateArgs),
 
     /// End the grace period of a principal's previous key (admins)

@@ -55,6 +55,9 @@ pub struct Mint<'a, R = ()> {
     /// With `--machine` only: the machine the key is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<&'a str>,
+    /// With `--machine` only: the machine's own generation the key is at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_generation: Option<u64>,
     /// With `--expires-in`/`--expires-at` only: when the token expires (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
@@ -111,7 +114,8 @@ pub struct Explain<'a> {
     pub principal: &'a str,
     /// Whether it verifies as written.
     pub valid: bool,
-    /// `valid`, `revoked`, `algorithm`, `generation`, `other-principal`, `other-machine`,
+    /// `valid`, `revoked`, `algorithm`, `generation`, `machine-generation`,
+    /// `other-principal`, `other-machine`,
     /// `shared-refused`, `machine-revoked`, `retired-master`, `minted`, `expired`,
     /// `bad-token`, `malformed`, `unknown`, `refused`: of the key as written, or as repaired
     /// when `fixes` is not empty.
@@ -126,6 +130,12 @@ pub struct Explain<'a> {
     /// The principal's current generation (`generation`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_generation: Option<u64>,
+    /// The key's machine generation (`machine-generation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_generation: Option<u64>,
+    /// The machine's current generation (`machine-generation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_machine_generation: Option<u64>,
     /// Whose key it is (`other-principal`, `retired-master`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_principal: Option<String>,
@@ -334,10 +344,21 @@ pub struct PolicyPrincipal<'a> {
     pub machines: Vec<&'a str>,
     /// Its machines from which nothing verifies.
     pub revoked_machines: Vec<&'a str>,
+    /// The machines rotated on their own (`rotate --machine`), with their generations.
+    pub machine_generations: Vec<MachineGeneration<'a>>,
     /// Whether only keys bound to a machine verify.
     pub machine_keys_only: bool,
     /// Whether it is to be re-minted.
     pub stale: bool,
+}
+
+/// A machine's own generation (`policy`'s `principals[].machine_generations`).
+#[derive(Debug, Serialize)]
+pub struct MachineGeneration<'a> {
+    /// The machine.
+    pub machine: &'a str,
+    /// Its own generation (above 0).
+    pub generation: u64,
 }
 
 /// `policy --stale`.
@@ -556,6 +577,7 @@ mod tests {
                 machines: vec!["builder-1".into()],
                 revoked_machines: vec!["builder-1".into()],
                 machine_keys_only: true,
+                machine_generations: [("builder-1".to_owned(), 2)].into(),
             }),
             keyring: Some(KeyringChange::Added(KeyringAdded {
                 source: KeyringSource::File("/etc/farm/old.key".into()),
@@ -594,8 +616,9 @@ mod tests {
         fn minted<'a, R>(path: &'a Path, fp: &'a str, rotation: R) -> Mint<'a, R> {
             Mint {
                 principal: "host-a",
-                // `mint --machine` only: `rotate` has no machine keys (yet).
-                machine: (std::mem::size_of::<R>() == 0).then_some("builder-1"),
+                // `--machine` only.
+                machine: Some("builder-1"),
+                machine_generation: Some(2),
                 expires: (std::mem::size_of::<R>() == 0).then(|| "2026-12-01T12:00:00Z".to_owned()),
                 generation: 1,
                 algorithm: "hmac-sha256",
@@ -629,6 +652,8 @@ mod tests {
                     fixes: vec!["lowercased"],
                     generation: Some(0),
                     current_generation: Some(1),
+                    machine_generation: Some(0),
+                    current_machine_generation: Some(1),
                     other_principal: Some("host-b".to_owned()),
                     machine: Some("builder-1".to_owned()),
                     master: Some(fp.to_owned()),
@@ -776,6 +801,10 @@ mod tests {
                         algorithms: vec!["hmac-sha256"],
                         machines: vec!["builder-1", "builder-2"],
                         revoked_machines: vec!["builder-1"],
+                        machine_generations: vec![MachineGeneration {
+                            machine: "builder-2",
+                            generation: 2,
+                        }],
                         machine_keys_only: false,
                         stale: false,
                     }],
@@ -1219,6 +1248,7 @@ mod tests {
         let mint = Mint {
             principal: "host-a",
             machine: None,
+            machine_generation: None,
             expires: None,
             generation: 0,
             algorithm: "hmac-sha256",
@@ -1234,6 +1264,7 @@ mod tests {
         let rotate = Mint {
             principal: mint.principal,
             machine: None,
+            machine_generation: None,
             expires: None,
             generation: mint.generation,
             algorithm: mint.algorithm,
@@ -1248,6 +1279,17 @@ mod tests {
         assert_eq!(
             crate::output::encode("rotate", &rotate).unwrap(),
             r#"{"schema":"gobuildkey/1","command":"rotate","principal":"host-a","generation":0,"algorithm":"hmac-sha256","fingerprint":"SHA256:dbbf3b9776cdffb3","key":null,"output":"/tmp/k","keep_previous":false,"revoked":true}"#
+        );
+        // `rotate --machine`: the machine and its new generation after the principal.
+        let machine = Mint {
+            machine: Some("builder-1"),
+            machine_generation: Some(3),
+            output: None,
+            ..rotate
+        };
+        assert_eq!(
+            crate::output::encode("rotate", &machine).unwrap(),
+            r#"{"schema":"gobuildkey/1","command":"rotate","principal":"host-a","machine":"builder-1","machine_generation":3,"generation":0,"algorithm":"hmac-sha256","fingerprint":"SHA256:dbbf3b9776cdffb3","key":null,"keep_previous":false,"revoked":true}"#
         );
     }
 }

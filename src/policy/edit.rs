@@ -227,8 +227,64 @@ fn record_state(
         "machine_keys_only",
         state.machine_keys_only.then(|| Value::from(true)),
     );
+    set_machine_generations(entry, &state.machine_generations)
+        .map_err(|()| invalid("a principal's `machine_generations` is not a table"))?;
     if entry.is_empty() {
         principals.remove(principal.as_str());
+    }
+    Ok(())
+}
+
+/// Writes each machine's own generation into `entry`'s `machine_generations` (removed when
+/// none is above 0): an inline table `{ builder-1 = 2 }` when new; a table already there, in
+/// whatever form a hand edit gave it, is edited in place — its keys keep their spelling and
+/// comments, those of machines no longer above 0 go.
+fn set_machine_generations(
+    entry: &mut dyn TableLike,
+    generations: &std::collections::BTreeMap<crate::machine::Machine, u64>,
+) -> Result<(), ()> {
+    // Generations beyond i64 cannot be written; `rotate --machine` refuses before that.
+    let value = |generation: u64| Value::from(i64::try_from(generation).unwrap_or(i64::MAX));
+    if generations.is_empty() {
+        entry.remove("machine_generations");
+        return Ok(());
+    }
+    let Some(table) = entry
+        .get_mut("machine_generations")
+        .and_then(Item::as_table_like_mut)
+    else {
+        if entry.contains_key("machine_generations") {
+            return Err(());
+        }
+        let mut table = InlineTable::new();
+        for (machine, &generation) in generations {
+            table.insert(machine.as_str(), value(generation));
+        }
+        entry.insert(
+            "machine_generations",
+            Item::Value(Value::InlineTable(table)),
+        );
+        return Ok(());
+    };
+    let spelled: Vec<String> = table.iter().map(|(key, _)| key.to_owned()).collect();
+    let mut written = std::collections::BTreeSet::new();
+    for key in spelled {
+        let wanted = crate::machine::Machine::new(&key)
+            .ok()
+            .and_then(|machine| generations.get_key_value(&machine));
+        match wanted {
+            Some((machine, &generation)) if written.insert(machine.clone()) => {
+                set_or_remove(table, &key, Some(value(generation)));
+            }
+            _ => {
+                table.remove(&key);
+            }
+        }
+    }
+    for (machine, &generation) in generations {
+        if !written.contains(machine) {
+            table.insert(machine.as_str(), Item::Value(value(generation)));
+        }
     }
     Ok(())
 }
@@ -361,6 +417,40 @@ generation = 1 # rotated
         );
     }
 
+    /// Machines' generations: a new table is written inline; one a hand edit wrote (any
+    /// form, names in any case) is edited in place, spelling and comments kept, a machine
+    /// back at 0 left out, the table gone with the last one.
+    #[test]
+    fn machine_generations_are_written_and_edited_in_place() {
+        let b1: crate::machine::Machine = "builder-1".parse().unwrap();
+        let b2: crate::machine::Machine = "b.2".parse().unwrap();
+        let mut policy = Policy::none();
+        let mut state = PrincipalState::default();
+        state.machine_generations.insert(b1.clone(), 2);
+        state.machine_generations.insert(b2.clone(), 1);
+        policy.set_state(&p("host-a"), &state).unwrap();
+        assert!(
+            policy
+                .as_text()
+                .contains("machine_generations = { \"b.2\" = 1, builder-1 = 2 }"),
+            "{}",
+            policy.as_text()
+        );
+        let text = "[principals.host-a]\n[principals.host-a.machine_generations]\n\
+                    Builder-1 = 1 # first\nold = 3\n";
+        let mut policy = Policy::parse(text, None).unwrap();
+        state.machine_generations.insert(b1.clone(), 4);
+        policy.set_state(&p("host-a"), &state).unwrap();
+        let out = policy.to_text();
+        assert!(out.contains("Builder-1 = 4 # first"), "{out}");
+        assert!(!out.contains("old"), "{out}");
+        assert_eq!(policy.state(&p("host-a")), state);
+        policy
+            .set_state(&p("host-a"), &PrincipalState::default())
+            .unwrap();
+        assert!(!policy.to_text().contains("machine_generations"));
+    }
+
     /// Removing the only principal of a hand-written file leaves a policy `load` reads
     /// again, not an empty file (which it refuses as truncated).
     #[test]
@@ -420,6 +510,7 @@ generation = 1 # rotated
             proptest::option::of(Just(AlgorithmSet::ALL)),
             proptest::collection::btree_set("[a-z0-9][a-z0-9.-]{0,5}", 0..3),
             any::<bool>(),
+            proptest::collection::btree_map("[a-zA-Z0-9][a-z0-9._-]{0,5}", 1u64..5, 0..3),
         )
             .prop_map(
                 |(
@@ -430,6 +521,7 @@ generation = 1 # rotated
                     algorithms,
                     machines,
                     machine_keys_only,
+                    machine_generations,
                 )| PrincipalState {
                     generation,
                     keep_previous,
@@ -447,6 +539,11 @@ generation = 1 # rotated
                         .map(|name| crate::machine::Machine::new(name).unwrap())
                         .collect(),
                     machine_keys_only,
+                    // Names in any case: one machine drawn twice keeps one generation.
+                    machine_generations: machine_generations
+                        .iter()
+                        .map(|(name, &g)| (crate::machine::Machine::new(name).unwrap(), g))
+                        .collect(),
                 },
             )
     }

@@ -13,6 +13,10 @@
 //!
 //! [principals.host-openbsd-amd64-70]
 //! revoked = true                        # no key of it verifies
+//!
+//! [principals.host-linux-riscv64-unmatched]
+//! machines = ["builder-1", "builder-2"]     # each has a key of its own (`mint --machine`)
+//! machine_generations = { builder-1 = 2 }   # builder-1's own key was replaced twice
 //! ```
 //!
 //! A principal the file does not name is at generation 0 with nothing revoked: exactly the
@@ -91,6 +95,10 @@ pub struct PrincipalState {
     pub revoked_machines: BTreeSet<Machine>,
     /// Whether only keys bound to a machine verify: the principal's shared key is refused.
     pub machine_keys_only: bool,
+    /// Each machine's own generation (`rotate --machine`), in the message of its machine
+    /// keys and machine-bound tokens; a machine not here is at 0. Never holds a 0: the
+    /// reader leaves such an entry out and the editor writes none.
+    pub machine_generations: BTreeMap<Machine, u64>,
 }
 
 impl PrincipalState {
@@ -112,7 +120,27 @@ impl PrincipalState {
         machines: BTreeSet::new(),
         revoked_machines: BTreeSet::new(),
         machine_keys_only: false,
+        machine_generations: BTreeMap::new(),
     };
+
+    /// `machine`'s own generation: 0 until `rotate --machine` raises it.
+    ///
+    /// ```
+    /// use gobuildkey::policy::Policy;
+    ///
+    /// let policy = Policy::parse(
+    ///     "[principals.host-a]\nmachine_generations = { builder-1 = 2 }\n",
+    ///     None,
+    /// )?;
+    /// let state = policy.state(&"host-a".parse()?);
+    /// assert_eq!(state.machine_generation(&"Builder-1".parse()?), 2);
+    /// assert_eq!(state.machine_generation(&"builder-2".parse()?), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn machine_generation(&self, machine: &Machine) -> u64 {
+        self.machine_generations.get(machine).copied().unwrap_or(0)
+    }
 }
 
 /// A parsed policy, and the text it came from for edits that keep its layout.

@@ -123,7 +123,13 @@ impl Ctx<'_> {
                 .map_err(|e| self.invalid(Some(tree.key_span(entry)), e.to_string()))?;
             self.table(tree, entry, &format!("`principals.{name}`"))?;
             let state = self.state(tree, &name, entry)?;
-            let section = tree.section(entry);
+            // A field with a `[header]` of its own (`[principals.NAME.machine_generations]`)
+            // puts part of the principal elsewhere in the text: no section of its own to
+            // edit alone, so its edits go through the whole document.
+            let split = tree
+                .children(entry)
+                .any(|field| tree.section(field).is_some());
+            let section = tree.section(entry).filter(|_| !split);
             out.push((principal, Entry { state, section }));
         }
         Ok(out.into_iter().collect())
@@ -194,13 +200,20 @@ impl Ctx<'_> {
                     state.machine_keys_only =
                         tree.boolean(item).ok_or_else(|| wrong("true or false"))?;
                 }
+                "machine_generations" => {
+                    state.machine_generations = self.machine_generations(
+                        tree,
+                        item,
+                        &format!("`principals.{name}.machine_generations`"),
+                    )?;
+                }
                 other => {
                     return Err(self.invalid(
                         Some(tree.key_span(item)),
                         format!(
                             "unknown field {} in `principals.{name}`: expected generation, \
                              keep_previous, revoked, minted_under, algorithms, machines, \
-                             revoked_machines or machine_keys_only",
+                             revoked_machines, machine_keys_only or machine_generations",
                             escape_for_terminal(other, 64)
                         ),
                     ));
@@ -349,6 +362,63 @@ impl Ctx<'_> {
         Ok(set)
     }
 
+    /// A table of machine names ([`Machine::RULE`]), none twice (in any case), each with its
+    /// own generation, a whole number from 0 up; the machines at 0 are left out (the
+    /// default, which the editor never writes).
+    fn machine_generations(
+        &self,
+        tree: &Tree<'_>,
+        item: NodeId,
+        what: &str,
+    ) -> Result<BTreeMap<Machine, u64>, PolicyError> {
+        if tree.kind(item) != Kind::Table {
+            return Err(self.invalid(
+                Some(tree.value_span(item)),
+                format!(
+                    "{what} must be a table of machine names and their generations: \
+                     {{ builder-1 = 2 }}"
+                ),
+            ));
+        }
+        let mut generations = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for entry in tree.children(item) {
+            let machine = Machine::new(&tree.key(entry)).map_err(|_| {
+                self.invalid(
+                    Some(tree.key_span(entry)),
+                    format!(
+                        "{what} names a machine twice or not as a machine name ({})",
+                        Machine::RULE
+                    ),
+                )
+            })?;
+            let generation = tree
+                .integer(entry)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    self.invalid(
+                        Some(tree.value_span(entry)),
+                        format!(
+                            "{what}: each machine's generation must be a whole number from 0 up"
+                        ),
+                    )
+                })?;
+            if !seen.insert(machine.clone()) {
+                return Err(self.invalid(
+                    Some(tree.key_span(entry)),
+                    format!(
+                        "{what} names a machine twice or not as a machine name ({})",
+                        Machine::RULE
+                    ),
+                ));
+            }
+            if generation != 0 {
+                generations.insert(machine, generation);
+            }
+        }
+        Ok(generations)
+    }
+
     /// A non-empty array of algorithm names, none twice.
     fn algorithms(
         &self,
@@ -453,6 +523,28 @@ keep_previous = 2026-12-01T10:00:00+02:00
     }
 
     #[test]
+    fn machine_generations_are_read_in_any_table_form() {
+        let forms = [
+            "[principals.host-a]\nmachine_generations = { Builder-1 = 2, \"b.x\" = 1, b-0 = 0 }\n",
+            "[principals.host-a]\nmachine_generations.builder-1 = 2\nmachine_generations.\"b.x\" = 1\n",
+            "[principals.host-a]\n[principals.host-a.machine_generations]\nbuilder-1 = 2\n\"b.x\" = 1\n",
+        ];
+        for text in forms {
+            let policy = Policy::parse(text, None).unwrap();
+            let a = policy.state(&p("host-a"));
+            let read: Vec<(&str, u64)> = a
+                .machine_generations
+                .iter()
+                .map(|(m, &g)| (m.as_str(), g))
+                .collect();
+            assert_eq!(read, [("b.x", 1), ("builder-1", 2)], "{text}");
+        }
+        // Its own header: the principal has no one section to edit alone.
+        let policy = Policy::parse(forms[2], None).unwrap();
+        assert!(policy.principals[&p("host-a")].section.is_none());
+    }
+
+    #[test]
     fn array_of_tables_keyring() {
         let policy = Policy::parse("[[keyring.previous]]\nfile = \"a.key\"\n", None).unwrap();
         assert_eq!(policy.keyring().len(), 1);
@@ -496,6 +588,31 @@ keep_previous = 2026-12-01T10:00:00+02:00
                 "[principals.host-a]\nrevoked_machines = \"b-1\"\n",
                 (2, 20),
                 "an array of machine names",
+            ),
+            (
+                "[principals.host-a]\nmachine_generations = [\"b-1\"]\n",
+                (2, 23),
+                "a table of machine names",
+            ),
+            (
+                "[principals.host-a]\nmachine_generations = { b-1 = -1 }\n",
+                (2, 31),
+                "whole number from 0 up",
+            ),
+            (
+                "[principals.host-a]\nmachine_generations = { b-1 = \"2\" }\n",
+                (2, 31),
+                "whole number from 0 up",
+            ),
+            (
+                "[principals.host-a]\nmachine_generations = { b-1 = 1, B-1 = 2 }\n",
+                (2, 34),
+                "names a machine twice",
+            ),
+            (
+                "[principals.host-a]\nmachine_generations = { \"b 1\" = 1 }\n",
+                (2, 25),
+                "not as a machine name",
             ),
             (
                 "[principals.host-a]\nmachine_keys_only = 1\n",

@@ -988,14 +988,18 @@ pub(super) mod tests {
                 Just("minted_under = \"SHA256:0011223344556677\"".to_owned()),
                 Just("algorithms = [\"hmac-md5\", \"hmac-sha256\"]".to_owned()),
                 Just("algorithms = [ \"hmac-sha256\" ] # one".to_owned()),
+                Just("machine_generations = { b-1 = 2, \"B.x\" = 1 }".to_owned()),
+                Just("machine_generations = { b-0 = 0 } # one".to_owned()),
+                (1i64..4).prop_map(|g| format!("machine_generations.b-2 = {g}")),
             ]
         }
 
-        fn principal() -> impl Strategy<Value = (u8, String, Vec<String>, bool)> {
+        fn principal() -> impl Strategy<Value = (u8, String, Vec<String>, bool, bool)> {
             (
                 0u8..4,
                 name(),
                 prop::collection::vec(field(), 0..4),
+                any::<bool>(),
                 any::<bool>(),
             )
         }
@@ -1023,7 +1027,7 @@ pub(super) mod tests {
                     if algorithm {
                         top.push_str("algorithm = \"hmac-sha256\"\n");
                     }
-                    for (layout, name, fields, comment) in principals {
+                    for (layout, name, fields, comment, subtable) in principals {
                         let quoted = if comment {
                             format!("\"{name}\"")
                         } else {
@@ -1038,6 +1042,12 @@ pub(super) mod tests {
                                 for f in &fields {
                                     headers.push_str(f);
                                     headers.push('\n');
+                                }
+                                // A field with a header of its own, after the principal's.
+                                if subtable {
+                                    headers.push_str(&format!(
+                                        "[principals.{quoted}.machine_generations]\nb-3 = 1\n"
+                                    ));
                                 }
                             }
                             1 => {

@@ -255,7 +255,12 @@ mod tests {
         let master =
             crate::master::MasterSecret::from_text(b"an example master, 32 bytes long").unwrap();
         let bound = crate::derive::Deriver::new(&master, crate::key::Algorithm::HmacSha256)
-            .derive_machine(&"host-a".parse().unwrap(), 0, &"builder-1".parse().unwrap());
+            .derive_machine(
+                &"host-a".parse().unwrap(),
+                0,
+                &"builder-1".parse().unwrap(),
+                0,
+            );
         let now = Timestamp::now();
         let ask = |hostname: &[u8], key: &str, checks| {
             let registration = Registration {

@@ -515,3 +515,89 @@ fn machine_revocations_at_once_lose_nothing() {
     let replayed = Policy::load(&env.path("replayed.toml")).unwrap();
     assert_eq!(replayed.state(&principal("host-m")), state);
 }
+
+/// Many `rotate --machine` at once on one host type: 5 machines rotated 4 times each (the
+/// same machine many times over, and different machines side by side), interleaved with 4
+/// rotations of the principal itself. All exit 0; afterwards each machine's generation is
+/// exactly 4 and the principal's exactly 4 (a lost update would leave one lower), every
+/// rotation is in the log once — each machine's generations 1 to 4 in order, as it is
+/// appended under the lock — the keys printed are the keys of those generations, and the
+/// log replays to the same state.
+#[test]
+fn machine_rotations_at_once_count_every_one() {
+    let env = TestEnv::new().with_master();
+    env.cmd().args(["mint", "host-m"]).assert().success();
+    let machines: Vec<String> = (0..5).map(|i| format!("builder-{i}")).collect();
+    let mut children = Vec::new();
+    for round in 0..4 {
+        for machine in &machines {
+            let args = ["rotate", "--machine", machine, "host-m"];
+            children.push((args.join(" "), spawn(&env, &args, true)));
+        }
+        let args = ["rotate", "--discard-previous", "host-m"];
+        children.push((
+            format!("{} ({round})", args.join(" ")),
+            spawn(&env, &args, false),
+        ));
+    }
+    let (stdouts, waited) = all_succeed(children);
+    eprintln!("24 rotations at once: {waited} said they waited for the lock");
+
+    let policy = env.policy_path();
+    let host = principal("host-m");
+    let state = Policy::load(&policy).unwrap().state(&host);
+    assert_eq!(state.generation, 4);
+    for machine in &machines {
+        let m: gobuildkey::machine::Machine = machine.parse().unwrap();
+        assert_eq!(state.machine_generation(&m), 4, "{machine} lost a rotation");
+        assert!(state.machines.contains(&m), "{machine}");
+    }
+
+    let actions = ActionLog::beside(&policy).read().unwrap();
+    // The mint of the principal, 20 machine rotations and 4 of the principal.
+    assert_eq!(actions.len(), 25, "{actions:#?}");
+    let master = MasterSecret::from_text(MASTER.as_bytes()).unwrap();
+    let deriver = Deriver::new(&master, Algorithm::default());
+    let mut printed_expected = BTreeSet::new();
+    for machine in &machines {
+        let m: gobuildkey::machine::Machine = machine.parse().unwrap();
+        let rotations: Vec<_> = actions
+            .iter()
+            .filter(|a| a.machine.as_deref() == Some(machine.as_str()))
+            .collect();
+        assert_eq!(rotations.len(), 4, "{machine}");
+        let generations: Vec<u64> = rotations
+            .iter()
+            .map(|a| a.state.as_ref().unwrap().machine_generations[machine.as_str()])
+            .collect();
+        assert_eq!(generations, [1, 2, 3, 4], "{machine}");
+        for action in rotations {
+            // Each printed key is the key of the state it was logged with.
+            let principal_generation = action.generation.unwrap();
+            let own = action.state.as_ref().unwrap().machine_generations[machine.as_str()];
+            let key = deriver.derive_machine(&host, principal_generation, &m, own);
+            assert_eq!(action.key.as_deref(), Some(key.fingerprint().as_str()));
+            printed_expected.insert(key.expose_secret().to_owned());
+        }
+    }
+    let printed: BTreeSet<String> = stdouts
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim().to_owned())
+        .collect();
+    assert_eq!(printed, printed_expected);
+    assert!(temps(policy.parent().unwrap()).is_empty());
+
+    fs::copy(
+        env.path("keys/gobuildkey-actions.log"),
+        env.path("replayed-actions.log"),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log", "--policy"])
+        .arg(env.path("replayed.toml"))
+        .assert()
+        .success();
+    let replayed = Policy::load(&env.path("replayed.toml")).unwrap();
+    assert_eq!(replayed.state(&host), state);
+}

@@ -236,3 +236,63 @@ fn machine_revocations_always_leave_a_whole_policy() {
     assert!(temps(&env.path("keys")).is_empty());
     assert!(killed > 0, "no run was killed: the test tested nothing");
 }
+
+/// `rotate --machine` killed at random moments: after every kill the policy parses, keeps
+/// mode 0600, the machine's generation is the one before or one more (never lost, never
+/// skipped), and the principal, its other machine and another principal are untouched; at
+/// most one temporary file, none after one more run. The log (which may say one rotation
+/// more than a killed run wrote: logged first) replays, after that run, to the policy's
+/// state.
+#[test]
+fn machine_rotations_always_leave_a_whole_policy() {
+    let env = TestEnv::new().with_master();
+    let policy = env.path("keys/gobuildkey.toml");
+    env.cmd().args(["rotate", "host-other"]).assert().success();
+    env.cmd()
+        .args(["rotate", "--machine", "builder-kept", ARM])
+        .assert()
+        .success();
+    let (other, arm) = ("host-other".parse().unwrap(), ARM.parse().unwrap());
+    let (one, kept): (gobuildkey::machine::Machine, gobuildkey::machine::Machine) = (
+        "builder-1".parse().unwrap(),
+        "builder-kept".parse().unwrap(),
+    );
+    let mut last = 0;
+    let (killed, _) = kill_loop(&env, &["rotate", "--machine", "builder-1", ARM], |round| {
+        let loaded = Policy::load(&policy).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let state = loaded.state(&arm);
+        let generation = state.machine_generation(&one);
+        assert!(
+            generation == last || generation == last + 1,
+            "round {round}: {generation} after {last}"
+        );
+        last = generation;
+        assert_eq!(state.generation, 0, "round {round}");
+        assert_eq!(state.machine_generation(&kept), 1, "round {round}");
+        assert_eq!(loaded.state(&other).generation, 1, "round {round}");
+        assert_eq!(mode(&policy), 0o600, "round {round}");
+        assert!(temps(&env.path("keys")).len() <= 1, "round {round}");
+    });
+    env.cmd()
+        .args(["rotate", "--machine", "builder-1", ARM])
+        .assert()
+        .success();
+    assert!(temps(&env.path("keys")).is_empty());
+    assert!(killed > 0, "no run was killed: the test tested nothing");
+    let now = Policy::load(&policy).unwrap().state(&arm);
+    assert_eq!(now.machine_generation(&one), last + 1);
+    fs::copy(
+        env.path("keys/gobuildkey-actions.log"),
+        env.path("replayed-actions.log"),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log", "--policy"])
+        .arg(env.path("replayed.toml"))
+        .assert()
+        .success();
+    let replayed = Policy::load(&env.path("replayed.toml"))
+        .unwrap()
+        .state(&arm);
+    assert_eq!(replayed, now);
+}

@@ -1,7 +1,8 @@
 //! A Go coordinator that hands the key decision to `gobuildkey serve` (tests/go/coordinator,
 //! the few-line change to `HandleReverse` that docs/coordinators.md shows), built with the
 //! Go toolchain and registered with by `gobuildkey probe` as a builder would: its own checks
-//! as Go's, the key decided by the policy — SHA-256 keys, rotation and revocation included.
+//! as Go's, the key decided by the policy — SHA-256 keys, expiring tokens, rotation and
+//! revocation included.
 //! Runs where Go is installed (`.ci/run` installs golang-go); fails under CI without it.
 
 use std::io::{BufRead, BufReader};
@@ -107,6 +108,11 @@ fn a_go_coordinator_asking_serve_follows_the_policy() {
         .stdout(contains("412 \"invalid build key\""));
     install(new_key.trim());
     probe(&env).assert().code(0);
+    // An expiring token in the key file, sent as the buildlet sends any key file: accepted;
+    // then revoked with its principal, below.
+    let token = stdout_of(env.cmd().args(["mint", "--expires-in", "1h", ARM]));
+    install(token.trim());
+    probe(&env).assert().code(0).stdout(contains("accepted"));
     // Revoked: refused.
     env.cmd().args(["revoke", ARM]).assert().success();
     server.signal("HUP");

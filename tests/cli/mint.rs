@@ -626,3 +626,59 @@ fn a_machine_key_is_the_documented_message_and_verifies_from_its_machine_only() 
         .assert()
         .code(1);
 }
+
+/// Every mint of a machine key is logged with its fingerprint — also for a machine the
+/// policy already lists, when the policy has nothing new to record — so that `explain` can
+/// say whose it is later; a plain key already recorded is not logged again. After `rotate
+/// --machine`, `mint --machine` mints at the machine's new generation.
+#[test]
+fn every_machine_key_mint_is_logged() {
+    let env = TestEnv::new().with_master();
+    let log = || {
+        gobuildkey::policy::actions::ActionLog::beside(&env.policy_path())
+            .read()
+            .unwrap()
+    };
+    stdout_of(env.cmd().args(["mint", ARM]));
+    stdout_of(env.cmd().args(["mint", ARM]));
+    assert_eq!(log().len(), 1);
+    let out = env
+        .cmd()
+        .args(["mint", "--machine", "builder-1", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let first = crate::common::fingerprint_in(&out.stderr);
+    let policy = std::fs::read_to_string(env.policy_path()).unwrap();
+    let out = env
+        .cmd()
+        .args(["mint", "--machine", "builder-1", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    // The policy had nothing new to record: unchanged, yet the mint is logged.
+    assert_eq!(std::fs::read_to_string(env.policy_path()).unwrap(), policy);
+    let actions = log();
+    assert_eq!(actions.len(), 3, "{actions:#?}");
+    for action in &actions[1..] {
+        assert_eq!(action.command, "mint");
+        assert_eq!(action.machine.as_deref(), Some("builder-1"));
+        assert_eq!(action.key.as_deref(), Some(first.as_str()));
+    }
+    assert_eq!(crate::common::fingerprint_in(&out.stderr), first);
+
+    let rotated = stdout_of(env.cmd().args(["rotate", "--machine", "builder-1", ARM]));
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(env.cmd().args([
+        "--json",
+        "mint",
+        "--machine",
+        "builder-1",
+        ARM,
+    ])))
+    .unwrap();
+    assert_eq!(json["key"].as_str().unwrap(), rotated.trim());
+    assert_eq!(json["machine_generation"], 1);
+    assert_eq!(json["generation"], 0);
+}

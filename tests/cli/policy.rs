@@ -486,3 +486,35 @@ fn one_machine_revoked_and_machine_keys_only() {
         .success()
         .stdout(contains("is not revoked"));
 }
+
+/// `policy` lists each machine rotated on its own with its generation, as text and as
+/// `--json` (`machine_generations`, an array of `{machine, generation}`); a machine never
+/// rotated is not there.
+#[test]
+fn policy_lists_machine_generations() {
+    let env = TestEnv::new().with_master();
+    stdout_of(env.cmd().args(["mint", "--machine", "builder-2", ARM]));
+    for _ in 0..2 {
+        stdout_of(env.cmd().args(["rotate", "--machine", "builder-1", ARM]));
+    }
+    env.cmd().arg("policy").assert().success().stdout(contains(
+        "machine generations (rotate --machine): builder-1 2",
+    ));
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout_of(env.cmd().args(["--json", "policy"]))).unwrap();
+    let arm = listed["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == ARM)
+        .unwrap();
+    assert_eq!(
+        arm["machine_generations"],
+        serde_json::json!([{"machine": "builder-1", "generation": 2}])
+    );
+    assert_eq!(
+        arm["machines"],
+        serde_json::json!(["builder-1", "builder-2"])
+    );
+    assert_eq!(arm["generation"], 0);
+}

@@ -343,3 +343,182 @@ fn a_failed_rotation_leaves_no_key_file() {
     assert!(!out.exists());
     assert_eq!(verifies(&env, ARM, ARM_KEY), 0, "no rotation happened");
 }
+
+fn json_of(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout(env, &[&["--json"], args].concat())).unwrap()
+}
+
+/// `rotate --machine`: that machine's own generation goes up and its new key is printed;
+/// its previous key stops verifying at once, while the principal's generation, its shared
+/// key and the other machine's key stay valid; `mint --machine` then gives the new key;
+/// the policy, the log (replayed by `policy init --from-log`), `--json` and `explain` know.
+#[test]
+fn rotate_machine_replaces_that_machines_key_only() {
+    let env = TestEnv::new().with_master();
+    let from = |key: &str, machine: &str| crate::common::verifies_from(&env, ARM, key, &[machine]);
+    let old1 = stdout(&env, &["mint", "--machine", "builder-1", ARM]);
+    let own2 = stdout(&env, &["mint", "--machine", "builder-2", ARM]);
+    let out = env
+        .cmd()
+        .args(["rotate", "--machine", "Builder-1", ARM])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let new1 = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("its own generation 1"), "{stderr}");
+    assert!(stderr.contains("no longer verifies"), "{stderr}");
+    assert_ne!(new1, old1);
+    assert_eq!(from(&new1, "builder-1"), 0);
+    assert_eq!(from(&old1, "builder-1"), 1);
+    assert_eq!(from(&new1, "builder-2"), 1);
+    assert_eq!(from(&own2, "builder-2"), 0);
+    assert_eq!(from(ARM_KEY, "builder-1"), 0);
+    assert_eq!(verifies(&env, ARM, ARM_KEY), 0);
+    assert_eq!(stdout(&env, &["mint", "--machine", "builder-1", ARM]), new1);
+    let policy = policy_text(&env);
+    assert!(
+        policy.contains("machine_generations = { builder-1 = 1 }"),
+        "{policy}"
+    );
+    assert!(!policy.contains("\ngeneration ="), "{policy}");
+
+    // Again, with --json and -o FILE: generation 2, the principal's still 0.
+    let file = env.path("builder-1.key");
+    let json = json_of(
+        &env,
+        &[
+            "rotate",
+            "--machine",
+            "builder-1",
+            ARM,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(json["machine"], "builder-1");
+    assert_eq!(json["machine_generation"], 2);
+    assert_eq!(json["generation"], 0);
+    assert_eq!(json["keep_previous"], false);
+    assert_eq!(json["revoked"], false);
+    let new2 = fs::read_to_string(&file).unwrap();
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(from(&new2, "builder-1"), 0);
+    assert_eq!(from(&new1, "builder-1"), 1);
+    assert_eq!(from(&own2, "builder-2"), 0);
+
+    // The log: each rotation with its machine, fingerprint and state.
+    let actions = gobuildkey::policy::actions::ActionLog::beside(&env.policy_path())
+        .read()
+        .unwrap();
+    let rotations: Vec<_> = actions.iter().filter(|a| a.command == "rotate").collect();
+    assert_eq!(rotations.len(), 2);
+    for (n, action) in rotations.iter().enumerate() {
+        assert_eq!(action.machine.as_deref(), Some("builder-1"));
+        assert!(action.key.is_some());
+        let state = action.state.as_ref().unwrap();
+        assert_eq!(state.machine_generations["builder-1"], n as u64 + 1);
+    }
+    let replayed = env.path("replayed.toml");
+    fs::copy(
+        env.path("keys/gobuildkey-actions.log"),
+        env.path("replayed-actions.log"),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log", "--policy"])
+        .arg(&replayed)
+        .assert()
+        .success();
+    let host = ARM.parse().unwrap();
+    assert_eq!(
+        gobuildkey::policy::Policy::load(&replayed)
+            .unwrap()
+            .state(&host),
+        gobuildkey::policy::Policy::load(&env.policy_path())
+            .unwrap()
+            .state(&host)
+    );
+
+    // explain: the old key is of an earlier machine generation.
+    let out = env
+        .cmd()
+        .args(["--json", "explain", "--machine", "builder-1", ARM])
+        .write_stdin(old1)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["finding"], "machine-generation", "{found}");
+    assert_eq!(found["machine"], "builder-1");
+    assert_eq!(found["machine_generation"], 0);
+    assert_eq!(found["current_machine_generation"], 2);
+    assert!(found["time"].is_string(), "{found}");
+}
+
+/// A machine never minted for can be rotated too (it is listed from then on); a revoked
+/// machine or principal is rotated as `rotate` rotates a revoked principal — the new key
+/// is printed, and a note says it stays refused until reinstated (rotate, hand out, then
+/// reinstate: the compromised key never verifies again in between).
+#[test]
+fn rotate_machine_of_a_revoked_machine_says_so() {
+    let env = TestEnv::new().with_master();
+    stdout(&env, &["mint", ARM]);
+    env.cmd()
+        .args(["revoke", "--machine", "builder-9", ARM])
+        .assert()
+        .success();
+    let out = env
+        .cmd()
+        .args(["rotate", "--machine", "builder-9", ARM])
+        .assert()
+        .success()
+        .stderr(contains("reinstate --machine builder-9"))
+        .get_output()
+        .clone();
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        crate::common::verifies_from(&env, ARM, &key, &["builder-9"]),
+        1
+    );
+    env.cmd()
+        .args(["reinstate", "--machine", "builder-9", ARM])
+        .assert()
+        .success();
+    assert_eq!(
+        crate::common::verifies_from(&env, ARM, &key, &["builder-9"]),
+        0
+    );
+    let policy = policy_text(&env);
+    assert!(policy.contains("machines = [\"builder-9\"]"), "{policy}");
+    // A dry run changes nothing and prints no key.
+    env.cmd()
+        .args(["rotate", "--dry-run", "--machine", "builder-9", ARM])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(contains("would move to its own generation 2"));
+    assert_eq!(policy_text(&env), policy);
+}
+
+/// The grace options are refused with --machine before anything is read (exit 2; the
+/// catalogue in tests/refusals/rotate/ has the exact words), and the policy is unchanged.
+#[test]
+fn rotate_machine_refuses_a_grace_period() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args([
+            "rotate",
+            "--machine",
+            "builder-1",
+            "--keep-previous-for",
+            "7d",
+            ARM,
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("no grace").and(contains("--keep-previous-for")));
+    assert_eq!(fs::read_to_string(env.policy_path()).unwrap(), EMPTY_POLICY);
+}

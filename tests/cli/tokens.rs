@@ -17,7 +17,12 @@ fn token_expiring_in(principal: &str, seconds: i64, machine: Option<&str>) -> St
     let expires = Timestamp::now() + SignedDuration::from_secs(seconds);
     let machine = machine.map(|m| m.parse().unwrap());
     Deriver::new(&master, Algorithm::HmacSha256)
-        .derive_token(&principal.parse().unwrap(), 0, machine.as_ref(), expires)
+        .derive_token(
+            &principal.parse().unwrap(),
+            0,
+            machine.as_ref().map(|m| (m, 0)),
+            expires,
+        )
         .expose_secret()
         .to_owned()
 }

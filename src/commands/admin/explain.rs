@@ -167,6 +167,24 @@ fn describe(
                  file of {other} was installed for {principal}"
             )
         }
+        Explanation::MachineGeneration {
+            machine,
+            generation,
+            current,
+            replaced,
+        } => {
+            fields.finding = "machine-generation";
+            fields.machine = Some(machine.as_str().to_owned());
+            fields.machine_generation = Some(*generation);
+            fields.current_machine_generation = Some(*current);
+            fields.time.clone_from(replaced);
+            let when = replaced
+                .as_ref()
+                .map_or_else(String::new, |time| format!(", replaced on {time}"));
+            format!(
+                "not valid: the key of {principal} bound to the machine {machine} at its own                  generation {generation}{when}; the machine's current generation is {current}                  (`gobuildkey rotate --machine {machine}` replaced it): give the builder its                  current key (`gobuildkey mint --machine {machine} {principal}`)"
+            )
+        }
         Explanation::OtherMachine { machine } => {
             fields.finding = "other-machine";
             fields.machine = Some(machine.as_str().to_owned());

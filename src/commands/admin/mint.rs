@@ -12,40 +12,45 @@ use jiff::Timestamp;
 use crate::cli::MintArgs;
 use crate::exit::{Exit, Refused};
 
-/// Prints the key of the principal's current generation. The policy is written only when
-/// it must record something new — a principal it does not name yet, or a key minted under
-/// another master than the one recorded — and then under its lock.
+/// Prints the key of the principal's current generation (bound to a machine: at the
+/// machine's current generation of its own). The policy is written only when it must record
+/// something new — a principal it does not name yet, a machine it does not list, or a key
+/// minted under another master than the one recorded — and then under its lock. A token or
+/// a machine key is logged even when the policy has nothing new to record, so that its
+/// fingerprint is in the log (`explain` attributes it).
 pub fn run(args: &MintArgs) -> Result<Exit> {
     // An expiry, if asked for, checked before the master is read.
     let expires = expiry(args)?;
     let master = args.master.load()?;
     let store = super::policy_store(&args.master, &args.edit)?;
-    let (key, generation) = match mint(&store.read()?, args, &master, expires)? {
-        // Nothing new to record: no lock, no write. A token is always logged (below).
-        (key, generation, false) if expires.is_none() => (key, generation),
+    let always_logged = expires.is_some() || args.machine.is_some();
+    let Minted {
+        key,
+        generation,
+        machine_generation,
+        ..
+    } = match mint(&store.read()?, args, &master, expires)? {
+        // Nothing new to record: no lock, no write. Tokens and machine keys are always
+        // logged (below).
+        minted if minted.recorded && !always_logged => minted,
         // Again under the lock, from the policy as it is now (a rotation may have landed).
         _ => super::edit_policy(&store, &args.edit, |policy| {
-            let (key, generation, _) = mint(policy, args, &master, expires)?;
+            let minted = mint(policy, args, &master, expires)?;
+            let key = &minted.key;
             let mut state = policy.state(&args.principal);
             // A machine's own key: the policy lists the machine (`policy`, `explain`).
             state.machines.extend(args.machine.clone());
-            let mut action = super::record_minted(
-                policy,
-                "mint",
-                &args.principal,
-                state.clone(),
-                &master,
-                &key,
-            )?;
-            if action.is_none() && expires.is_some() {
-                // The policy already says all this; the log still records the token, so
-                // that `explain` and `scan` know whose it is.
+            let mut action =
+                super::record_minted(policy, "mint", &args.principal, state.clone(), &master, key)?;
+            if action.is_none() && always_logged {
+                // The policy already says all this; the log still records the token or the
+                // machine key, so that `explain` and `scan` know whose it is.
                 action = Some(super::minted_action(
                     "mint",
                     &args.principal,
                     &state,
                     &master,
-                    &key,
+                    key,
                 ));
             }
             if let Some(action) = action.as_mut() {
@@ -53,7 +58,7 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
                 action.expires = key.expires().map(|t| t.to_string());
             }
             Ok(super::Edited {
-                value: (key, generation),
+                value: minted,
                 action,
             })
         })?,
@@ -66,19 +71,40 @@ pub fn run(args: &MintArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     super::write_key_file(&key, &args.out)?;
-    let whom = (&args.principal, args.machine.as_ref());
-    super::emit_key("mint", &key, whom, generation, (), &args.out)?;
+    let whom = args
+        .machine
+        .as_ref()
+        .map(|machine| (machine, machine_generation));
+    super::emit_key(
+        "mint",
+        &key,
+        (&args.principal, whom),
+        generation,
+        (),
+        &args.out,
+    )?;
     Ok(Exit::Ok)
 }
 
-/// The key `policy` gives the principal, its generation, and whether the policy has yet to
+/// A key as `policy` gives it.
+struct Minted {
+    key: BuildKey,
+    /// The principal's generation.
+    generation: u64,
+    /// The machine's own generation (0 without `--machine`).
+    machine_generation: u64,
+    /// Whether the policy records all the key needs already.
+    recorded: bool,
+}
+
+/// The key `policy` gives the principal, its generations, and whether the policy has yet to
 /// record it.
 fn mint(
     policy: &Policy,
     args: &MintArgs,
     master: &MasterSecret,
     expires: Option<Timestamp>,
-) -> Result<(BuildKey, u64, bool)> {
+) -> Result<Minted> {
     let state = policy.state(&args.principal);
     if state.revoked {
         return Err(Refused::new(
@@ -92,18 +118,34 @@ fn mint(
     }
     let alg = args.alg.unwrap_or(policy.default_algorithm());
     let deriver = Deriver::new(master, alg);
-    let key = match (&args.machine, expires) {
-        (machine, Some(expires)) => {
-            deriver.derive_token(&args.principal, state.generation, machine.as_ref(), expires)
+    // Bound to a machine: at the machine's own generation (`rotate --machine`).
+    let machine_generation = args
+        .machine
+        .as_ref()
+        .map_or(0, |machine| state.machine_generation(machine));
+    let bound = args.machine.as_ref().map(|m| (m, machine_generation));
+    let key = match (bound, expires) {
+        (bound, Some(expires)) => {
+            deriver.derive_token(&args.principal, state.generation, bound, expires)
         }
-        (Some(machine), None) => deriver.derive_machine(&args.principal, state.generation, machine),
+        (Some((machine, machine_generation)), None) => deriver.derive_machine(
+            &args.principal,
+            state.generation,
+            machine,
+            machine_generation,
+        ),
         (None, None) => deriver.derive_generation(&args.principal, state.generation),
     };
     let generation = state.generation;
     let mut wanted = super::minted_state(policy, &args.principal, state, master, alg);
     wanted.machines.extend(args.machine.clone());
     let recorded = policy.state_ref(&args.principal) == Some(&wanted);
-    Ok((key, generation, !recorded))
+    Ok(Minted {
+        key,
+        generation,
+        machine_generation,
+        recorded,
+    })
 }
 
 /// The expiry `--expires-in` or `--expires-at` asks for, to the second: after now, and at

@@ -192,7 +192,7 @@ const JSON_KEY_OBJECT_CAPACITY: usize = 4096;
 fn emit_key<R: serde::Serialize>(
     command: &str,
     key: &BuildKey,
-    (principal_name, machine): (&Principal, Option<&Machine>),
+    (principal_name, machine): (&Principal, Option<(&Machine, u64)>),
     generation: u64,
     rotation: R,
     out: &KeyOutputArgs,
@@ -200,7 +200,10 @@ fn emit_key<R: serde::Serialize>(
     let fingerprint = key.fingerprint();
     // Whose key, in the sentences below; a token says when it expires.
     let mut principal = match machine {
-        Some(machine) => format!("{principal_name} bound to the machine {machine}"),
+        Some((machine, 0)) => format!("{principal_name} bound to the machine {machine}"),
+        Some((machine, own)) => {
+            format!("{principal_name} bound to the machine {machine} (its own generation {own})")
+        }
         None => principal_name.to_string(),
     };
     let what = match key.expires() {
@@ -212,7 +215,8 @@ fn emit_key<R: serde::Serialize>(
     };
     let mut fields = json::Mint {
         principal: principal_name.as_str(),
-        machine: machine.map(Machine::as_str),
+        machine: machine.map(|(machine, _)| machine.as_str()),
+        machine_generation: machine.map(|(_, generation)| generation),
         expires: key.expires().map(|t| t.to_string()),
         generation,
         algorithm: key.algorithm().name(),
@@ -344,6 +348,7 @@ mod tests {
         let fields = Mint {
             principal: principal.as_str(),
             machine: Some(&machine),
+            machine_generation: Some(u64::MAX / 2),
             expires: Some("2026-12-01T12:00:00Z".to_owned()),
             generation: u64::MAX / 2,
             algorithm: key.algorithm().name(),

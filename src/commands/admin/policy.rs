@@ -445,6 +445,14 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
                 algorithms: names(algorithms),
                 machines: state.machines.iter().map(Machine::as_str).collect(),
                 revoked_machines: state.revoked_machines.iter().map(Machine::as_str).collect(),
+                machine_generations: state
+                    .machine_generations
+                    .iter()
+                    .map(|(machine, &generation)| json::MachineGeneration {
+                        machine: machine.as_str(),
+                        generation,
+                    })
+                    .collect(),
                 machine_keys_only: state.machine_keys_only,
                 stale: !state.revoked && stale(state.minted_under.as_ref()),
             });
@@ -476,6 +484,17 @@ pub fn show(args: &PolicyArgs) -> Result<Exit> {
         if !state.revoked_machines.is_empty() {
             let names: Vec<&str> = state.revoked_machines.iter().map(Machine::as_str).collect();
             line(format_args!("    machines revoked: {}", names.join(", ")));
+        }
+        if !state.machine_generations.is_empty() {
+            let rotated: Vec<String> = state
+                .machine_generations
+                .iter()
+                .map(|(machine, generation)| format!("{machine} {generation}"))
+                .collect();
+            line(format_args!(
+                "    machine generations (rotate --machine): {}",
+                rotated.join(", ")
+            ));
         }
     }
     let previous = keyring

@@ -31,6 +31,7 @@ mod log;
 mod replay;
 mod who;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,23 @@ fn machines_of(names: &[String]) -> Option<std::collections::BTreeSet<Machine>> 
     names.iter().map(|name| Machine::new(name).ok()).collect()
 }
 
+/// The machines' generations of `names`, those at 0 left out (as the policy's reader
+/// does); `None` if a name breaks the rule or two name one machine (not a record gobuildkey
+/// writes).
+fn machine_generations_of(names: &BTreeMap<String, u64>) -> Option<BTreeMap<Machine, u64>> {
+    let mut generations = BTreeMap::new();
+    for (name, &generation) in names {
+        if generations
+            .insert(Machine::new(name).ok()?, generation)
+            .is_some()
+        {
+            return None;
+        }
+    }
+    generations.retain(|_, generation| *generation != 0);
+    Some(generations)
+}
+
 /// A principal's state as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
@@ -128,6 +146,9 @@ pub struct StateRecord {
     /// Whether only machine keys verify, when so.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub machine_keys_only: bool,
+    /// Each machine's own generation (`rotate --machine`), when any is above 0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub machine_generations: BTreeMap<String, u64>,
 }
 
 impl StateRecord {
@@ -149,6 +170,11 @@ impl StateRecord {
             machines: names_of(&state.machines),
             revoked_machines: names_of(&state.revoked_machines),
             machine_keys_only: state.machine_keys_only,
+            machine_generations: state
+                .machine_generations
+                .iter()
+                .map(|(machine, &generation)| (machine.as_str().to_owned(), generation))
+                .collect(),
         }
     }
 
@@ -179,6 +205,7 @@ impl StateRecord {
             machines: machines_of(&self.machines)?,
             revoked_machines: machines_of(&self.revoked_machines)?,
             machine_keys_only: self.machine_keys_only,
+            machine_generations: machine_generations_of(&self.machine_generations)?,
         })
     }
 }

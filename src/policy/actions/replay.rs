@@ -101,11 +101,14 @@ mod tests {
             revoked: true,
             ..Default::default()
         };
-        let rotated = PrincipalState {
+        let mut rotated = PrincipalState {
             generation: 2,
             keep_previous: Grace::Until("2026-12-01T00:00:00Z".parse().unwrap()),
             ..Default::default()
         };
+        rotated
+            .machine_generations
+            .insert("builder-1".parse().unwrap(), 3);
         let mut add = Action::new("master add");
         add.keyring = Some(KeyringChange::Added(KeyringAdded::of(
             &MasterSource::File("old.key".into()),
