@@ -220,3 +220,29 @@ fn each_policy_has_its_own_log() {
     let main_log = fs::read_to_string(env.path("keys/gobuildkey-actions.log")).unwrap();
     assert!(!main_log.contains("host-x"), "{main_log}");
 }
+
+/// The text form says which machine an action was about and when a token minted expires,
+/// before the reason.
+#[test]
+fn the_text_names_the_machine_and_a_tokens_expiry() {
+    let env = TestEnv::new().with_master();
+    env.cmd()
+        .args(["mint", "--machine", "builder-7", "host-a"])
+        .assert()
+        .success();
+    env.cmd()
+        .args([
+            "mint",
+            "--expires-in",
+            "2h",
+            "--reason",
+            "a CI job",
+            "host-a",
+        ])
+        .assert()
+        .success();
+    let text = stdout_of(env.cmd().args(["log", "host-a"]));
+    assert!(text.contains("machine builder-7"), "{text}");
+    assert!(text.contains("token expires 20"), "{text}");
+    assert!(text.contains("; a CI job"), "{text}");
+}

@@ -280,9 +280,9 @@ fn describe(
             format!(
                 "not valid: a well-formed {algorithm} key, but of nothing the farm knows — no \
                  principal of the policy or the action log at any generation under the masters \
-                 of the keyring, and no key the action log records: a key bound to a machine \
-                 (`mint --machine`; explain does not know machines, \
-                 `gobuildkey verify --machine NAME {principal}` checks it), else a key of \
+                 of the keyring, nor bound to any machine the policy or the log names, and no \
+                 key the action log records: a key bound to a machine the farm does not list \
+                 (`gobuildkey verify --machine NAME {principal}` checks it), else a key of \
                  another farm or made up"
             )
         }

@@ -42,6 +42,15 @@ pub fn run(args: &LogArgs) -> Result<Exit> {
             Some(person) => format!("{person} as {}", a.user),
             None => a.user.clone(),
         };
+        // The machine and a token's expiry, when the action has them, before the reason.
+        let detail: Vec<String> = [
+            a.machine.as_ref().map(|m| format!("machine {m}")),
+            a.expires.as_ref().map(|t| format!("token expires {t}")),
+            a.reason.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         lines.push(format!(
             "{:<20}  {:<18} {:<16} {:<32} {:>4}  {}",
             a.time,
@@ -50,7 +59,7 @@ pub fn run(args: &LogArgs) -> Result<Exit> {
             a.principal.as_deref().unwrap_or("-"),
             a.generation
                 .map_or_else(|| "-".to_owned(), |g| g.to_string()),
-            a.reason.as_deref().unwrap_or("")
+            detail.join("; ")
         ));
     }
     if actions.is_empty() {
