@@ -317,3 +317,35 @@ fn input_past_the_bound_is_not_called_empty() {
         .stdout(contains("0 bytes").not())
         .stdout(contains("4096"));
 }
+
+/// A principal the policy does not name: its own generation-0 key is valid (as `verify`
+/// says), a key of a principal the farm knows is named, and a key of one it does not is
+/// unknown — never an error.
+#[test]
+fn a_principal_not_in_the_policy() {
+    let env = TestEnv::new().with_master();
+    stdout_of(env.cmd().args(["mint", ARM]));
+    let master = gobuildkey::master::MasterSecret::from_text(MASTER.as_bytes()).unwrap();
+    let deriver = gobuildkey::derive::Deriver::new(&master, gobuildkey::key::Algorithm::HmacSha256);
+    let own = deriver.derive(&"host-unlisted".parse().unwrap());
+    let (json, code) = explain(&env, "host-unlisted", own.expose_secret());
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("valid"), 0),
+        "{json}"
+    );
+    let (json, code) = explain(&env, "host-unlisted", ARM_KEY);
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("other-principal"), 1),
+        "{json}"
+    );
+    assert_eq!(json["other_principal"], ARM);
+    let stranger = deriver.derive(&"host-stranger".parse().unwrap());
+    let (json, code) = explain(&env, "host-unlisted", stranger.expose_secret());
+    assert_eq!(
+        (json["finding"].as_str(), code),
+        (Some("unknown"), 1),
+        "{json}"
+    );
+}
