@@ -100,7 +100,7 @@ Examples:
     /// key is "invalid build key", exit 1; the message never shows the key.
     ///
     /// --batch answers many: each input line `PRINCIPAL KEY` gets one output line, `ok` or
-    /// `deny REASON` (invalid, malformed, revoked, kind), in order; masters and policy are
+    /// `deny REASON` (invalid, malformed, revoked, kind, expired), in order; masters and policy are
     /// loaded once. The process exits 0 when its input ends.
     #[command(after_help = "\
 Exit status: 0 valid; 1 invalid; 2 usage; 66 no master; 77 the master file is open to others;
