@@ -88,6 +88,8 @@ pub struct Minted {
     pub machine: Option<String>,
     /// The machine's own generation it was minted at (0 for a shared key).
     pub machine_generation: u64,
+    /// When it expires (RFC 3339), for an expiring token (`mint --expires-in`).
+    pub expires: Option<String>,
 }
 
 impl History {
@@ -146,6 +148,7 @@ impl History {
                     command: action.command.clone(),
                     machine: machine.as_ref().map(|m| m.as_str().to_owned()),
                     machine_generation,
+                    expires: action.expires.clone(),
                 });
             }
         }
@@ -156,6 +159,12 @@ impl History {
     #[must_use]
     pub fn minted(&self) -> &[Minted] {
         &self.minted
+    }
+
+    /// The key the log records as minted with the fingerprint `key`, its latest record.
+    #[must_use]
+    pub fn minted_as(&self, key: &Fingerprint) -> Option<&Minted> {
+        self.minted.iter().rev().find(|m| m.key == key.as_str())
     }
 
     /// When the log first records a key of `principal` at `generation`.
@@ -343,7 +352,7 @@ pub fn explain<'a>(
         return Explanation::Valid { master, generation };
     }
     let text = presented.text();
-    let Some((algorithm, found)) = identify(verifier, history, principal, presented) else {
+    let Some((algorithm, found)) = identify(verifier, history, Some(principal), presented) else {
         return repair(verifier, history, principal, presented, now);
     };
     let state = verifier.policy().state(principal);
@@ -432,31 +441,37 @@ pub fn explain<'a>(
                 machine: whose.machine,
             }
         }
-        None => {
-            let fingerprint = Fingerprint::of(text);
-            match history
-                .minted
-                .iter()
-                .rev()
-                .find(|m| m.key == fingerprint.as_str())
-            {
-                Some(minted) if verifier.masters().all(|m| m.as_str() != minted.master) => {
-                    Explanation::Retired(minted.clone())
-                }
-                Some(minted) => Explanation::Logged(minted.clone()),
-                None => Explanation::Unknown { algorithm },
+        None => match history.minted_as(&Fingerprint::of(text)) {
+            Some(minted) if verifier.masters().all(|m| m.as_str() != minted.master) => {
+                Explanation::Retired(minted.clone())
             }
-        }
+            Some(minted) => Explanation::Logged(minted.clone()),
+            None => Explanation::Unknown { algorithm },
+        },
     }
 }
 
 /// Whose key a key is: a principal's at a generation, shared or bound to a machine (at the
 /// machine's own generation, 0 for a shared key).
-struct Whose {
-    principal: Principal,
-    generation: u64,
-    machine: Option<Machine>,
-    machine_generation: u64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whose {
+    /// The principal.
+    pub principal: Principal,
+    /// The generation.
+    pub generation: u64,
+    /// The machine it is bound to, for a machine key.
+    pub machine: Option<Machine>,
+    /// The machine's own generation (0 for a shared key).
+    pub machine_generation: u64,
+}
+
+/// Whose key `presented` is, as far as the farm knows, searched as `explain` searches
+/// (every principal of the policy and the log, their latest generations, every master, the
+/// machines the farm knows); `None` when it is no key of them, or not well formed. For
+/// `scan`, which finds a token and must learn whose it is before verifying it.
+#[must_use]
+pub fn whose(verifier: &Verifier, history: &History, presented: Presented<'_>) -> Option<Whose> {
+    identify(verifier, history, None, presented).and_then(|(_, whose)| whose)
 }
 
 /// How many of a machine's own generations the search covers, its latest first: each is
@@ -468,7 +483,7 @@ const MACHINE_GENERATIONS_SEARCHED: u64 = 100;
 const GENERATIONS_SEARCHED: u64 = 1000;
 
 /// The presented key's algorithm, if it is a well-formed key, and whose key it is, if the
-/// farm knows: the principal asked about, then those of the policy and of the log, each at
+/// farm knows: the principal asked about (if any), then those of the policy and of the log, each at
 /// its latest [`GENERATIONS_SEARCHED`] generations up to its current one (or the highest the
 /// log records), newest first, under every master that computes keys of that algorithm;
 /// shared keys first, then keys bound to the machines the farm knows (the one it was
@@ -478,19 +493,20 @@ const GENERATIONS_SEARCHED: u64 = 1000;
 fn identify(
     verifier: &Verifier,
     history: &History,
-    principal: &Principal,
+    first: Option<&Principal>,
     presented: Presented<'_>,
 ) -> Option<(Algorithm, Option<Whose>)> {
     let (algorithm, key, form) = presented_form(presented.text())?;
     // The principal asked about first: a key is most often its own.
-    let own = verifier.policy().state(principal).generation;
+    let own = first.map(|p| (p, verifier.policy().state(p).generation));
     let others = verifier
         .policy()
         .principals()
         .map(|(p, state)| (p, state.generation));
     let mut candidates: Vec<(&Principal, u64)> = Vec::new();
     let mut seen: BTreeMap<&Principal, usize> = BTreeMap::new();
-    for (p, generation) in std::iter::once((principal, own))
+    for (p, generation) in own
+        .into_iter()
         .chain(others)
         .chain(history.principals.iter().map(|(p, &g)| (p, g)))
     {

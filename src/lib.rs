@@ -49,7 +49,8 @@
 //! master secret and where it comes from), [`derive`](mod@derive) (the keyed HMAC state:
 //! the one derivation for mint and verify), [`policy`] (generations, grace, revocation,
 //! the keyring), [`verifier`] (the one verification path, its verdicts and reasons),
-//! [`explain`] (what a key that does not verify is, for the admin), [`audit`] (one JSON line
+//! [`explain`] (what a key that does not verify is, for the admin), [`scan`] (finding keys
+//! and tokens in bytes), [`found`] (whose a key found is and whether it is live), [`audit`] (one JSON line
 //! per verification), [`batch`] (the `verify --batch` protocol),
 //! [`service`] (what `gobuildkey serve` answers), `reload` (reloading the masters and the
 //! policy while in use, on SIGHUP and on file change), [`paths`] (where the builder agent
@@ -64,6 +65,7 @@ pub mod batch;
 pub mod derive;
 pub mod explain;
 pub mod fingerprint;
+pub mod found;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod key;
@@ -75,6 +77,7 @@ pub mod principal;
 pub mod process;
 #[cfg(unix)]
 pub mod reload;
+pub mod scan;
 pub mod secret_file;
 pub mod service;
 pub mod text;

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::admin::import::run(args),
         Command::Explain(args) => commands::admin::explain::run(args),
         Command::Log(args) => commands::admin::log::run(args),
+        Command::Scan(args) => commands::admin::scan::run(args),
         Command::Master(MasterCommand::Rotate(args)) => commands::admin::master::rotate(args),
         Command::Master(MasterCommand::Add(args)) => commands::admin::master::add(args),
         Command::Master(MasterCommand::Retire(args)) => commands::admin::master::retire(args),

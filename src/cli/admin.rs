@@ -314,6 +314,26 @@ pub struct ExplainArgs {
     pub master: MasterArgs,
 }
 
+// `gobuildkey scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and folders to scan: folders in full (`.git` skipped), links never followed;
+    /// `-` is standard input [default: .]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Scan without the master, even where there is one: tokens are found and their expiry
+    /// read, but not whose they are; plain keys are not looked for
+    #[arg(long, conflicts_with_all = ["master_key", "master_key_command", "policy"])]
+    pub no_master: bool,
+
+    #[command(flatten)]
+    pub skew: SkewArgs,
+
+    #[command(flatten)]
+    pub master: MasterArgs,
+}
+
 // `gobuildkey log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {

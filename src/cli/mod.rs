@@ -299,6 +299,36 @@ Examples:
   gobuildkey explain --key-file refused.key --json host-linux-arm-aws")]
     Explain(ExplainArgs),
 
+    /// Find leaked keys and tokens in files, and say whose they are and whether they are live
+    ///
+    /// For pre-commit hooks and CI. Reads every file under each PATH (the working folder by
+    /// default; `-` is standard input), binary files too, in chunks; symbolic links are
+    /// never followed (they are reported as skipped), nor are FIFOs and devices read;
+    /// folders named .git are skipped. Finds gobuildkey tokens (gbk1_…) by their prefix,
+    /// length and checksum, so nothing else is taken for one. With the master (given with
+    /// --master-key, --master-key-command or their variables, or the default master file
+    /// when it exists), it also finds the plain keys of the principals the policy names
+    /// (current and previous generation, machine keys of the machines it lists), by
+    /// computing them, and says of each finding whose it is (by the action log, else by
+    /// searching as `explain` does) and whether the one verify function accepts it now:
+    /// live, or dead and why (expired, revoked, rotated, retired-master, algorithm,
+    /// shared-refused, refused). Without a master (CI), a token is dead if it has expired
+    /// and of unknown liveness otherwise, and plain keys are not looked for, since only
+    /// the master can tell one from other hex. A given master that cannot be loaded is an
+    /// error: scan never falls back to scanning without it. One line per finding on
+    /// standard output, PATH:LINE: and what it is; never the key or token itself.
+    #[command(after_help = "\
+Exit status: 0 nothing found, or only dead keys; 1 a live key, or a token whose liveness is
+unknown (no master, or nobody the farm knows); 74 a file or folder could not be read, and
+nothing live was found; 66 or 77 a master was given but cannot be used; see `gobuildkey
+--help` for the others.
+
+Examples:
+  gobuildkey scan                                     # the working folder, with the master if at hand
+  git diff --cached --name-only -z | xargs -0 gobuildkey scan --no-master
+  gobuildkey scan --json --master-key /etc/farm/master.key /srv/logs")]
+    Scan(ScanArgs),
+
     /// Show the admin action log: who changed what, when and why (admins)
     ///
     /// Every change of the policy or the master (init, mint of a new principal, rotate,

@@ -279,6 +279,58 @@ pub struct PolicyInit<'a> {
     pub dry_run: bool,
 }
 
+/// `scan`.
+#[derive(Debug, Default, Serialize)]
+pub struct Scan {
+    /// `master` (with the masters, the policy and the action log) or `no-master`.
+    pub mode: &'static str,
+    /// What was found, in the order found.
+    pub findings: Vec<ScanFinding>,
+    /// How many files (and standard input) were read.
+    pub files: u64,
+    /// What was not read on purpose: links, FIFOs, devices.
+    pub skipped: Vec<ScanPath>,
+    /// What could not be read.
+    pub unreadable: Vec<ScanPath>,
+}
+
+/// One key or token `scan` found: what it is, never the key.
+#[derive(Debug, Serialize)]
+pub struct ScanFinding {
+    /// The file (`-`: standard input).
+    pub path: String,
+    /// The line it starts on, from 1.
+    pub line: u64,
+    /// `live`, `dead` or `unknown`.
+    pub state: &'static str,
+    /// Why it is dead: `expired`, `revoked`, `rotated`, `retired-master`, `algorithm`,
+    /// `shared-refused`, `refused`; else `null`.
+    pub reason: Option<&'static str>,
+    /// `token` or `key`.
+    pub kind: &'static str,
+    /// Its algorithm.
+    pub algorithm: &'static str,
+    /// Whose it is, or `null` when not known.
+    pub principal: Option<String>,
+    /// The machine it is bound to, or `null`.
+    pub machine: Option<String>,
+    /// Its generation, or `null` when not known.
+    pub generation: Option<u64>,
+    /// When a token expires (RFC 3339); `null` for a plain key.
+    pub expires: Option<String>,
+    /// Its fingerprint.
+    pub fingerprint: String,
+}
+
+/// A path `scan` did not read, and why.
+#[derive(Debug, Serialize)]
+pub struct ScanPath {
+    /// The path.
+    pub path: String,
+    /// Why it was not read.
+    pub why: String,
+}
+
 /// `log`.
 #[derive(Debug, Serialize)]
 pub struct Log<'a> {
@@ -767,6 +819,35 @@ mod tests {
                     from_log: false,
                     principals: 0,
                     dry_run: false,
+                },
+            ),
+            sample(
+                &["scan"],
+                "scan",
+                &Scan {
+                    mode: "master",
+                    findings: vec![ScanFinding {
+                        path: "src/main.rs".into(),
+                        line: 3,
+                        state: "dead",
+                        reason: Some("expired"),
+                        kind: "token",
+                        algorithm: "hmac-sha256",
+                        principal: Some("host-a".into()),
+                        machine: Some("builder-1".into()),
+                        generation: Some(0),
+                        expires: Some("2026-12-01T12:00:00Z".into()),
+                        fingerprint: fp.into(),
+                    }],
+                    files: 1,
+                    skipped: vec![ScanPath {
+                        path: "link".into(),
+                        why: "a symbolic link, not followed".into(),
+                    }],
+                    unreadable: vec![ScanPath {
+                        path: "secret".into(),
+                        why: "Permission denied (os error 13)".into(),
+                    }],
                 },
             ),
             sample(

@@ -88,3 +88,20 @@ fn load_verifier(
     }
     Ok(verifier.only_algorithm(alg))
 }
+
+/// What the action log beside the policy tells (`explain`, `scan`): no log (a farm that
+/// never had one) is no history; a line that is not an action is left out, with a warning.
+fn load_history(master: &MasterArgs) -> Result<gobuildkey::explain::History> {
+    let log = gobuildkey::policy::actions::ActionLog::beside(&master.policy_path()?);
+    if !log.exists() {
+        return Ok(gobuildkey::explain::History::default());
+    }
+    let (actions, unreadable) = log.read_skipping()?;
+    for (line, why) in &unreadable {
+        crate::output::note(&format!(
+            "warning: line {line} of {} is not an action ({why}); it is left out",
+            log.path().display()
+        ));
+    }
+    Ok(gobuildkey::explain::History::from_actions(&actions))
+}

@@ -50,7 +50,7 @@ pub fn unprivileged_binary() -> &'static Path {
 
 /// Every command and subcommand, for the tests that go through all of them; [`commands`]
 /// leaves out those this build does not have.
-const COMMANDS: [&[&str]; 23] = [
+const COMMANDS: [&[&str]; 24] = [
     &["init"],
     &["mint"],
     &["verify"],
@@ -67,6 +67,7 @@ const COMMANDS: [&[&str]; 23] = [
     &["import"],
     &["explain"],
     &["log"],
+    &["scan"],
     &["master", "rotate"],
     &["master", "add"],
     &["master", "retire"],

@@ -34,6 +34,7 @@ mod policy;
 #[cfg(feature = "probe")]
 mod probe;
 mod rotate;
+mod scan;
 #[cfg(feature = "serve")]
 mod serve;
 #[cfg(feature = "serve")]

@@ -3,9 +3,8 @@
 
 use anyhow::Result;
 
-use gobuildkey::explain::{Explanation, Fix, History, explain};
+use gobuildkey::explain::{Explanation, Fix, explain};
 use gobuildkey::key::Presented;
-use gobuildkey::policy::actions::ActionLog;
 use gobuildkey::principal::Principal;
 use gobuildkey::verifier::Reason;
 
@@ -17,20 +16,7 @@ use crate::output;
 pub fn run(args: &ExplainArgs) -> Result<Exit> {
     let verifier = crate::commands::load_verifier(&args.master, None, Some(&args.principal))?
         .with_clock_skew(args.skew.clock_skew);
-    let log = ActionLog::beside(&args.master.policy_path()?);
-    // No log (a farm that never had one) is no history; an unreadable line is left out.
-    let history = if log.exists() {
-        let (actions, unreadable) = log.read_skipping()?;
-        for (line, why) in &unreadable {
-            output::note(&format!(
-                "warning: line {line} of {} is not an action ({why}); it is left out",
-                log.path().display()
-            ));
-        }
-        History::from_actions(&actions)
-    } else {
-        History::default()
-    };
+    let history = crate::commands::load_history(&args.master)?;
     let Some(presented) = crate::commands::read_key_input(args.key_file.as_deref())? else {
         // Past the bound, not read to its end: no key, and not "0 bytes" either.
         let fields = crate::commands::json::Explain {

@@ -1,5 +1,5 @@
 //! The admins' commands: `init`, `mint`, `rotate`, `revoke`, `reinstate`, `end-grace`,
-//! `policy`, `import`, `log`, `master rotate|add|retire`; and what they share: the one safe
+//! `policy`, `import`, `log`, `scan`, `master rotate|add|retire`; and what they share: the one safe
 //! way to edit the policy (lock, re-read, log, replace), and printing or writing a minted key.
 
 pub mod explain;
@@ -10,6 +10,7 @@ pub mod master;
 pub mod mint;
 pub mod policy;
 pub mod rotate;
+pub mod scan;
 
 use std::io::{self, IsTerminal, Write};
 
