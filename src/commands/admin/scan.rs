@@ -29,16 +29,18 @@ pub fn run(args: &ScanArgs) -> Result<Exit> {
         None
     };
     let mode = if let Some((verifier, _)) = &farm {
+        let principals = verifier.policy().principals().count();
         let masters: Vec<&str> = verifier
             .masters()
             .map(gobuildkey::fingerprint::Fingerprint::as_str)
             .collect();
         output::note(&format!(
-            "scan: with the master{} {} and the policy ({} principals) and the action log: \
+            "scan: with the master{} {} and the policy ({} principal{}) and the action log: \
                  tokens and the policy's keys, whose they are and whether they are live",
             if masters.len() == 1 { "" } else { "s" },
             masters.join(", "),
-            verifier.policy().principals().count()
+            principals,
+            if principals == 1 { "" } else { "s" },
         ));
         "master"
     } else {
