@@ -192,26 +192,8 @@ fn main() {
     let token = deriver.derive_token(&host, 0, None, in_a_day);
     let token = token.expose_secret();
     let (signed, _) = token.split_at(token.len() - 8);
-    let near_tokens: Vec<Vec<u8>> = near
-        .iter()
-        .map(|mac| {
-            with_checksum(&format!(
-                "{}{}",
-                &signed[..21],
-                std::str::from_utf8(mac).unwrap()
-            ))
-        })
-        .collect();
-    let random_tokens: Vec<Vec<u8>> = random
-        .iter()
-        .map(|mac| {
-            with_checksum(&format!(
-                "{}{}",
-                &signed[..21],
-                std::str::from_utf8(mac).unwrap()
-            ))
-        })
-        .collect();
+    let near_tokens: Vec<Vec<u8>> = forged(&signed[..21], &near);
+    let random_tokens: Vec<Vec<u8>> = forged(&signed[..21], &random);
     println!(
         "token: forged tokens matching the right MAC in 63 of 64 digits (A) against random MACs (B), {per_class} each"
     );
@@ -230,16 +212,7 @@ fn main() {
     let expired = deriver.derive_token(&host, 0, None, an_hour_ago);
     let expired = expired.expose_secret();
     let right_expired = vec![expired.as_bytes().to_vec()];
-    let wrong_expired: Vec<Vec<u8>> = random
-        .iter()
-        .map(|mac| {
-            with_checksum(&format!(
-                "{}{}",
-                &expired[..21],
-                std::str::from_utf8(mac).unwrap()
-            ))
-        })
-        .collect();
+    let wrong_expired: Vec<Vec<u8>> = forged(&expired[..21], &random);
     println!(
         "expired: expired tokens with the right MAC (A) against a wrong MAC (B), {per_class} each"
     );
@@ -274,10 +247,16 @@ fn main() {
     );
 }
 
-/// A token of the given prefix, expiry and MAC (`gbk1_` and hex), with its checksum made
-/// right as docs/design.md documents it (the first 4 bytes of SHA-256 of the text).
-fn with_checksum(signed: &str) -> Vec<u8> {
+/// Tokens of `head` (`gbk1_` and the expiry's hex) and each of `macs` (hex), with their
+/// checksums made right as docs/design.md documents them (the first 4 bytes of SHA-256 of
+/// the text): what someone forging tokens would send.
+fn forged(head: &str, macs: &[Vec<u8>]) -> Vec<Vec<u8>> {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(signed.as_bytes());
-    format!("{signed}{}", hex::encode(&digest[..4])).into_bytes()
+    macs.iter()
+        .map(|mac| {
+            let signed = format!("{head}{}", std::str::from_utf8(mac).unwrap());
+            let digest = sha2::Sha256::digest(signed.as_bytes());
+            format!("{signed}{}", hex::encode(&digest[..4])).into_bytes()
+        })
+        .collect()
 }

@@ -243,9 +243,15 @@ pub fn verifies(env: &TestEnv, principal: &str, key: &str) -> i32 {
 
 /// [`verifies`], presented from the machine `machine` (`--machine`), if given.
 pub fn verifies_from(env: &TestEnv, principal: &str, key: &str, machine: &[&str]) -> i32 {
+    let flags: Vec<&str> = machine.iter().flat_map(|m| ["--machine", m]).collect();
+    verifies_with(env, &flags, principal, key)
+}
+
+/// [`verifies`], with `flags` before the principal (`--clock-skew 0s`, `--machine NAME`).
+pub fn verifies_with(env: &TestEnv, flags: &[&str], principal: &str, key: &str) -> i32 {
     env.cmd()
         .arg("verify")
-        .args(machine.iter().flat_map(|m| ["--machine", m]))
+        .args(flags)
         .arg(principal)
         .write_stdin(key.to_owned())
         .output()

@@ -8,7 +8,9 @@ use gobuildkey::master::MasterSecret;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
-use crate::common::{ARM, MASTER, TestEnv, all_output, assert_no_secret, stdout_of, verifies};
+use crate::common::{
+    ARM, MASTER, TestEnv, all_output, assert_no_secret, stdout_of, verifies, verifies_with,
+};
 
 /// A token of `principal` under [`MASTER`], made by the library, expiring `seconds` from
 /// now (in the past when negative): what `mint` refuses to make.
@@ -142,23 +144,10 @@ fn an_expired_token_is_refused_and_the_skew_is_a_flag() {
     assert!(text.contains("a token that expired at"), "{text}");
     assert_no_secret(&text, &old);
     assert_eq!(
-        verifies_with(&env, &["--clock-skew", "5m"], &old),
+        verifies_with(&env, &["--clock-skew", "5m"], ARM, &old),
         0,
         "a longer skew accepts it"
     );
-}
-
-fn verifies_with(env: &TestEnv, flags: &[&str], key: &str) -> i32 {
-    env.cmd()
-        .arg("verify")
-        .args(flags)
-        .arg(ARM)
-        .write_stdin(key.to_owned())
-        .output()
-        .unwrap()
-        .status
-        .code()
-        .unwrap()
 }
 
 /// A changed character, a lost one, one too many, uppercase, an expiry no clock reaches,
@@ -221,15 +210,27 @@ fn revocation_rotation_and_machines_apply_to_tokens() {
     assert_eq!(verifies(&env, ARM, &token), 0);
 
     let bound = mint_token(&env, &["--machine", "builder-7", "--expires-in", "1h", ARM]);
-    assert_eq!(verifies_with(&env, &["--machine", "builder-7"], &bound), 0);
-    assert_eq!(verifies_with(&env, &["--machine", "builder-8"], &bound), 1);
+    assert_eq!(
+        verifies_with(&env, &["--machine", "builder-7"], ARM, &bound),
+        0
+    );
+    assert_eq!(
+        verifies_with(&env, &["--machine", "builder-8"], ARM, &bound),
+        1
+    );
     assert_eq!(verifies(&env, ARM, &bound), 1);
     env.cmd()
         .args(["policy", "machine-keys-only", ARM])
         .assert()
         .success();
-    assert_eq!(verifies_with(&env, &["--machine", "builder-7"], &token), 1);
-    assert_eq!(verifies_with(&env, &["--machine", "builder-7"], &bound), 0);
+    assert_eq!(
+        verifies_with(&env, &["--machine", "builder-7"], ARM, &token),
+        1
+    );
+    assert_eq!(
+        verifies_with(&env, &["--machine", "builder-7"], ARM, &bound),
+        0
+    );
     env.cmd()
         .args(["policy", "machine-keys-only", "--off", ARM])
         .assert()

@@ -66,15 +66,7 @@ pub fn run(args: &RotateArgs) -> Result<Exit> {
     let (key, state, before, committed) = match edited {
         Ok(edited) => edited,
         Err(e) => {
-            // The key file was written for a generation that was not committed: no key of
-            // the policy's, so it goes.
-            if let (true, Some(path)) = (wrote_file.get(), &args.out.output) {
-                let _ = std::fs::remove_file(path);
-                output::note(&format!(
-                    "{} was removed: the rotation it was written for did not happen",
-                    path.display()
-                ));
-            }
+            remove_uncommitted(wrote_file.get(), &args.out);
             return Err(e);
         }
     };
@@ -292,13 +284,7 @@ fn run_machine(args: &RotateArgs, machine: &Machine) -> Result<Exit> {
     let (key, before, committed) = match edited {
         Ok(edited) => edited,
         Err(e) => {
-            if let (true, Some(path)) = (wrote_file.get(), &args.out.output) {
-                let _ = std::fs::remove_file(path);
-                output::note(&format!(
-                    "{} was removed: the rotation it was written for did not happen",
-                    path.display()
-                ));
-            }
+            remove_uncommitted(wrote_file.get(), &args.out);
             return Err(e);
         }
     };
@@ -352,4 +338,16 @@ fn run_machine(args: &RotateArgs, machine: &Machine) -> Result<Exit> {
         ));
     }
     Ok(Exit::Ok)
+}
+
+/// After a rotation that did not happen: the key file written for it (`-o FILE`, `wrote`)
+/// holds no key of the policy's, so it goes.
+fn remove_uncommitted(wrote: bool, out: &crate::cli::KeyOutputArgs) {
+    if let (true, Some(path)) = (wrote, &out.output) {
+        let _ = std::fs::remove_file(path);
+        output::note(&format!(
+            "{} was removed: the rotation it was written for did not happen",
+            path.display()
+        ));
+    }
 }
