@@ -45,6 +45,11 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 /// long after its expiry (`--clock-skew`).
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// The most clock skew a verifier allows ([`crate::verifier::Verifier::with_clock_skew`]
+/// takes no more; `--clock-skew` refuses more): a clock further off is broken, and a token
+/// would live that much longer than its admin said.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60 * 60);
+
 /// How many characters a token of `alg` has: 93 (HMAC-SHA256) or 61 (HMAC-MD5).
 ///
 /// ```

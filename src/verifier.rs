@@ -305,10 +305,12 @@ impl Verifier {
     }
 
     /// Accepts an expiring token up to `skew` after its expiry (a verifier's clock behind
-    /// the minter's); [`crate::token::DEFAULT_CLOCK_SKEW`] unless set.
+    /// the minter's); [`crate::token::DEFAULT_CLOCK_SKEW`] unless set. At most
+    /// [`crate::token::MAX_CLOCK_SKEW`] (an hour): more is taken as that, so that no skew
+    /// makes tokens live for ever or lifts the bound on the life a token may claim.
     #[must_use]
     pub fn with_clock_skew(mut self, skew: Duration) -> Self {
-        self.skew = skew;
+        self.skew = skew.min(crate::token::MAX_CLOCK_SKEW);
         self
     }
 
@@ -1075,6 +1077,62 @@ mod tests {
                 .is_valid()
         );
         assert_eq!(v.verify_at(&host, key.expose_secret(), at(0)).expires, None);
+    }
+
+    /// A skew past the most allowed is taken as the most: a token expired long ago is
+    /// still `expired`, one claiming a life of centuries still malformed (the skew was
+    /// added unbounded, so `Duration::MAX` accepted both).
+    #[test]
+    fn no_skew_makes_a_token_live_for_ever() {
+        let m = master("an example master, 32 bytes long");
+        let d = Deriver::new(&m, Algorithm::HmacSha256);
+        let host = p("host-a");
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let v = Verifier::new(&m, Algorithm::HmacSha256).with_clock_skew(Duration::MAX);
+        assert_eq!(v.clock_skew(), crate::token::MAX_CLOCK_SKEW);
+        let old = d.derive_token(
+            &host,
+            0,
+            None,
+            Timestamp::from_second(1_700_000_000).unwrap(),
+        );
+        assert_eq!(
+            v.verify_at(&host, old.expose_secret(), now).verdict,
+            Verdict::Invalid(Reason::Expired)
+        );
+        let far = d.derive_token(
+            &host,
+            0,
+            None,
+            Timestamp::from_second(9_000_000_000).unwrap(),
+        );
+        assert_eq!(
+            v.verify_at(&host, far.expose_secret(), now).verdict,
+            Verdict::Invalid(Reason::Malformed)
+        );
+        // An hour is allowed, and not a second more.
+        let hour = i64::try_from(crate::token::MAX_CLOCK_SKEW.as_secs()).unwrap();
+        let just = d.derive_token(
+            &host,
+            0,
+            None,
+            Timestamp::from_second(1_800_000_000 - hour).unwrap(),
+        );
+        assert!(
+            v.verify_at(&host, just.expose_secret(), now)
+                .verdict
+                .is_valid()
+        );
+        let past = d.derive_token(
+            &host,
+            0,
+            None,
+            Timestamp::from_second(1_800_000_000 - hour - 1).unwrap(),
+        );
+        assert_eq!(
+            v.verify_at(&host, past.expose_secret(), now).verdict,
+            Verdict::Invalid(Reason::Expired)
+        );
     }
 
     /// A token that claims a lifetime no minted token has (more than 366 days and the

@@ -61,12 +61,11 @@ pub(super) fn timeout_parser(text: &str) -> Result<std::time::Duration, String> 
 /// A `--clock-skew` value: a length of time from 0s to an hour (a clock further off is
 /// broken, and a token would live that much longer than its admin said).
 pub(super) fn skew_parser(text: &str) -> Result<std::time::Duration, String> {
-    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
     text.trim()
         .parse::<jiff::SignedDuration>()
         .ok()
         .and_then(|d| std::time::Duration::try_from(d).ok())
-        .filter(|d| *d <= HOUR)
+        .filter(|d| *d <= gobuildkey::token::MAX_CLOCK_SKEW)
         .ok_or_else(|| {
             format!("`{text}` is not a length of time from 0s to 1h: write it as 0s, 60s or 5m")
         })

@@ -445,7 +445,7 @@ fn rotate_machine_replaces_that_machines_key_only() {
     let out = env
         .cmd()
         .args(["--json", "explain", "--machine", "builder-1", ARM])
-        .write_stdin(old1)
+        .write_stdin(old1.clone())
         .assert()
         .code(1)
         .get_output()
@@ -456,6 +456,18 @@ fn rotate_machine_replaces_that_machines_key_only() {
     assert_eq!(found["machine_generation"], 0);
     assert_eq!(found["current_machine_generation"], 2);
     assert!(found["time"].is_string(), "{found}");
+    // In words: one sentence, no run of spaces inside it.
+    let out = env
+        .cmd()
+        .args(["explain", "--machine", "builder-1", ARM])
+        .write_stdin(old1)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let words = String::from_utf8(out.stdout).unwrap();
+    assert!(words.contains("at its own generation 0"), "{words}");
+    assert!(!words.contains("  "), "{words}");
 }
 
 /// A machine never minted for can be rotated too (it is listed from then on); a revoked

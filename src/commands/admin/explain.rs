@@ -168,7 +168,10 @@ fn describe(
                 .as_ref()
                 .map_or_else(String::new, |time| format!(", replaced on {time}"));
             format!(
-                "not valid: the key of {principal} bound to the machine {machine} at its own                  generation {generation}{when}; the machine's current generation is {current}                  (`gobuildkey rotate --machine {machine}` replaced it): give the builder its                  current key (`gobuildkey mint --machine {machine} {principal}`)"
+                "not valid: the key of {principal} bound to the machine {machine} at its own \
+                 generation {generation}{when}; the machine's current generation is {current} \
+                 (`gobuildkey rotate --machine {machine} {principal}` replaced it): give the \
+                 builder its current key (`gobuildkey mint --machine {machine} {principal}`)"
             )
         }
         Explanation::OtherMachine { machine } => {

@@ -151,11 +151,20 @@ fn mint(
 /// The expiry `--expires-in` or `--expires-at` asks for, to the second: after now, and at
 /// most [`MAX_LIFETIME`] from now (a key that lives longer is a plain key).
 fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
-    let now = Timestamp::now();
+    expiry_at(args.expires_in, args.expires_at, Timestamp::now())
+}
+
+/// [`expiry`] at `now`: the clock is read once, so that the length asked and the longest
+/// life are measured from the same moment (`--expires-in 366d` is the longest, not more).
+fn expiry_at(
+    expires_in: Option<jiff::Span>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Refused> {
     // What was asked, as the messages name it: the length, or the date.
-    let (expires, asked) = match (args.expires_in, args.expires_at) {
+    let (expires, asked) = match (expires_in, expires_at) {
         (Some(length), _) => (
-            super::moment_after(length, "--expires-in")?,
+            super::moment_after_from(now, length, "--expires-in")?,
             format!("--expires-in {length:#}"),
         ),
         (None, Some(at)) => (at, format!("--expires-at {at}")),
@@ -183,4 +192,29 @@ fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
         ));
     }
     Ok(Some(expires))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The longest life asked as a length is granted whatever the clock's fraction of a
+    /// second (it was refused about half the time: the clock read twice, the end rounded
+    /// up); a second more is refused; the expiry is a whole second, never later than asked.
+    #[test]
+    fn the_longest_life_is_granted_at_any_fraction_of_a_second() {
+        let days: jiff::Span = "366d".parse().unwrap();
+        let more: jiff::Span = "8784h1s".parse().unwrap();
+        for fraction in [0, 1, 499_999_999, 500_000_000, 999_999_999] {
+            let now = Timestamp::new(1_800_000_000, fraction).unwrap();
+            let expires = expiry_at(Some(days), None, now)
+                .unwrap_or_else(|e| panic!("{fraction}: {e}"))
+                .unwrap();
+            assert_eq!(expires.subsec_nanosecond(), 0);
+            assert!(expires <= now + MAX_LIFETIME, "{fraction}");
+            assert!(expiry_at(Some(more), None, now).is_err(), "{fraction}");
+        }
+    }
 }

@@ -171,16 +171,30 @@ fn minted_action(
 use crate::exit::{Exit, Refused};
 
 fn moment_after(length: jiff::Span, flag: &str) -> Result<jiff::Timestamp, Refused> {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
+    moment_after_from(jiff::Timestamp::now(), length, flag).and_then(|end| {
+        end.round(jiff::Unit::Second)
+            .map_err(|_| too_far_after(length, flag))
+    })
+}
+
+/// The moment `length` after `now`, exactly (not rounded); a usage error naming `flag` when
+/// it is past any date.
+fn moment_after_from(
+    now: jiff::Timestamp,
+    length: jiff::Span,
+    flag: &str,
+) -> Result<jiff::Timestamp, Refused> {
+    now.to_zoned(jiff::tz::TimeZone::UTC)
         .checked_add(length)
-        .and_then(|end| end.timestamp().round(jiff::Unit::Second))
-        .map_err(|_| {
-            Refused::new(
-                Exit::Usage,
-                format!("{flag} {length:#} ends too far in the future: give a shorter length"),
-            )
-        })
+        .map(|end| end.timestamp())
+        .map_err(|_| too_far_after(length, flag))
+}
+
+fn too_far_after(length: jiff::Span, flag: &str) -> Refused {
+    Refused::new(
+        Exit::Usage,
+        format!("{flag} {length:#} ends too far in the future: give a shorter length"),
+    )
 }
 
 /// Room for `mint`'s or `rotate`'s JSON object: a 128-character principal, a 253-character
