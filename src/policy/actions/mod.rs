@@ -111,6 +111,8 @@ fn machines_of(names: &[String]) -> Option<std::collections::BTreeSet<Machine>> 
 fn machine_generations_of(names: &BTreeMap<String, u64>) -> Option<BTreeMap<Machine, u64>> {
     let mut generations = BTreeMap::new();
     for (name, &generation) in names {
+        // The policy writes generations as TOML integers, which stop at i64::MAX.
+        i64::try_from(generation).ok()?;
         if generations
             .insert(Machine::new(name).ok()?, generation)
             .is_some()
@@ -196,6 +198,8 @@ impl StateRecord {
                     .collect::<Option<crate::key::AlgorithmSet>>()?,
             ),
         };
+        // Past i64::MAX no policy can hold it: not a record gobuildkey writes.
+        i64::try_from(self.generation).ok()?;
         Some(PrincipalState {
             generation: self.generation,
             keep_previous,

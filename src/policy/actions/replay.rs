@@ -170,4 +170,35 @@ mod tests {
             AlgorithmSet::only(Algorithm::HmacMd5)
         );
     }
+
+    /// A generation no policy can hold (past i64::MAX), the principal's or a machine's, in a
+    /// hand-edited log: the replay refuses it, naming the line, rather than clamping it.
+    #[test]
+    fn replay_refuses_a_generation_past_what_a_policy_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gobuildkey.toml");
+        let huge = u64::try_from(i64::MAX).unwrap() + 1;
+        let mut principal = Action::new("rotate").on(&p("host-a"), &PrincipalState::default());
+        principal.state.as_mut().unwrap().generation = huge;
+        let mut machine = Action::new("rotate").on(&p("host-a"), &PrincipalState::default());
+        machine
+            .state
+            .as_mut()
+            .unwrap()
+            .machine_generations
+            .insert("builder-1".into(), huge);
+        for bad in [principal, machine] {
+            let error = replay(&[Action::new("init"), bad], &path).unwrap_err();
+            assert!(error.to_string().contains("line 2"), "{error}");
+        }
+        let mut fine = Action::new("rotate").on(&p("host-a"), &PrincipalState::default());
+        fine.state.as_mut().unwrap().generation = huge - 1;
+        assert_eq!(
+            replay(&[fine], &path)
+                .unwrap()
+                .state(&p("host-a"))
+                .generation,
+            huge - 1
+        );
+    }
 }
