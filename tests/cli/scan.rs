@@ -270,9 +270,22 @@ fn links_are_not_followed_and_unreadable_files_are_reported() {
         .map(|s| s["path"].as_str().unwrap())
         .collect();
     assert_eq!(skipped, ["repo/dir", "repo/link"]);
-    // A link named on the command line is not followed either.
-    let (json, _) = scan(&env, &["repo/link"], &[&key]);
-    assert_eq!(json["skipped"][0]["why"], "a symbolic link, not followed");
+    // A link named on the command line is what was asked for: it is followed (a scan of
+    // it that read nothing and exited 0 would say "clean"), but no link under it is.
+    std::os::unix::fs::symlink(env.path("repo"), env.path("repo-link")).unwrap();
+    for named in ["repo/link", "repo/dir", "repo-link/dir/"] {
+        let (json, code) = scan(&env, &[named], &[&key]);
+        assert_eq!(code, 1, "{named}: {json}");
+        assert_eq!(json["findings"][0]["state"], "live", "{named}: {json}");
+        assert_eq!(json["skipped"], serde_json::json!([]), "{named}: {json}");
+    }
+    let (json, code) = scan(&env, &["repo-link"], &[&key]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["skipped"].as_array().unwrap().len(), 2, "{json}");
+    // A dangling link named: not read.
+    std::os::unix::fs::symlink(env.path("nowhere"), env.path("dangling")).unwrap();
+    let (json, code) = scan(&env, &["dangling"], &[&key]);
+    assert_eq!(code, 74, "{json}");
 
     // A missing path: 74, nothing live.
     let (json, code) = scan(&env, &["repo", "no-such-file"], &[&key]);

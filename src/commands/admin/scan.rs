@@ -122,12 +122,18 @@ fn shown(path: &Path) -> String {
 }
 
 impl Scan<'_> {
-    /// Scans `top`: a file, or a folder and everything under it (but `.git` folders), never
-    /// through a link.
+    /// Scans `top`: a file, or a folder and everything under it (but `.git` folders). `top`
+    /// itself is followed if it is a link (it was named: `scan ~/src` where `~/src` is a link
+    /// reads what it points to, as `scan ~/src/` does), but no link under it is.
     fn visit(&mut self, top: PathBuf) {
-        let mut stack = vec![top];
-        while let Some(path) = stack.pop() {
-            let meta = match fs::symlink_metadata(&path) {
+        let mut stack = vec![(top, true)];
+        while let Some((path, named)) = stack.pop() {
+            let meta = if named {
+                fs::metadata(&path)
+            } else {
+                fs::symlink_metadata(&path)
+            };
+            let meta = match meta {
                 Ok(meta) => meta,
                 Err(e) => {
                     self.unreadable(&path, &e);
@@ -140,11 +146,11 @@ impl Scan<'_> {
             } else if kind.is_dir() {
                 match list(&path) {
                     // In reverse, so that they are popped in order.
-                    Ok(entries) => stack.extend(entries.into_iter().rev()),
+                    Ok(entries) => stack.extend(entries.into_iter().rev().map(|e| (e, false))),
                     Err(e) => self.unreadable(&path, &e),
                 }
             } else if kind.is_file() {
-                self.file(&path);
+                self.file(&path, named);
             } else {
                 self.skipped(
                     &path,
@@ -155,9 +161,9 @@ impl Scan<'_> {
     }
 
     /// Reads the regular file `path`, unless it became something else since it was looked
-    /// at (a link is not followed; a FIFO opened does not block).
-    fn file(&mut self, path: &Path) {
-        let opened = open_no_follow(path).and_then(|file| Ok((file.metadata()?, file)));
+    /// at (a link is not followed unless `named`; a FIFO opened does not block).
+    fn file(&mut self, path: &Path, named: bool) {
+        let opened = open(path, !named).and_then(|file| Ok((file.metadata()?, file)));
         match opened {
             Ok((meta, file)) if meta.is_file() => self.read(shown(path), file),
             Ok(_) => self.skipped(path, "not a regular file, not read"),
@@ -328,17 +334,22 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// Opens `path` for reading without following a link at its end, and without blocking on
-/// a FIFO that appeared there.
-fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+/// Opens `path` for reading without following a link at its end (if `no_follow`), and
+/// without blocking on a FIFO that appeared there.
+fn open(path: &Path, no_follow: bool) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if no_follow {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
         options.custom_flags(flags.bits().cast_signed());
     }
+    #[cfg(not(unix))]
+    let _ = no_follow;
     options.open(path)
 }
 
