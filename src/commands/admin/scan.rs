@@ -264,6 +264,15 @@ impl Scan<'_> {
                  at once), then remove it from the files and their history",
             );
         }
+        if let Some(unsearched) = self.judge.as_ref().map(Judge::unsearched)
+            && unsearched > 0
+        {
+            output::note(&format!(
+                "scan: {unsearched} tokens the action log does not know were not searched for \
+                 (past the first {}): of unknown liveness",
+                gobuildkey::found::SEARCHES
+            ));
+        }
         if self.unknown > 0 {
             let hint = if self.judge.is_some() {
                 "tokens of nobody the farm knows, not expired: of another farm, or minted under a \
