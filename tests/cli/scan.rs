@@ -431,3 +431,28 @@ fn a_machine_key_rotated_alone_is_dead_and_its_successor_live() {
         "{json}"
     );
 }
+
+/// A file's name is shown escaped when it holds control characters (an escape sequence, a
+/// newline that would forge a line) or bidirectional controls (U+202E shows `txt.exe` as
+/// `exe.txt`).
+#[test]
+fn paths_with_control_or_bidirectional_characters_are_escaped() {
+    let env = TestEnv::new();
+    let live = token(ARM, 0, SignedDuration::from_hours(1));
+    for (name, escaped) in [
+        ("a\x1b[2Jb", r#""repo/a\u{1b}[2Jb""#),
+        ("x\ny", r#""repo/x\ny""#),
+        ("evil\u{202e}txt.exe", r#""repo/evil\u{202e}txt.exe""#),
+        ("iso\u{2066}late", r#""repo/iso\u{2066}late""#),
+    ] {
+        let _ = fs::remove_dir_all(env.path("repo"));
+        repo(&env, &[(name, format!("{live}\n"))]);
+        let (stdout, _, code) = scan_text(&env, &["--no-master", "repo"], &[&live]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.starts_with(&format!("{escaped}:1: unknown")),
+            "{stdout}"
+        );
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    }
+}

@@ -111,10 +111,13 @@ struct Scan<'a> {
     unknown: usize,
 }
 
-/// `path` as it is shown: as it is, unless it holds control characters, which are escaped.
+/// `path` as it is shown: as it is, unless it holds control characters or the marks that
+/// reorder text on a terminal (bidirectional controls: a file named with U+202E shows as
+/// another name), which are escaped.
 fn shown(path: &Path) -> String {
     let text = path.to_string_lossy();
-    if text.chars().any(char::is_control) {
+    let bidi = |c: char| matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(|c| c.is_control() || bidi(c)) {
         gobuildkey::text::escape_for_terminal(&text, 4096)
     } else {
         text.into_owned()
