@@ -161,9 +161,18 @@ pub struct Judge<'a> {
     /// For each algorithm whose keys were computed: whose each key is, by fingerprint.
     keys: HashMap<Algorithm, HashMap<Fingerprint, Whose>>,
     /// Tokens already identified, by fingerprint (a token found in many files is searched
-    /// for once).
+    /// for once); at most [`SEARCHES`] of them.
     tokens: HashMap<Fingerprint, (Option<Whose>, Option<Death>)>,
+    /// How many tokens the log did not know were searched for, and how many were not.
+    searched: usize,
+    unsearched: usize,
 }
+
+/// How many distinct tokens the log does not know are searched for as `explain` searches
+/// (each search computes up to thousands of keys): anyone can write a file of well-formed
+/// tokens (the checksum is no secret), and a scan of a million of them must still end.
+/// Those past it are of unknown liveness (unless expired): the scan fails all the same.
+pub const SEARCHES: usize = 1000;
 
 impl<'a> Judge<'a> {
     /// A judge for keys found at `now`, with the verifier's masters, policy and clock skew.
@@ -175,7 +184,15 @@ impl<'a> Judge<'a> {
             now,
             keys: HashMap::new(),
             tokens: HashMap::new(),
+            searched: 0,
+            unsearched: 0,
         }
+    }
+
+    /// How many tokens were not searched for, [`SEARCHES`] having been made.
+    #[must_use]
+    pub fn unsearched(&self) -> usize {
+        self.unsearched
     }
 
     /// What the candidate `text` of `shape` is; `None` for a hex run that is no key of the
@@ -193,9 +210,7 @@ impl<'a> Judge<'a> {
         let (whose, known_dead) = if let Some(known) = self.tokens.get(&fingerprint) {
             known.clone()
         } else {
-            let known = self.identify_token(text, &fingerprint);
-            self.tokens.insert(fingerprint, known.clone());
-            known
+            self.identify_token(text, &fingerprint)
         };
         let liveness = match (&whose, known_dead) {
             (_, Some(death)) => Liveness::Dead(death),
@@ -220,7 +235,7 @@ impl<'a> Judge<'a> {
     /// Whose the token is, by the log (and dead if its master is retired), else by the
     /// search.
     fn identify_token(
-        &self,
+        &mut self,
         text: &[u8],
         fingerprint: &Fingerprint,
     ) -> (Option<Whose>, Option<Death>) {
@@ -241,7 +256,13 @@ impl<'a> Judge<'a> {
                 return (Some(whose), retired.then_some(Death::RetiredMaster));
             }
         }
+        if self.searched >= SEARCHES {
+            self.unsearched += 1;
+            return (None, None);
+        }
+        self.searched += 1;
         let whose = crate::explain::whose(self.verifier, self.history, Presented::from(text));
+        self.tokens.insert(*fingerprint, (whose.clone(), None));
         (whose, None)
     }
 
@@ -467,6 +488,32 @@ mod tests {
         let found = judge(&v, &History::default(), Shape::Token, gone.expose_secret()).unwrap();
         assert_eq!(found.liveness, Liveness::Unknown);
         assert_eq!(found.whose, None);
+    }
+
+    /// Well-formed tokens are anyone's to forge: past [`SEARCHES`] of them nobody's is
+    /// searched for (each search computes keys), so that a file of a million ends.
+    #[test]
+    fn searches_for_unknown_tokens_are_bounded() {
+        let v = farm();
+        let none = History::default();
+        let mut judge = Judge::new(&v, &none, Timestamp::now());
+        let soon = Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        let other = Deriver::new(
+            &MasterSecret::from_text(b"another farm's master, 32 bytes.").unwrap(),
+            SHA,
+        );
+        for i in 0..SEARCHES + 5 {
+            let forged = other.derive_token(&p(&format!("host-{i}")), 0, None, soon);
+            let found = judge.judge(Shape::Token, forged.expose_secret().as_bytes());
+            assert_eq!(found.unwrap().liveness, Liveness::Unknown);
+        }
+        assert_eq!(judge.unsearched(), 5);
+        assert!(judge.tokens.len() <= SEARCHES);
+        // Past the bound a live token is of unknown liveness: the scan still fails.
+        let live = Deriver::new(&master(), SHA).derive_token(&p("host-a"), 2, None, soon);
+        let found = judge.judge(Shape::Token, live.expose_secret().as_bytes());
+        assert_eq!(found.unwrap().liveness, Liveness::Unknown);
+        assert_eq!(judge.unsearched(), 6);
     }
 
     #[test]

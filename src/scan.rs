@@ -6,9 +6,11 @@
 //!
 //! - a **token** ([`crate::token`]): `gbk1_` and exactly 88 (hmac-sha256) or 56 (hmac-md5)
 //!   lowercase hex digits whose checksum is right ([`crate::token::parse`]), with no ASCII
-//!   letter, digit or `_` glued to it on either side. The checksum makes it certain: a
-//!   token with one character changed, or cut short, is not found — there are no false
-//!   positives;
+//!   letter, digit or `_` glued to its end. The checksum makes it certain: a token with one
+//!   character changed, or cut short, is not found — there are no false positives. What
+//!   precedes the prefix does not matter: a token is often written after an escape or an
+//!   encoding that ends in a letter or digit (`\n` in a JSON string or a log, `%3D` or
+//!   `%20` in a URL), and the prefix and checksum already say where it starts;
 //! - a **hex run**: exactly 32 or 64 hex digits (either case), with no hex digit on either
 //!   side. Most are not keys (a SHA-256 checksum in a lock file, an MD5 sum): only the
 //!   masters can tell, by computing the keys ([`crate::found`]), and without them a hex run
@@ -89,14 +91,12 @@ fn candidates_in(text: &[u8], start_is_edge: bool, end_is_edge: bool) -> Vec<Can
             });
         }
     }
-    // Tokens: at each prefix, the length of either algorithm that is bounded and parses.
+    // Tokens: at each prefix, the length of either algorithm that is bounded at its end and
+    // parses; whatever precedes the prefix (but the start of a carried-over chunk, where
+    // the prefix may be cut: the chunk before found what starts there).
     let prefix = TOKEN_PREFIX.as_bytes();
     for start in memchr::memmem::find_iter(text, prefix) {
-        let left = match start.checked_sub(1) {
-            Some(before) => !is_word(text[before]),
-            None => start_is_edge,
-        };
-        if !left {
+        if start == 0 && !start_is_edge {
             continue;
         }
         let token = Algorithm::ALL.into_iter().find_map(|alg| {
@@ -284,6 +284,30 @@ mod tests {
         }
     }
 
+    /// After an escape or an encoding that ends in a letter or digit: `\n` in a JSON string
+    /// or a log, `%3D` (`=`) or `%20` (a space) in a URL, a variable's name.
+    #[test]
+    fn tokens_after_an_escape_or_a_word_are_found() {
+        for alg in Algorithm::ALL {
+            let token = token(alg);
+            for text in [
+                format!(r#"{{"log":"line\n{token}\n"}}"#),
+                format!("https://h/?a=1&t%3D{token}"),
+                format!("curl -d 'x%20{token}'"),
+                format!("\t{token}"),
+                format!("_{token}"),
+                format!("9{token}"),
+                format!("gbk1_{token}"),
+            ] {
+                assert_eq!(
+                    found(text.as_bytes()),
+                    [(Shape::Token, token.clone())],
+                    "{text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn damaged_or_glued_tokens_are_not_found() {
         for alg in Algorithm::ALL {
@@ -294,16 +318,13 @@ mod tests {
                 bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
                 assert!(found(&bytes).is_empty(), "{alg}, {at}");
             }
-            // Truncated, padded, glued on either side, uppercased.
+            // Truncated, padded, glued at its end, uppercased.
             for text in [
                 token[..token.len() - 1].to_owned(),
                 token[1..].to_owned(),
                 format!("{token}0"),
                 format!("{token}g"),
                 format!("{token}_"),
-                format!("a{token}"),
-                format!("_{token}"),
-                format!("9{token}"),
                 token.to_ascii_uppercase(),
             ] {
                 assert!(found(text.as_bytes()).is_empty(), "{alg}: {text}");

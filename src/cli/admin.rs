@@ -317,7 +317,8 @@ pub struct ExplainArgs {
 // `gobuildkey scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// Files and folders to scan: folders in full (`.git` skipped), links never followed;
+    /// Files and folders to scan: folders in full (`.git` skipped), links in them never
+    /// followed (a PATH that is a link is);
     /// `-` is standard input [default: .]
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,

@@ -270,9 +270,22 @@ fn links_are_not_followed_and_unreadable_files_are_reported() {
         .map(|s| s["path"].as_str().unwrap())
         .collect();
     assert_eq!(skipped, ["repo/dir", "repo/link"]);
-    // A link named on the command line is not followed either.
-    let (json, _) = scan(&env, &["repo/link"], &[&key]);
-    assert_eq!(json["skipped"][0]["why"], "a symbolic link, not followed");
+    // A link named on the command line is what was asked for: it is followed (a scan of
+    // it that read nothing and exited 0 would say "clean"), but no link under it is.
+    std::os::unix::fs::symlink(env.path("repo"), env.path("repo-link")).unwrap();
+    for named in ["repo/link", "repo/dir", "repo-link/dir/"] {
+        let (json, code) = scan(&env, &[named], &[&key]);
+        assert_eq!(code, 1, "{named}: {json}");
+        assert_eq!(json["findings"][0]["state"], "live", "{named}: {json}");
+        assert_eq!(json["skipped"], serde_json::json!([]), "{named}: {json}");
+    }
+    let (json, code) = scan(&env, &["repo-link"], &[&key]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["skipped"].as_array().unwrap().len(), 2, "{json}");
+    // A dangling link named: not read.
+    std::os::unix::fs::symlink(env.path("nowhere"), env.path("dangling")).unwrap();
+    let (json, code) = scan(&env, &["dangling"], &[&key]);
+    assert_eq!(code, 74, "{json}");
 
     // A missing path: 74, nothing live.
     let (json, code) = scan(&env, &["repo", "no-such-file"], &[&key]);
@@ -417,4 +430,29 @@ fn a_machine_key_rotated_alone_is_dead_and_its_successor_live() {
         ],
         "{json}"
     );
+}
+
+/// A file's name is shown escaped when it holds control characters (an escape sequence, a
+/// newline that would forge a line) or bidirectional controls (U+202E shows `txt.exe` as
+/// `exe.txt`).
+#[test]
+fn paths_with_control_or_bidirectional_characters_are_escaped() {
+    let env = TestEnv::new();
+    let live = token(ARM, 0, SignedDuration::from_hours(1));
+    for (name, escaped) in [
+        ("a\x1b[2Jb", r#""repo/a\u{1b}[2Jb""#),
+        ("x\ny", r#""repo/x\ny""#),
+        ("evil\u{202e}txt.exe", r#""repo/evil\u{202e}txt.exe""#),
+        ("iso\u{2066}late", r#""repo/iso\u{2066}late""#),
+    ] {
+        let _ = fs::remove_dir_all(env.path("repo"));
+        repo(&env, &[(name, format!("{live}\n"))]);
+        let (stdout, _, code) = scan_text(&env, &["--no-master", "repo"], &[&live]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(
+            stdout.starts_with(&format!("{escaped}:1: unknown")),
+            "{stdout}"
+        );
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    }
 }

@@ -111,10 +111,13 @@ struct Scan<'a> {
     unknown: usize,
 }
 
-/// `path` as it is shown: as it is, unless it holds control characters, which are escaped.
+/// `path` as it is shown: as it is, unless it holds control characters or the marks that
+/// reorder text on a terminal (bidirectional controls: a file named with U+202E shows as
+/// another name), which are escaped.
 fn shown(path: &Path) -> String {
     let text = path.to_string_lossy();
-    if text.chars().any(char::is_control) {
+    let bidi = |c: char| matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(|c| c.is_control() || bidi(c)) {
         gobuildkey::text::escape_for_terminal(&text, 4096)
     } else {
         text.into_owned()
@@ -122,12 +125,18 @@ fn shown(path: &Path) -> String {
 }
 
 impl Scan<'_> {
-    /// Scans `top`: a file, or a folder and everything under it (but `.git` folders), never
-    /// through a link.
+    /// Scans `top`: a file, or a folder and everything under it (but `.git` folders). `top`
+    /// itself is followed if it is a link (it was named: `scan ~/src` where `~/src` is a link
+    /// reads what it points to, as `scan ~/src/` does), but no link under it is.
     fn visit(&mut self, top: PathBuf) {
-        let mut stack = vec![top];
-        while let Some(path) = stack.pop() {
-            let meta = match fs::symlink_metadata(&path) {
+        let mut stack = vec![(top, true)];
+        while let Some((path, named)) = stack.pop() {
+            let meta = if named {
+                fs::metadata(&path)
+            } else {
+                fs::symlink_metadata(&path)
+            };
+            let meta = match meta {
                 Ok(meta) => meta,
                 Err(e) => {
                     self.unreadable(&path, &e);
@@ -140,11 +149,11 @@ impl Scan<'_> {
             } else if kind.is_dir() {
                 match list(&path) {
                     // In reverse, so that they are popped in order.
-                    Ok(entries) => stack.extend(entries.into_iter().rev()),
+                    Ok(entries) => stack.extend(entries.into_iter().rev().map(|e| (e, false))),
                     Err(e) => self.unreadable(&path, &e),
                 }
             } else if kind.is_file() {
-                self.file(&path);
+                self.file(&path, named);
             } else {
                 self.skipped(
                     &path,
@@ -155,9 +164,9 @@ impl Scan<'_> {
     }
 
     /// Reads the regular file `path`, unless it became something else since it was looked
-    /// at (a link is not followed; a FIFO opened does not block).
-    fn file(&mut self, path: &Path) {
-        let opened = open_no_follow(path).and_then(|file| Ok((file.metadata()?, file)));
+    /// at (a link is not followed unless `named`; a FIFO opened does not block).
+    fn file(&mut self, path: &Path, named: bool) {
+        let opened = open(path, !named).and_then(|file| Ok((file.metadata()?, file)));
         match opened {
             Ok((meta, file)) if meta.is_file() => self.read(shown(path), file),
             Ok(_) => self.skipped(path, "not a regular file, not read"),
@@ -258,6 +267,15 @@ impl Scan<'_> {
                  at once), then remove it from the files and their history",
             );
         }
+        if let Some(unsearched) = self.judge.as_ref().map(Judge::unsearched)
+            && unsearched > 0
+        {
+            output::note(&format!(
+                "scan: {unsearched} tokens the action log does not know were not searched for \
+                 (past the first {}): of unknown liveness",
+                gobuildkey::found::SEARCHES
+            ));
+        }
         if self.unknown > 0 {
             let hint = if self.judge.is_some() {
                 "tokens of nobody the farm knows, not expired: of another farm, or minted under a \
@@ -328,17 +346,22 @@ fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// Opens `path` for reading without following a link at its end, and without blocking on
-/// a FIFO that appeared there.
-fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+/// Opens `path` for reading without following a link at its end (if `no_follow`), and
+/// without blocking on a FIFO that appeared there.
+fn open(path: &Path, no_follow: bool) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if no_follow {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
         options.custom_flags(flags.bits().cast_signed());
     }
+    #[cfg(not(unix))]
+    let _ = no_follow;
     options.open(path)
 }
 
