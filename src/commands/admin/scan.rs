@@ -60,6 +60,7 @@ pub fn run(args: &ScanArgs) -> Result<Exit> {
             ..Default::default()
         },
         live: 0,
+        dead: 0,
         unknown: 0,
     };
     let dot = [PathBuf::from(".")];
@@ -108,6 +109,7 @@ struct Scan<'a> {
     skew: std::time::Duration,
     body: json::Scan,
     live: usize,
+    dead: usize,
     unknown: usize,
 }
 
@@ -202,7 +204,10 @@ impl Scan<'_> {
                 self.live += 1;
                 None
             }
-            Liveness::Dead(death) => Some(death.as_str()),
+            Liveness::Dead(death) => {
+                self.dead += 1;
+                Some(death.as_str())
+            }
             Liveness::Unknown => {
                 self.unknown += 1;
                 None
@@ -225,10 +230,13 @@ impl Scan<'_> {
             expires: finding.expires.map(|t| t.to_string()),
             fingerprint: finding.fingerprint.as_str().to_owned(),
         };
-        if output::mode() == Mode::Human {
-            output::out_line(&describe(&row));
+        // Each finding is printed as it is found; only the JSON object holds them all, so
+        // memory grows with the findings in that mode alone.
+        match output::mode() {
+            Mode::Human => output::out_line(&describe(&row)),
+            Mode::Json => self.body.findings.push(row),
+            Mode::Quiet => {}
         }
-        self.body.findings.push(row);
     }
 
     fn skipped(&mut self, path: &Path, why: &str) {
@@ -251,7 +259,7 @@ impl Scan<'_> {
     /// 74 if something could not be read, else 0.
     fn finish(self) -> Exit {
         let body = &self.body;
-        let dead = body.findings.len() - self.live - self.unknown;
+        let dead = self.dead;
         output::note(&format!(
             "scan: {} read: {} live, {dead} dead, {} of unknown liveness; {} skipped, {} not read",
             plural(body.files, "file"),
