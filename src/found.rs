@@ -6,7 +6,8 @@
 //! - a hex run is a plain key only if it is one of the keys the farm gives: those of every
 //!   principal the policy names, at its current generation and the one before (so that a
 //!   key just rotated away is recognised, and said to be dead), shared and bound to each
-//!   machine the policy lists for it (or revokes), under every master of the keyring, in
+//!   machine the policy lists for it (or revokes) at the machine's own generation and the one
+//!   before (`rotate --machine`), under every master of the keyring, in
 //!   every algorithm that master's keys are accepted in. They are computed once per
 //!   algorithm, the first time a run of that length is found, and kept by fingerprint only
 //!   ([`Fingerprint`]: public): a run is looked up by its fingerprint, so no secret is
