@@ -5,7 +5,7 @@
 //! Two shapes are looked for, each bounded so that a longer word is never cut into one:
 //!
 //! - a **token** ([`crate::token`]): `gbk1_` and exactly 88 (hmac-sha256) or 56 (hmac-md5)
-//!   lowercase hex digits whose checksum is right ([`crate::token::parse`]), with no ASCII
+//!   lowercase hex digits whose checksum is right ([`crate::token`]), with no ASCII
 //!   letter, digit or `_` glued to its end. The checksum makes it certain: a token with one
 //!   character changed, or cut short, is not found — there are no false positives. What
 //!   precedes the prefix does not matter: a token is often written after an escape or an
