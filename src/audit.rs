@@ -127,6 +127,10 @@ pub struct AuditRecord {
     /// The machine a valid key is bound to (`mint --machine`); absent for a shared key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
+    /// When a token expires (RFC 3339): a valid token, or one refused as `expired`; absent
+    /// for a plain key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 impl AuditRecord {
@@ -180,6 +184,7 @@ impl AuditRecord {
                 .machine
                 .filter(|_| decision.machine)
                 .map(|machine| redact_keys(machine.as_str())),
+            expires: decision.expires.map(|t| t.to_string()),
         }
     }
 

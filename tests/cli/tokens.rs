@@ -252,9 +252,11 @@ fn a_batch_verifies_tokens_and_says_which_expired() {
         "{ARM} {token}\n{ARM} {expired}\n{ARM} {bound} builder-7\n{ARM} {bound} builder-8\nhost-b {token}\n{ARM} {}\n",
         &token[..90]
     );
+    let audit = env.path("audit.log");
     let out = env
         .cmd()
-        .args(["verify", "--batch"])
+        .args(["verify", "--batch", "--audit"])
+        .arg(&audit)
         .write_stdin(lines)
         .output()
         .unwrap();
@@ -262,6 +264,21 @@ fn a_batch_verifies_tokens_and_says_which_expired() {
         String::from_utf8(out.stdout).unwrap(),
         "ok\ndeny expired\nok\ndeny invalid\ndeny invalid\ndeny malformed\n"
     );
+    // The audit line of a token says when it expires, valid or refused as expired; the
+    // token itself is never in it.
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["expires"].is_string(), "{trail}");
+    assert_eq!(lines[1]["reason"], "expired");
+    assert!(lines[1]["expires"].is_string(), "{trail}");
+    assert_eq!(lines[2]["machine"], "builder-7");
+    assert!(lines[3].get("expires").is_none(), "{trail}");
+    for secret in [&token, &bound, &expired] {
+        assert_no_secret(&trail, secret);
+    }
 }
 
 #[test]
