@@ -380,3 +380,19 @@ pub fn command_leaving_a_process(env: &TestEnv, background: &Path) -> String {
         env.master_command()
     )
 }
+
+/// The policy `policy init --from-log` rebuilds from the action log of `env`'s policy (the
+/// log copied beside a new policy file, `replayed.toml`, and replayed there).
+pub fn replayed_policy(env: &TestEnv) -> gobuildkey::policy::Policy {
+    fs::copy(
+        env.path("keys/gobuildkey-actions.log"),
+        env.path("replayed-actions.log"),
+    )
+    .unwrap();
+    env.cmd()
+        .args(["policy", "init", "--from-log", "--policy"])
+        .arg(env.path("replayed.toml"))
+        .assert()
+        .success();
+    gobuildkey::policy::Policy::load(&env.path("replayed.toml")).unwrap()
+}

@@ -502,17 +502,7 @@ fn machine_revocations_at_once_lose_nothing() {
     assert!(!state.revoked);
     assert!(temps(&env.path("keys")).is_empty());
     // The log replays to the same state.
-    std::fs::copy(
-        env.path("keys/gobuildkey-actions.log"),
-        env.path("replayed-actions.log"),
-    )
-    .unwrap();
-    env.cmd()
-        .args(["policy", "init", "--from-log", "--policy"])
-        .arg(env.path("replayed.toml"))
-        .assert()
-        .success();
-    let replayed = Policy::load(&env.path("replayed.toml")).unwrap();
+    let replayed = crate::common::replayed_policy(&env);
     assert_eq!(replayed.state(&principal("host-m")), state);
 }
 
@@ -588,16 +578,6 @@ fn machine_rotations_at_once_count_every_one() {
     assert_eq!(printed, printed_expected);
     assert!(temps(policy.parent().unwrap()).is_empty());
 
-    fs::copy(
-        env.path("keys/gobuildkey-actions.log"),
-        env.path("replayed-actions.log"),
-    )
-    .unwrap();
-    env.cmd()
-        .args(["policy", "init", "--from-log", "--policy"])
-        .arg(env.path("replayed.toml"))
-        .assert()
-        .success();
-    let replayed = Policy::load(&env.path("replayed.toml")).unwrap();
+    let replayed = crate::common::replayed_policy(&env);
     assert_eq!(replayed.state(&host), state);
 }

@@ -281,18 +281,6 @@ fn machine_rotations_always_leave_a_whole_policy() {
     assert!(killed > 0, "no run was killed: the test tested nothing");
     let now = Policy::load(&policy).unwrap().state(&arm);
     assert_eq!(now.machine_generation(&one), last + 1);
-    fs::copy(
-        env.path("keys/gobuildkey-actions.log"),
-        env.path("replayed-actions.log"),
-    )
-    .unwrap();
-    env.cmd()
-        .args(["policy", "init", "--from-log", "--policy"])
-        .arg(env.path("replayed.toml"))
-        .assert()
-        .success();
-    let replayed = Policy::load(&env.path("replayed.toml"))
-        .unwrap()
-        .state(&arm);
+    let replayed = crate::common::replayed_policy(&env).state(&arm);
     assert_eq!(replayed, now);
 }

@@ -420,22 +420,9 @@ fn rotate_machine_replaces_that_machines_key_only() {
         let state = action.state.as_ref().unwrap();
         assert_eq!(state.machine_generations["builder-1"], n as u64 + 1);
     }
-    let replayed = env.path("replayed.toml");
-    fs::copy(
-        env.path("keys/gobuildkey-actions.log"),
-        env.path("replayed-actions.log"),
-    )
-    .unwrap();
-    env.cmd()
-        .args(["policy", "init", "--from-log", "--policy"])
-        .arg(&replayed)
-        .assert()
-        .success();
     let host = ARM.parse().unwrap();
     assert_eq!(
-        gobuildkey::policy::Policy::load(&replayed)
-            .unwrap()
-            .state(&host),
+        crate::common::replayed_policy(&env).state(&host),
         gobuildkey::policy::Policy::load(&env.policy_path())
             .unwrap()
             .state(&host)
