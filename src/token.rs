@@ -197,8 +197,26 @@ fn unexpired(expires: i64, now: Timestamp, skew: Duration) -> bool {
     now.as_second() <= expires.saturating_add(skew)
 }
 
-/// Whether a token that claims to expire at `expires` (seconds) claims a lifetime no minted
-/// token has: further from `now` than [`MAX_LIFETIME`] and `skew`.
+/// Whether a token that expires at `expires` would live longer than a token may: further
+/// from `now` than [`MAX_LIFETIME`] and `skew`. The one rule of the longest life: `mint`
+/// refuses to make such a token (no skew), every verifier refuses one as malformed.
+///
+/// ```
+/// use std::time::Duration;
+/// use gobuildkey::token::{MAX_LIFETIME, lives_too_long};
+///
+/// let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse()?;
+/// let longest = now + jiff::SignedDuration::try_from(MAX_LIFETIME)?;
+/// assert!(!lives_too_long(longest, now, Duration::ZERO));
+/// assert!(lives_too_long(longest + jiff::SignedDuration::from_secs(1), now, Duration::ZERO));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn lives_too_long(expires: Timestamp, now: Timestamp, skew: Duration) -> bool {
+    too_far(expires.as_second(), now, skew)
+}
+
+/// [`lives_too_long`], of an expiry in seconds since the epoch.
 pub(crate) fn too_far(expires: i64, now: Timestamp, skew: Duration) -> bool {
     let most = MAX_LIFETIME.saturating_add(skew).as_secs();
     expires.saturating_sub(now.as_second()) > i64::try_from(most).unwrap_or(i64::MAX)

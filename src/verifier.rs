@@ -1002,33 +1002,24 @@ mod tests {
             v.verify_at(&host, &typo[..], at(0)).verdict,
             Verdict::Invalid(Reason::Malformed)
         );
-        // Revoked, rotated, machine-bound, machine keys only.
-        let mut policy = Policy::none();
-        policy
-            .set_state(
-                &host,
-                &PrincipalState {
-                    revoked: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let revoked = v.clone().with_policy(policy);
+        // Revoked, rotated, machine-bound, machine keys only: `v` with host-a in `state`.
+        let with_state = |state: PrincipalState| {
+            let mut policy = Policy::none();
+            policy.set_state(&host, &state).unwrap();
+            v.clone().with_policy(policy)
+        };
+        let revoked = with_state(PrincipalState {
+            revoked: true,
+            ..Default::default()
+        });
         assert_eq!(
             revoked.verify_at(&host, token, at(0)).verdict,
             Verdict::Invalid(Reason::Revoked)
         );
-        let mut policy = Policy::none();
-        policy
-            .set_state(
-                &host,
-                &PrincipalState {
-                    generation: 1,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let rotated = v.clone().with_policy(policy);
+        let rotated = with_state(PrincipalState {
+            generation: 1,
+            ..Default::default()
+        });
         assert_eq!(
             rotated.verify_at(&host, token, at(0)).verdict,
             Verdict::Invalid(Reason::Mismatch)
@@ -1053,17 +1044,10 @@ mod tests {
             v.verify_at(&host, bound, at(0)).verdict,
             Verdict::Invalid(Reason::Mismatch)
         );
-        let mut policy = Policy::none();
-        policy
-            .set_state(
-                &host,
-                &PrincipalState {
-                    machine_keys_only: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let only = v.clone().with_policy(policy);
+        let only = with_state(PrincipalState {
+            machine_keys_only: true,
+            ..Default::default()
+        });
         assert_eq!(
             only.verify_at(&host, token, at(0)).verdict,
             Verdict::Invalid(Reason::Mismatch)

@@ -331,12 +331,14 @@ Examples:
 
     /// Show the admin action log: who changed what, when and why (admins)
     ///
-    /// Every change of the policy or the master (init, mint of a new principal, rotate,
-    /// revoke, reinstate, end-grace, master rotate/add/retire, policy init) appends one JSON
-    /// line to gobuildkey-actions.log beside the policy: the time (UTC), the user and the
-    /// person behind sudo, the host, the command, the principal, its generation, the
-    /// fingerprints of the master and of the key minted (never a secret), and --reason.
-    /// This shows it as a table; --json gives one object holding the actions.
+    /// Every change of the policy or the master (init, mint of a new principal, every mint
+    /// of a machine key or a token, rotate, revoke, reinstate, end-grace, master
+    /// rotate/add/retire, policy init) appends one JSON line to gobuildkey-actions.log beside
+    /// the policy: the time (UTC), the user and the person behind sudo, the host, the command,
+    /// the principal, its generation, the machine, the fingerprints of the master and of the
+    /// key minted (never a secret), a token's expiry, and --reason. This shows it as a table
+    /// (its last column the machine, a token's expiry and the reason); --json gives one
+    /// object holding the actions.
     #[command(after_help = "\
 Exit status: 0; 74 the log cannot be read; see `gobuildkey --help` for the others.
 

@@ -396,3 +396,24 @@ pub fn replayed_policy(env: &TestEnv) -> gobuildkey::policy::Policy {
         .success();
     gobuildkey::policy::Policy::load(&env.path("replayed.toml")).unwrap()
 }
+
+/// The one object, on one line, of schema gobuildkey/1, that `gobuildkey --json ARGS`
+/// prints, and its exit code.
+pub fn json_object(env: &TestEnv, args: &[&str], stdin: &str) -> (serde_json::Value, Option<i32>) {
+    let out = env
+        .cmd()
+        .arg("--json")
+        .args(args)
+        .write_stdin(stdin.to_owned())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "{args:?}: one object, one line: {text}"
+    );
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["schema"], "gobuildkey/1");
+    (value, out.status.code())
+}

@@ -7,30 +7,9 @@ use crate::common::{ARM, ARM_KEY, TestEnv};
 /// The one object `gobuildkey --json ARGS` prints, and its exit code; its command is the
 /// first argument.
 fn json_of(env: &TestEnv, args: &[&str], stdin: &str) -> (Value, Option<i32>) {
-    let (value, code) = object_of(env, args, stdin);
+    let (value, code) = crate::common::json_object(env, args, stdin);
     assert_eq!(value["command"], args[0]);
     (value, code)
-}
-
-/// The one object, on one line, of schema gobuildkey/1, that `gobuildkey --json ARGS`
-/// prints, and its exit code.
-fn object_of(env: &TestEnv, args: &[&str], stdin: &str) -> (Value, Option<i32>) {
-    let out = env
-        .cmd()
-        .arg("--json")
-        .args(args)
-        .write_stdin(stdin.to_owned())
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        text.lines().count(),
-        1,
-        "{args:?}: one object, one line: {text}"
-    );
-    let value: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(value["schema"], "gobuildkey/1");
-    (value, out.status.code())
 }
 
 #[test]
@@ -174,7 +153,8 @@ fn every_field_of_every_command_is_documented() {
             .unwrap_or_else(|| panic!("docs/json.md has no row for `{command}`"))
     };
     let env = TestEnv::new();
-    let run = |args: &[&str], stdin: &str| -> Value { object_of(&env, args, stdin).0 };
+    let run =
+        |args: &[&str], stdin: &str| -> Value { crate::common::json_object(&env, args, stdin).0 };
     let old = env.path("old.key");
     crate::common::write_file(&old, "0123456789abcdef0123456789abcdef", 0o600);
     let key = ARM_KEY.to_owned();

@@ -639,25 +639,21 @@ fn every_machine_key_mint_is_logged() {
             .read()
             .unwrap()
     };
+    let mint_machine = || {
+        env.cmd()
+            .args(["mint", "--machine", "builder-1", ARM])
+            .assert()
+            .success()
+            .get_output()
+            .clone()
+    };
     stdout_of(env.cmd().args(["mint", ARM]));
     stdout_of(env.cmd().args(["mint", ARM]));
     assert_eq!(log().len(), 1);
-    let out = env
-        .cmd()
-        .args(["mint", "--machine", "builder-1", ARM])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = mint_machine();
     let first = crate::common::fingerprint_in(&out.stderr);
     let policy = std::fs::read_to_string(env.policy_path()).unwrap();
-    let out = env
-        .cmd()
-        .args(["mint", "--machine", "builder-1", ARM])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = mint_machine();
     // The policy had nothing new to record: unchanged, yet the mint is logged.
     assert_eq!(std::fs::read_to_string(env.policy_path()).unwrap(), policy);
     let actions = log();

@@ -29,16 +29,10 @@ fn token_expiring_in(principal: &str, seconds: i64, machine: Option<&str>) -> St
         .to_owned()
 }
 
+/// `gobuildkey --json ARGS`'s one object and its exit code.
 fn json_of(env: &TestEnv, args: &[&str], stdin: &str) -> (Value, i32) {
-    let out = env
-        .cmd()
-        .arg("--json")
-        .args(args)
-        .write_stdin(stdin.to_owned())
-        .output()
-        .unwrap();
-    let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (value, out.status.code().unwrap())
+    let (value, code) = crate::common::json_object(env, args, stdin);
+    (value, code.unwrap())
 }
 
 fn mint_token(env: &TestEnv, args: &[&str]) -> String {

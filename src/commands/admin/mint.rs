@@ -6,7 +6,6 @@ use gobuildkey::derive::Deriver;
 use gobuildkey::key::BuildKey;
 use gobuildkey::master::MasterSecret;
 use gobuildkey::policy::Policy;
-use gobuildkey::token::MAX_LIFETIME;
 use jiff::Timestamp;
 
 use crate::cli::MintArgs;
@@ -149,7 +148,8 @@ fn mint(
 }
 
 /// The expiry `--expires-in` or `--expires-at` asks for, to the second: after now, and at
-/// most [`MAX_LIFETIME`] from now (a key that lives longer is a plain key).
+/// most [`gobuildkey::token::MAX_LIFETIME`] from now (`token::lives_too_long`: a key that
+/// lives longer is a plain key).
 fn expiry(args: &MintArgs) -> Result<Option<Timestamp>, Refused> {
     expiry_at(args.expires_in, args.expires_at, Timestamp::now())
 }
@@ -181,8 +181,7 @@ fn expiry_at(
             ),
         ));
     }
-    let longest = jiff::SignedDuration::try_from(MAX_LIFETIME).unwrap_or(jiff::SignedDuration::MAX);
-    if now.duration_until(expires) > longest {
+    if gobuildkey::token::lives_too_long(expires, now, std::time::Duration::ZERO) {
         return Err(Refused::new(
             Exit::Usage,
             format!(
@@ -213,7 +212,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{fraction}: {e}"))
                 .unwrap();
             assert_eq!(expires.subsec_nanosecond(), 0);
-            assert!(expires <= now + MAX_LIFETIME, "{fraction}");
+            assert!(
+                expires <= now + gobuildkey::token::MAX_LIFETIME,
+                "{fraction}"
+            );
             assert!(expiry_at(Some(more), None, now).is_err(), "{fraction}");
         }
     }
